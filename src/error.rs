@@ -1,0 +1,177 @@
+//! The one error type of the crate.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::event::ExpectedVersion;
+use crate::position::Position;
+
+/// Result alias used throughout seglog.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, with the context a caller needs to act on it.
+///
+/// Bad input (the `Empty*`, `*TooLong`, `*TooLarge`, `TooMany*` variants) never
+/// changes the log: it is rejected before anything is written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream's current version did not match what the caller expected;
+    /// nothing was written. `actual` is `None` for a stream never written.
+    #[error("wrong expected version for stream {stream:?}: expected {expected:?}, actual {actual:?}")]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: String,
+        /// What the caller asked for.
+        expected: ExpectedVersion,
+        /// The stream's last version at the time of the check.
+        actual: Option<u64>,
+    },
+
+    /// Bytes on disk failed their checksum or structure checks inside data the
+    /// log had acknowledged. Never served, never silently skipped; see
+    /// [`Options::repair`](crate::Options::repair).
+    #[error("corrupt data in {segment:?} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file holding the damaged bytes.
+        segment: PathBuf,
+        /// Byte offset inside that file.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// A file in the directory is not a seglog file of a format this build reads.
+    #[error("unsupported file {path:?}: {reason}")]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused (bad magic, future version, other log, ...).
+        reason: String,
+    },
+
+    /// Another `Log` (in this process or another) holds the directory.
+    #[error("log directory {dir:?} is locked by another writer")]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+
+    /// A sync to disk failed earlier; the log refuses further writes because
+    /// the kernel may have dropped the unsynced pages. Reopen to recover.
+    #[error("log is poisoned after a failed sync ({reason}); reopen it to recover")]
+    Poisoned {
+        /// The error the failed sync reported.
+        reason: String,
+    },
+
+    /// An I/O operation failed; `path` is the file or directory involved.
+    #[error("I/O error on {path:?}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The stream name was empty.
+    #[error("stream name is empty")]
+    EmptyStreamName,
+
+    /// The stream name is longer than [`MAX_STREAM_NAME_BYTES`](crate::limits::MAX_STREAM_NAME_BYTES).
+    #[error("stream name is {len} bytes, more than the limit of {max}")]
+    StreamNameTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// An event type was empty.
+    #[error("event {index} of the batch has an empty event type")]
+    EmptyEventType {
+        /// Index of the event inside the batch.
+        index: usize,
+    },
+
+    /// An event type is longer than [`MAX_EVENT_TYPE_BYTES`](crate::limits::MAX_EVENT_TYPE_BYTES).
+    #[error("event {index} has an event type of {len} bytes, more than the limit of {max}")]
+    EventTypeTooLong {
+        /// Index of the event inside the batch.
+        index: usize,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// `append` was called with no events.
+    #[error("append called with an empty batch")]
+    EmptyBatch,
+
+    /// The batch has more events than [`MAX_EVENTS_PER_APPEND`](crate::limits::MAX_EVENTS_PER_APPEND).
+    #[error("batch of {count} events is over the limit of {max}")]
+    TooManyEvents {
+        /// Events in the batch.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// One event alone can never fit in a segment of this log.
+    #[error("event {index} needs {size_bytes} bytes, more than a segment holds ({max_bytes})")]
+    EventTooLarge {
+        /// Index of the event inside the batch.
+        index: usize,
+        /// Its encoded size.
+        size_bytes: u64,
+        /// The most one frame may take in a segment.
+        max_bytes: u64,
+    },
+
+    /// The batch as a whole does not fit in one segment (an append is one frame).
+    #[error("batch needs {size_bytes} bytes, more than a segment holds ({max_bytes}); split it")]
+    BatchTooLarge {
+        /// The encoded size of the batch.
+        size_bytes: u64,
+        /// The most one frame may take in a segment.
+        max_bytes: u64,
+    },
+
+    /// The log already holds [`MAX_STREAMS`](crate::limits::MAX_STREAMS) streams.
+    #[error("the log holds the maximum number of streams ({max})")]
+    TooManyStreams {
+        /// The limit.
+        max: u64,
+    },
+
+    /// The log reached the largest position it can address.
+    #[error("the log is full: positions are exhausted")]
+    LogFull,
+
+    /// A position handed to a read does not point at an event of this log.
+    #[error("{position:?} is not a position of this log")]
+    InvalidPosition {
+        /// The position given.
+        position: Position,
+    },
+
+    /// An option was out of its documented range.
+    #[error("invalid option {name}: {reason}")]
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// The accepted range.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! What goes in (`EventData`, `ExpectedVersion`) and what comes out
+//! (`AppendResult`, `RecordedEvent`, `EventRef`).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::position::Position;
+
+/// An event to append: a type name, a payload, and optional metadata and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventData {
+    pub(crate) event_type: String,
+    pub(crate) payload: Bytes,
+    pub(crate) metadata: Bytes,
+    pub(crate) schema_version: u16,
+    pub(crate) id: Option<u128>,
+}
+
+impl EventData {
+    /// An event of `event_type` (1 to 256 bytes) carrying `payload`.
+    pub fn new(event_type: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+        EventData {
+            event_type: event_type.into(),
+            payload: payload.into(),
+            metadata: Bytes::new(),
+            schema_version: 1,
+            id: None,
+        }
+    }
+
+    /// Attaches metadata (correlation ids, causation, headers: opaque bytes).
+    pub fn with_metadata(mut self, metadata: impl Into<Bytes>) -> Self {
+        self.metadata = metadata.into();
+        self
+    }
+
+    /// Sets the schema version of the payload (default 1), for upcasting on read.
+    pub fn with_schema_version(mut self, schema_version: u16) -> Self {
+        self.schema_version = schema_version;
+        self
+    }
+
+    /// Sets a caller-chosen event id (for example a UUID as `u128`).
+    pub fn with_id(mut self, id: u128) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The metadata (empty when none was set).
+    pub fn metadata(&self) -> &[u8] {
+        &self.metadata
+    }
+}
+
+/// The optimistic-concurrency condition of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's state.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must hold at least one event.
+    StreamExists,
+    /// The stream's last event must be this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream whose last version is `actual` satisfies this condition.
+    pub fn matches(self, actual: Option<u64>) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::StreamExists => actual.is_some(),
+            ExpectedVersion::Exact(n) => actual == Some(n),
+        }
+    }
+}
+
+/// What a successful append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AppendResult {
+    /// Version of the first event appended.
+    pub first_version: u64,
+    /// Version of the last event appended (the stream's new version).
+    pub last_version: u64,
+    /// Position of the first event appended.
+    pub first_position: Position,
+    /// Position of the last event appended.
+    pub last_position: Position,
+}
+
+fn system_time(timestamp_us: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(timestamp_us)
+}
+
+/// An event read back from the log. Payload and metadata share the segment's
+/// mapping (no copy); clones are cheap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub(crate) stream: Arc<str>,
+    pub(crate) version: u64,
+    pub(crate) position: Position,
+    pub(crate) next_position: Position,
+    /// UTF-8, checked when the frame was decoded.
+    pub(crate) event_type: Bytes,
+    pub(crate) schema_version: u16,
+    pub(crate) id: Option<u128>,
+    pub(crate) timestamp_us: u64,
+    pub(crate) metadata: Bytes,
+    pub(crate) payload: Bytes,
+}
+
+impl RecordedEvent {
+    /// The stream the event belongs to.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// Its version in the stream (the stream's first event is 0).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Its position in the global log.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The position just after it: read from here to resume after this event.
+    pub fn next_position(&self) -> Position {
+        self.next_position
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> &str {
+        // Validated as UTF-8 when decoded; the fallback is never taken.
+        std::str::from_utf8(&self.event_type).unwrap_or_default()
+    }
+
+    /// The schema version given at append (default 1).
+    pub fn schema_version(&self) -> u16 {
+        self.schema_version
+    }
+
+    /// The event id given at append, if any.
+    pub fn id(&self) -> Option<u128> {
+        self.id
+    }
+
+    /// Wall-clock time of the append (all events of one append share it).
+    pub fn timestamp(&self) -> SystemTime {
+        system_time(self.timestamp_us)
+    }
+
+    /// [`RecordedEvent::timestamp`] as microseconds since the Unix epoch.
+    pub fn timestamp_micros(&self) -> u64 {
+        self.timestamp_us
+    }
+
+    /// The metadata (empty when none was set).
+    pub fn metadata(&self) -> &Bytes {
+        &self.metadata
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+}
+
+/// A borrowed view of an event straight from the segment mapping, handed to
+/// [`Log::replay`](crate::Log::replay) callbacks: nothing is copied or counted.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) version: u64,
+    pub(crate) position: Position,
+    pub(crate) next_position: Position,
+    pub(crate) event_type: &'a str,
+    pub(crate) schema_version: u16,
+    pub(crate) id: Option<u128>,
+    pub(crate) timestamp_us: u64,
+    pub(crate) metadata: &'a [u8],
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> EventRef<'a> {
+    /// The stream the event belongs to.
+    pub fn stream(&self) -> &'a str {
+        self.stream
+    }
+
+    /// Its version in the stream.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Its position in the global log.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The position just after it.
+    pub fn next_position(&self) -> Position {
+        self.next_position
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> &'a str {
+        self.event_type
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> u16 {
+        self.schema_version
+    }
+
+    /// The event id, if any.
+    pub fn id(&self) -> Option<u128> {
+        self.id
+    }
+
+    /// Wall-clock time of the append.
+    pub fn timestamp(&self) -> SystemTime {
+        system_time(self.timestamp_us)
+    }
+
+    /// [`EventRef::timestamp`] as microseconds since the Unix epoch.
+    pub fn timestamp_micros(&self) -> u64 {
+        self.timestamp_us
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> &'a [u8] {
+        self.metadata
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+}

@@ -1,0 +1,66 @@
+//! # seglog
+//!
+//! An embedded, append-only event log for event sourcing. Events are kept in
+//! order, immutable and checksummed, in fixed-size, preallocated,
+//! memory-mapped segment files; each append is one CRC-framed batch, made
+//! durable by a group-commit sync thread; reads replay the global log
+//! straight from the mappings.
+//!
+//! ```
+//! use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position};
+//!
+//! # fn main() -> seglog::Result<()> {
+//! let dir = tempfile::tempdir().expect("temporary directory");
+//! let log = Options::new()
+//!     .segment_size(8 << 20)
+//!     .durability(Durability::Sync)
+//!     .open(dir.path())?;
+//!
+//! let placed = EventData::new("OrderPlaced", &b"{\"total\":42}"[..]).with_metadata(&b"{}"[..]);
+//! let r = log.append("order-42", ExpectedVersion::NoStream, &[placed])?;
+//! assert_eq!((r.first_version, r.last_version), (0, 0));
+//!
+//! let paid = EventData::new("OrderPaid", &b"{}"[..]).with_schema_version(2);
+//! log.append("order-42", ExpectedVersion::Exact(0), &[paid])?;
+//! assert_eq!(log.stream_version("order-42"), Some(1));
+//!
+//! // A stale expected version is refused and writes nothing.
+//! let retry = log.append("order-42", ExpectedVersion::Exact(0), &[EventData::new("OrderPaid", &b""[..])]);
+//! assert!(matches!(retry, Err(seglog::Error::WrongExpectedVersion { actual: Some(1), .. })));
+//!
+//! let mut types = Vec::new();
+//! for e in log.read_all(Position::START)? {
+//!     let e = e?;
+//!     types.push((e.stream().to_string(), e.version(), e.event_type().to_string()));
+//! }
+//! assert_eq!(types[1], ("order-42".to_string(), 1, "OrderPaid".to_string()));
+//! log.close()?;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(unsafe_code, missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod checkpoint;
+mod error;
+mod event;
+mod frame;
+pub mod limits;
+mod log;
+mod options;
+mod position;
+mod quarantine;
+mod read;
+mod recovery;
+mod segment;
+mod streams;
+mod writer;
+
+pub use crate::error::{Error, Result};
+pub use crate::event::{AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent};
+pub use crate::log::Log;
+pub use crate::options::{Durability, Options, Preallocate};
+pub use crate::position::Position;
+pub use crate::quarantine::Quarantined;
+pub use crate::read::ReadAll;

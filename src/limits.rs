@@ -1,0 +1,21 @@
+//! Every limit the log enforces. Reaching one is an [`Error`](crate::Error),
+//! never a hang or a panic.
+
+/// Longest stream name, in bytes of UTF-8.
+pub const MAX_STREAM_NAME_BYTES: usize = 256;
+/// Longest event type, in bytes of UTF-8.
+pub const MAX_EVENT_TYPE_BYTES: usize = 256;
+/// Most events in one `append` call (one frame).
+pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
+/// Most streams one log holds (stream ids are 32-bit).
+pub const MAX_STREAMS: u64 = u32::MAX as u64;
+/// Highest version a stream can reach.
+pub const MAX_VERSION: u64 = i64::MAX as u64;
+/// Smallest segment size accepted.
+pub const MIN_SEGMENT_SIZE_BYTES: u64 = 1 << 20;
+/// Largest segment size accepted.
+pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1 << 30;
+/// Segment size of [`Options::new`](crate::Options::new).
+pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
+/// Sync requests the writer thread's queue holds before callers wait for room.
+pub const SYNC_QUEUE_DEPTH: usize = 1024;

@@ -1,0 +1,119 @@
+//! How a log is opened: segment size, durability, preallocation, repair.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::log::Log;
+
+/// When an append is acknowledged relative to the data reaching the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledge only after the frame is on disk (one sync per group of
+    /// concurrent appends). Survives a crash or power loss. The default.
+    Sync,
+    /// Acknowledge after the write into the mapping; a background sync runs at
+    /// most `interval` later. A crash may lose up to `interval` of appends.
+    Periodic(Duration),
+    /// Acknowledge after the write; the OS writes back when it likes.
+    /// [`Log::sync`] forces everything appended so far to disk.
+    None,
+}
+
+/// How a new segment file gets its disk blocks before the writer maps it.
+///
+/// Both reserve real blocks up front, so a full disk is an error when the
+/// segment is created, never a `SIGBUS` when the mapping is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preallocate {
+    /// `fallocate(2)`: cheap to create; the first sync after writing each new
+    /// region also commits the extent conversion to the journal.
+    Fallocate,
+    /// Write zeros over the whole file (in a background thread, ahead of the
+    /// writer): twice the disk writes, cheaper durable appends afterwards.
+    ZeroFill,
+}
+
+/// Builder for [`Log::open_with`]: `Options::new().segment_size(8 << 20).open(dir)`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub(crate) segment_size_bytes: u64,
+    pub(crate) durability: Durability,
+    pub(crate) preallocate: Preallocate,
+    pub(crate) repair: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Options {
+    /// The defaults: 64 MiB segments, [`Durability::Sync`], [`Preallocate::Fallocate`], no repair.
+    pub fn new() -> Self {
+        Options {
+            segment_size_bytes: limits::DEFAULT_SEGMENT_SIZE_BYTES,
+            durability: Durability::Sync,
+            preallocate: Preallocate::Fallocate,
+            repair: false,
+        }
+    }
+
+    /// Size of each segment file created from now on: a power of two from
+    /// 1 MiB to 1 GiB. Existing segments keep the size they were created with.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size_bytes = bytes;
+        self
+    }
+
+    /// When appends are acknowledged; see [`Durability`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How new segments reserve their blocks; see [`Preallocate`].
+    pub fn preallocate(mut self, preallocate: Preallocate) -> Self {
+        self.preallocate = preallocate;
+        self
+    }
+
+    /// Opt in to opening a log whose acknowledged data holds damaged frames.
+    ///
+    /// Open then verifies every frame of every segment, skips each damaged
+    /// frame (keeping every valid frame after it), records the skipped byte
+    /// ranges in the directory's `quarantine` file and reports them through
+    /// [`Log::quarantined`]. Without it a damaged frame is [`Error::Corrupt`].
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
+
+    /// Opens (or creates) the log in `dir` with these options.
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Log> {
+        Log::open_with(dir, self)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let size = self.segment_size_bytes;
+        if !size.is_power_of_two()
+            || !(limits::MIN_SEGMENT_SIZE_BYTES..=limits::MAX_SEGMENT_SIZE_BYTES).contains(&size)
+        {
+            return Err(Error::InvalidOption {
+                name: "segment_size",
+                reason: format!("{size} is not a power of two from 1 MiB to 1 GiB"),
+            });
+        }
+        if let Durability::Periodic(interval) = self.durability
+            && interval.is_zero()
+        {
+            return Err(Error::InvalidOption {
+                name: "durability",
+                reason: "a periodic sync interval must be above zero".to_string(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,376 @@
+//! Open-time recovery: validate segment headers, load the stream-heads
+//! checkpoint, scan what follows it, tell a torn tail (cut it) from
+//! corruption (report it, or quarantine it under `repair`), and hand back the
+//! segments ready to share.
+//!
+//! Torn tail or bit rot is decided by each segment's durable watermark: the
+//! writer records, before every sync, the end of what an earlier sync already
+//! made durable. A bad frame below the watermark (or anywhere in a sealed
+//! segment) damaged acknowledged data; a bad frame at or above it is a write
+//! that never finished, and nothing from there on was acknowledged.
+
+use std::fs;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::checkpoint;
+use crate::error::{Error, Result};
+use crate::frame::{self, Checksum, Frame};
+use crate::options::Options;
+use crate::quarantine::{self, Quarantined};
+use crate::segment::{
+    self, HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment, SegmentWriter,
+};
+use crate::streams::{Names, Streams};
+
+/// Everything `Log` needs to start.
+pub(crate) struct Recovered {
+    pub(crate) log_id: u128,
+    pub(crate) sealed: Vec<Arc<Segment>>,
+    pub(crate) active: Arc<Segment>,
+    pub(crate) writer: SegmentWriter,
+    pub(crate) spare: Option<OpenSegment>,
+    pub(crate) names: Names,
+    pub(crate) streams: Streams,
+    pub(crate) quarantine: Vec<Quarantined>,
+}
+
+fn new_log_id() -> u128 {
+    // RandomState is seeded from the OS's randomness; two draws make 128 bits.
+    let draw = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()));
+        h.finish()
+    };
+    (u128::from(draw()) << 64) | u128::from(draw())
+}
+
+/// Segment files in `dir` sorted by base; leftovers of interrupted creations
+/// (`*.tmp`) are removed.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".tmp") {
+            fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        } else if let Some(base) = segment::parse_file_name(name) {
+            found.push((base, entry.path()));
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+fn corrupt(seg: &Segment, offset: u64, reason: impl ToString) -> Error {
+    Error::Corrupt {
+        segment: seg.path().to_path_buf(),
+        offset,
+        reason: reason.to_string(),
+    }
+}
+
+fn is_sealed(seg: &OpenSegment) -> bool {
+    seg.slot().is_some_and(|s| s.flags & SLOT_SEALED != 0)
+}
+
+/// The outcome of the read-only scan.
+struct Walk {
+    /// End (just past the end marker) of each segment before the tail.
+    ends: Vec<u64>,
+    /// Segments whose end marker was found but whose sealed slot is missing.
+    to_seal: Vec<usize>,
+    /// Index of the tail segment (== number of segments: create a new one).
+    tail: usize,
+    cursor: u64,
+    names: Names,
+    streams: Streams,
+    found: Vec<Quarantined>,
+}
+
+struct Scan<'a> {
+    segs: &'a [OpenSegment],
+    checksum: Checksum,
+    repair: bool,
+    known: &'a [Quarantined],
+}
+
+impl Scan<'_> {
+    /// Walks frames from segment `i`, offset `o`, applying them to `streams`.
+    fn walk(&self, mut i: usize, mut o: u64, names: Names, mut streams: Streams) -> Result<Walk> {
+        let mut ends: Vec<u64> = Vec::with_capacity(self.segs.len());
+        for s in self.segs.iter().take(i) {
+            ends.push(s.slot().map_or(HEADER_BYTES, |x| x.watermark));
+        }
+        let mut to_seal = Vec::new();
+        let mut found = Vec::new();
+        while let Some(open) = self.segs.get(i) {
+            let seg = open.segment();
+            let watermark = open.slot().map_or(HEADER_BYTES, |s| s.watermark);
+            let sealed = is_sealed(open);
+            let at = seg.base() + o;
+            let decoded = frame::decode(open.read(o, seg.size()), at, &self.checksum);
+            let error = match decoded {
+                Ok((Frame::Events(f), len)) => {
+                    if o + len > seg.size() - frame::END_BYTES as u64 {
+                        frame::DecodeError::Malformed("frame overlaps the end marker's room")
+                    } else {
+                        streams
+                            .apply(&names, &f, at, self.repair)
+                            .map_err(|e| corrupt(seg, o, e))?;
+                        o += len;
+                        continue;
+                    }
+                }
+                Ok((Frame::End, len)) => {
+                    o += len;
+                    if sealed && o != watermark {
+                        return Err(corrupt(seg, o, "end marker not where the sealed slot says"));
+                    }
+                    if !sealed {
+                        to_seal.push(i);
+                    }
+                    ends.push(o);
+                    i += 1;
+                    o = HEADER_BYTES;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            if o < watermark || sealed {
+                if let Some(q) = quarantine::find(self.known, at) {
+                    o = q.global_end - seg.base();
+                    continue;
+                }
+                if !self.repair {
+                    return Err(corrupt(seg, o, error));
+                }
+                let limit = if sealed { seg.size() } else { watermark };
+                let next = self.resync(open, o, limit);
+                log::warn!(
+                    "seglog: repair quarantines {} bytes of {:?} at offset {o}: {error}",
+                    next - o,
+                    seg.path()
+                );
+                found.push(Quarantined::new(seg, o, next, error.to_string()));
+                o = next;
+                if sealed && o >= seg.size() - frame::END_BYTES as u64 {
+                    // The end marker itself was lost: the segment ends here.
+                    ends.push(seg.size());
+                    i += 1;
+                    o = HEADER_BYTES;
+                }
+                continue;
+            }
+            return Ok(Walk {
+                ends,
+                to_seal,
+                tail: i,
+                cursor: o,
+                names,
+                streams,
+                found,
+            });
+        }
+        Ok(Walk {
+            ends,
+            to_seal,
+            tail: i,
+            cursor: HEADER_BYTES,
+            names,
+            streams,
+            found,
+        })
+    }
+
+    /// The next offset after `from` (8-byte steps, below `limit`) where a
+    /// valid frame starts, or `limit`.
+    fn resync(&self, open: &OpenSegment, from: u64, limit: u64) -> u64 {
+        let seg = open.segment();
+        let mut p = from + frame::ALIGN;
+        while p < limit {
+            if frame::decode(open.read(p, seg.size()), seg.base() + p, &self.checksum).is_ok() {
+                return p;
+            }
+            p += frame::ALIGN;
+        }
+        limit
+    }
+}
+
+/// Opens every segment in `dir` (creating the first for a new log) and
+/// recovers the log's state; see the module docs.
+pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
+    let found = list_segments(dir)?;
+    let known = quarantine::load(dir)?;
+    if found.is_empty() {
+        let log_id = new_log_id();
+        let seg = OpenSegment::create(
+            dir,
+            0,
+            options.segment_size_bytes,
+            log_id,
+            options.preallocate,
+        )?;
+        let (active, writer) = seg.into_active(HEADER_BYTES);
+        return Ok(Recovered {
+            log_id,
+            sealed: Vec::new(),
+            active,
+            writer,
+            spare: None,
+            names: Names::new(),
+            streams: Streams::default(),
+            quarantine: known,
+        });
+    }
+    let mut segs = Vec::with_capacity(found.len());
+    for (base, path) in &found {
+        segs.push(OpenSegment::open(path, *base)?);
+    }
+    let log_id = segs[0].segment().log_id();
+    for pair in segs.windows(2) {
+        let (prev, next) = (pair[0].segment(), pair[1].segment());
+        if next.log_id() != log_id {
+            return Err(Error::UnsupportedFormat {
+                path: next.path().to_path_buf(),
+                reason: "segment belongs to another log".into(),
+            });
+        }
+        if next.base() != prev.end() {
+            return Err(corrupt(
+                next,
+                0,
+                format!("segment missing: expected one starting at {}", prev.end()),
+            ));
+        }
+    }
+    let scan = Scan {
+        segs: &segs,
+        checksum: Checksum::new(log_id),
+        repair: options.repair,
+        known: &known,
+    };
+    let first_unsealed = segs.iter().position(|s| !is_sealed(s)).unwrap_or(segs.len());
+    let mut walk = None;
+    if !options.repair {
+        let names = Names::new();
+        if let Some(ck) = checkpoint::read(dir, log_id, &names) {
+            let start = segs.iter().position(|s| {
+                let seg = s.segment();
+                (seg.base() + HEADER_BYTES..seg.end()).contains(&ck.covered)
+            });
+            match start {
+                Some(k) if k <= first_unsealed => {
+                    let base = segs[k].segment().base();
+                    match scan.walk(k, ck.covered - base, names, ck.streams) {
+                        Ok(w) => walk = Some(w),
+                        Err(e) => log::warn!(
+                            "seglog: stream checkpoint does not match the segments ({e}); rescanning"
+                        ),
+                    }
+                }
+                _ => log::warn!("seglog: stream checkpoint is past the log's end; rescanning"),
+            }
+        }
+    }
+    let walk = match walk {
+        Some(w) => w,
+        None => scan.walk(0, HEADER_BYTES, Names::new(), Streams::default())?,
+    };
+    finish(dir, options, log_id, segs, walk, known)
+}
+
+/// Applies the scan's decisions: seal completed segments, cut the torn tail,
+/// clear anything past it, and share the segments.
+fn finish(
+    dir: &Path,
+    options: &Options,
+    log_id: u128,
+    segs: Vec<OpenSegment>,
+    walk: Walk,
+    mut known: Vec<Quarantined>,
+) -> Result<Recovered> {
+    let mut sealed = Vec::with_capacity(walk.tail);
+    let mut rest = segs.into_iter().enumerate();
+    for (i, mut open) in rest.by_ref().take(walk.tail) {
+        let end = walk.ends.get(i).copied().unwrap_or(HEADER_BYTES);
+        if walk.to_seal.contains(&i) {
+            open.segment().flush(0, end)?;
+            open.write_slot(end, SLOT_SEALED)?;
+        }
+        sealed.push(open.into_sealed(end));
+    }
+    let (active, writer, spare) = match rest.next() {
+        Some((_, mut tail)) => {
+            let clean_stop = tail.slot().is_some_and(|s| {
+                s.flags & SLOT_CLEAN != 0 && s.watermark == walk.cursor
+            }) && {
+                let page_end = (walk.cursor / HEADER_BYTES + 1) * HEADER_BYTES;
+                tail.read(walk.cursor, page_end).iter().all(|&b| b == 0)
+            };
+            if !clean_stop {
+                log::info!(
+                    "seglog: recovering {:?}: log continues at offset {}",
+                    tail.segment().path(),
+                    walk.cursor
+                );
+                tail.zero_from(walk.cursor)?;
+            }
+            // Everything below the cursor is whole and now durable: raise the
+            // watermark to it (and drop the clean flag before any new write).
+            tail.segment().flush(0, walk.cursor)?;
+            tail.write_slot(walk.cursor, 0)?;
+            let mut spare = None;
+            for (_, mut later) in rest {
+                if later.slot().is_some_and(|s| s.watermark > HEADER_BYTES) {
+                    return Err(corrupt(
+                        later.segment(),
+                        HEADER_BYTES,
+                        "acknowledged data follows a torn segment",
+                    ));
+                }
+                later.zero_from(HEADER_BYTES)?;
+                if spare.is_none() {
+                    spare = Some(later);
+                } else {
+                    let path = later.segment().path().to_path_buf();
+                    drop(later);
+                    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                }
+            }
+            let (active, writer) = tail.into_active(walk.cursor);
+            (active, writer, spare)
+        }
+        None => {
+            let base = sealed.last().map_or(0, |s: &Arc<Segment>| s.end());
+            let open = OpenSegment::create(
+                dir,
+                base,
+                options.segment_size_bytes,
+                log_id,
+                options.preallocate,
+            )?;
+            let (active, writer) = open.into_active(HEADER_BYTES);
+            (active, writer, None)
+        }
+    };
+    if !walk.found.is_empty() {
+        known.extend(walk.found);
+        quarantine::store(dir, &known)?;
+    }
+    Ok(Recovered {
+        log_id,
+        sealed,
+        active,
+        writer,
+        spare,
+        names: walk.names,
+        streams: walk.streams,
+        quarantine: known,
+    })
+}

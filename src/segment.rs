@@ -1,0 +1,650 @@
+//! One segment file: create and preallocate, map, append frames, publish,
+//! sync, and the header with its two watermark slots.
+//!
+//! This is the only module with `unsafe`: the shared mapping. Soundness rests
+//! on three rules, enforced by the types here rather than by callers:
+//! - bytes below `published` are immutable: readers only get slices there;
+//! - exactly one [`SegmentWriter`] exists per segment (it is made only by
+//!   consuming an [`OpenSegment`]) and it writes only at or above `written`,
+//!   which never falls below `published`;
+//! - segment files are never truncated or shrunk while mapped (the log never
+//!   calls `set_len` on a mapped file; deleting a file keeps its pages alive).
+#![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::options::Preallocate;
+
+/// Bytes before the first frame: the header page. Frames start page-aligned
+/// so header slot writes never share a page with frames.
+pub(crate) const HEADER_BYTES: u64 = 4096;
+const MAGIC: [u8; 8] = *b"SEGLOG\r\n";
+/// The on-disk format this build writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+const FIXED_HEADER_BYTES: usize = 64;
+const SLOT_OFFSETS: [u64; 2] = [512, 1024];
+const SLOT_BYTES: usize = 28;
+/// The watermark marks the segment complete: an end marker sits at it.
+pub(crate) const SLOT_SEALED: u32 = 1;
+/// Written at a clean close: nothing was ever written past the watermark.
+pub(crate) const SLOT_CLEAN: u32 = 2;
+const PAGE_BYTES: usize = 4096;
+const FILE_MODE: u32 = 0o600;
+
+/// The file name of the segment starting at log offset `base`: zero-padded so
+/// a directory listing sorts in log order.
+pub(crate) fn file_name(base: u64) -> String {
+    format!("{base:020}.seg")
+}
+
+/// The base offset named by a segment file name, if it is one.
+pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// One watermark slot: the newest valid slot of the two wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) seq: u64,
+    /// Offset in the segment below which every frame was durable when written.
+    pub(crate) watermark: u64,
+    pub(crate) flags: u32,
+}
+
+impl Slot {
+    fn encode(&self) -> [u8; SLOT_BYTES] {
+        let mut out = [0u8; SLOT_BYTES];
+        out[..8].copy_from_slice(&self.seq.to_le_bytes());
+        out[8..16].copy_from_slice(&self.watermark.to_le_bytes());
+        out[16..20].copy_from_slice(&self.flags.to_le_bytes());
+        let crc = crc32fast::hash(&out[..24]);
+        out[24..28].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn decode(raw: &[u8]) -> Option<Slot> {
+        let raw: &[u8; SLOT_BYTES] = raw.get(..SLOT_BYTES)?.try_into().ok()?;
+        let crc = u32::from_le_bytes(raw[24..28].try_into().ok()?);
+        if raw.iter().all(|&b| b == 0) || crc32fast::hash(&raw[..24]) != crc {
+            return None;
+        }
+        Some(Slot {
+            seq: u64::from_le_bytes(raw[..8].try_into().ok()?),
+            watermark: u64::from_le_bytes(raw[8..16].try_into().ok()?),
+            flags: u32::from_le_bytes(raw[16..20].try_into().ok()?),
+        })
+    }
+}
+
+fn encode_header(size: u64, base: u64, log_id: u128) -> [u8; FIXED_HEADER_BYTES] {
+    let created_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let mut h = [0u8; FIXED_HEADER_BYTES];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
+    h[16..24].copy_from_slice(&size.to_le_bytes());
+    h[24..32].copy_from_slice(&base.to_le_bytes());
+    h[32..48].copy_from_slice(&log_id.to_le_bytes());
+    h[48..56].copy_from_slice(&created_us.to_le_bytes());
+    let crc = crc32fast::hash(&h[..60]);
+    h[60..64].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// The fixed header fields of an existing segment.
+struct Header {
+    size: u64,
+    log_id: u128,
+}
+
+fn decode_header(path: &Path, h: &[u8; FIXED_HEADER_BYTES], base: u64) -> Result<Header> {
+    let unsupported = |reason: String| Error::UnsupportedFormat {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let corrupt = |reason: String| Error::Corrupt {
+        segment: path.to_path_buf(),
+        offset: 0,
+        reason,
+    };
+    if h[..8] != MAGIC {
+        return Err(unsupported("not a seglog segment (bad magic)".into()));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    let version = u32_at(8);
+    if version != FORMAT_VERSION {
+        return Err(unsupported(format!(
+            "segment format version {version}; this build reads version {FORMAT_VERSION}"
+        )));
+    }
+    if crc32fast::hash(&h[..60]) != u32_at(60) {
+        return Err(corrupt("segment header checksum mismatch".into()));
+    }
+    let size = u64_at(16);
+    if u64::from(u32_at(12)) != HEADER_BYTES
+        || !size.is_power_of_two()
+        || !(limits::MIN_SEGMENT_SIZE_BYTES..=limits::MAX_SEGMENT_SIZE_BYTES).contains(&size)
+    {
+        return Err(corrupt(format!("segment header has invalid sizes ({size})")));
+    }
+    let header_base = u64_at(24);
+    if header_base != base {
+        return Err(corrupt(format!(
+            "header says base {header_base} but the file name says {base}"
+        )));
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[32..48]);
+    Ok(Header {
+        size,
+        log_id: u128::from_le_bytes(id),
+    })
+}
+
+/// fsyncs a directory so that a file created or renamed in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+fn zero_fill(file: &File, size: u64) -> io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK];
+    let mut at = 0;
+    while at < size {
+        let n = (size - at).min(CHUNK as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+fn reserve(file: &File, size: u64, how: Preallocate) -> io::Result<()> {
+    match how {
+        Preallocate::ZeroFill => zero_fill(file, size),
+        Preallocate::Fallocate => {
+            match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size) {
+                Ok(()) => Ok(()),
+                // Some file systems cannot reserve without writing: do it by hand.
+                Err(rustix::io::Errno::OPNOTSUPP) => zero_fill(file, size),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A mapped segment shared by the writer and any number of readers.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    path: PathBuf,
+    base: u64,
+    size: u64,
+    log_id: u128,
+    map: MmapRaw,
+    // Kept open for the mapping's lifetime and for flushing.
+    _file: File,
+    /// Bytes `[0, written)` hold finished frames (only the writer raises it).
+    written: AtomicU64,
+    /// Readers may read `[HEADER_BYTES, published)`; never above `written`.
+    published: AtomicU64,
+    /// An end marker was written: no frame will follow in this segment.
+    sealed: AtomicBool,
+    /// Serialises slot writes and remembers the next sequence number.
+    slots: Mutex<u64>,
+}
+
+/// A segment before it is shared: recovery may read and repair any byte.
+#[derive(Debug)]
+pub(crate) struct OpenSegment {
+    seg: Segment,
+    slot: Option<Slot>,
+}
+
+/// The single handle allowed to write frames into one segment.
+#[derive(Debug)]
+pub(crate) struct SegmentWriter {
+    seg: Arc<Segment>,
+    cursor: u64,
+}
+
+/// A published range of a segment that owns a reference to the mapping, so
+/// `bytes::Bytes` built on it keep the mapping alive without copying.
+#[derive(Debug)]
+pub(crate) struct SegmentSlice {
+    seg: Arc<Segment>,
+    from: u64,
+    to: u64,
+}
+
+impl AsRef<[u8]> for SegmentSlice {
+    fn as_ref(&self) -> &[u8] {
+        debug_assert!(self.from <= self.to && self.to <= self.seg.published());
+        // SAFETY: `from..to` was checked to lie inside `[HEADER_BYTES,
+        // published)` when this slice was made; published never decreases
+        // and those bytes are never written again; the Arc keeps the mapping
+        // (and its never-shrunk file) alive.
+        unsafe { self.seg.slice_unchecked(self.from, self.to) }
+    }
+}
+
+impl OpenSegment {
+    /// Creates segment file `base` in `dir`: reserves its blocks, writes the
+    /// header, fsyncs it, renames it into place and fsyncs the directory.
+    pub(crate) fn create(
+        dir: &Path,
+        base: u64,
+        size: u64,
+        log_id: u128,
+        how: Preallocate,
+    ) -> Result<OpenSegment> {
+        let path = dir.join(file_name(base));
+        let tmp = dir.join(format!("{}.tmp", file_name(base)));
+        let made = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(FILE_MODE)
+                .open(&tmp)?;
+            reserve(&file, size, how)?;
+            file.write_all_at(&encode_header(size, base, log_id), 0)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            Ok(file)
+        })();
+        let file = made.map_err(|e: io::Error| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(&path, e)
+        })?;
+        sync_dir(dir)?;
+        let seg = Segment::map(path, file, base, size, log_id)?;
+        Ok(OpenSegment { seg, slot: None })
+    }
+
+    /// Opens and validates an existing segment file.
+    pub(crate) fn open(path: &Path, base: u64) -> Result<OpenSegment> {
+        let io_err = |e| Error::io(path, e);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        if len < HEADER_BYTES {
+            return Err(Error::Corrupt {
+                segment: path.to_path_buf(),
+                offset: len,
+                reason: format!("segment file is {len} bytes, shorter than its header"),
+            });
+        }
+        let mut fixed = [0u8; FIXED_HEADER_BYTES];
+        file.read_exact_at(&mut fixed, 0).map_err(io_err)?;
+        let header = decode_header(path, &fixed, base)?;
+        if len != header.size {
+            return Err(Error::Corrupt {
+                segment: path.to_path_buf(),
+                offset: len.min(header.size),
+                reason: format!(
+                    "segment file is {len} bytes but its header says {}",
+                    header.size
+                ),
+            });
+        }
+        let mut best: Option<Slot> = None;
+        for at in SLOT_OFFSETS {
+            let mut raw = [0u8; SLOT_BYTES];
+            file.read_exact_at(&mut raw, at).map_err(io_err)?;
+            if let Some(slot) = Slot::decode(&raw)
+                && (HEADER_BYTES..=header.size).contains(&slot.watermark)
+                && best.is_none_or(|b| slot.seq > b.seq)
+            {
+                best = Some(slot);
+            }
+        }
+        let seg = Segment::map(path.to_path_buf(), file, base, header.size, header.log_id)?;
+        *seg.slots.lock().unwrap_or_else(|p| p.into_inner()) = best.map_or(1, |s| s.seq + 1);
+        Ok(OpenSegment { seg, slot: best })
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// The newest valid watermark slot, if any.
+    pub(crate) fn slot(&self) -> Option<Slot> {
+        self.slot
+    }
+
+    /// Any bytes `[from, to)` of the data region: no writer exists yet.
+    pub(crate) fn read(&self, from: u64, to: u64) -> &[u8] {
+        let from = from.clamp(HEADER_BYTES, self.seg.size);
+        let to = to.clamp(from, self.seg.size);
+        // SAFETY: the range is clamped into the mapping; an OpenSegment is not
+        // shared, so no writer or reader can touch these bytes concurrently.
+        unsafe { self.seg.slice_unchecked(from, to) }
+    }
+
+    /// Zeroes `[from, size)` (only the pages that are not zero already) and
+    /// syncs: clears a torn tail so no stale frame can ever reappear there.
+    pub(crate) fn zero_from(&mut self, from: u64) -> Result<()> {
+        let from = from.clamp(HEADER_BYTES, self.seg.size);
+        let mut at = from;
+        let mut dirty = false;
+        while at < self.seg.size {
+            let page_end = (at / PAGE_BYTES as u64 + 1) * PAGE_BYTES as u64;
+            let end = page_end.min(self.seg.size);
+            // SAFETY: `at..end` is inside the mapping and `&mut self` proves
+            // the segment is not shared: nothing else reads or writes it.
+            let bytes = unsafe { self.seg.slice_mut_unchecked(at, end) };
+            if bytes.iter().any(|&b| b != 0) {
+                bytes.fill(0);
+                dirty = true;
+            }
+            at = end;
+        }
+        if dirty {
+            self.seg.flush(from, self.seg.size)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a watermark slot before the segment is shared (recovery).
+    pub(crate) fn write_slot(&mut self, watermark: u64, flags: u32) -> Result<()> {
+        self.seg.write_slot(watermark, flags)?;
+        self.seg.flush(0, HEADER_BYTES)
+    }
+
+    /// Shares a complete segment whose data ends at `end` for reading only.
+    pub(crate) fn into_sealed(self, end: u64) -> Arc<Segment> {
+        let seg = self.seg;
+        let end = end.clamp(HEADER_BYTES, seg.size);
+        seg.written.store(end, Ordering::Release);
+        seg.published.store(end, Ordering::Release);
+        seg.sealed.store(true, Ordering::Release);
+        Arc::new(seg)
+    }
+
+    /// Shares the segment and returns its one writer, appending at `cursor`.
+    /// Bytes from `cursor` on must be zero (see [`OpenSegment::zero_from`]).
+    pub(crate) fn into_active(self, cursor: u64) -> (Arc<Segment>, SegmentWriter) {
+        let seg = self.seg;
+        let cursor = cursor.clamp(HEADER_BYTES, seg.size);
+        seg.written.store(cursor, Ordering::Release);
+        seg.published.store(cursor, Ordering::Release);
+        let seg = Arc::new(seg);
+        let writer = SegmentWriter {
+            seg: Arc::clone(&seg),
+            cursor,
+        };
+        (seg, writer)
+    }
+}
+
+impl Segment {
+    fn map(path: PathBuf, file: File, base: u64, size: u64, log_id: u128) -> Result<Segment> {
+        let map = MmapOptions::new()
+            .len(size as usize)
+            .map_raw(&file)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Segment {
+            path,
+            base,
+            size,
+            log_id,
+            map,
+            _file: file,
+            written: AtomicU64::new(HEADER_BYTES),
+            published: AtomicU64::new(HEADER_BYTES),
+            sealed: AtomicBool::new(false),
+            slots: Mutex::new(1),
+        })
+    }
+
+    /// # Safety
+    /// `from <= to <= size`, and no thread writes `[from, to)` while the
+    /// returned slice lives.
+    unsafe fn slice_unchecked(&self, from: u64, to: u64) -> &[u8] {
+        debug_assert!(from <= to && to <= self.size);
+        // SAFETY: the caller guarantees the range is inside the mapping (which
+        // lives as long as `self`) and is not written concurrently.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(from as usize), (to - from) as usize)
+        }
+    }
+
+    /// # Safety
+    /// `from <= to <= size`, and no other slice of `[from, to)` exists or is
+    /// made while the returned one lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice_mut_unchecked(&self, from: u64, to: u64) -> &mut [u8] {
+        debug_assert!(from <= to && to <= self.size);
+        // SAFETY: the caller guarantees the range is inside the mapping and
+        // exclusively theirs; the mapping is writable (MAP_SHARED, read-write).
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.map.as_mut_ptr().add(from as usize),
+                (to - from) as usize,
+            )
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Log offset of the segment's first byte.
+    pub(crate) fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Size of the segment file in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Log offset just past this segment.
+    pub(crate) fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    pub(crate) fn log_id(&self) -> u128 {
+        self.log_id
+    }
+
+    /// Offset below which readers may read.
+    pub(crate) fn published(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// Offset below which frames are complete.
+    pub(crate) fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Whether an end marker was written.
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    /// Makes `[.., end)` readable; `end` never exceeds what was written.
+    pub(crate) fn publish(&self, end: u64) {
+        debug_assert!(end <= self.written());
+        self.published
+            .fetch_max(end.min(self.written()), Ordering::AcqRel);
+    }
+
+    /// Published bytes `[from, to)`, or `None` if any of them is not published.
+    pub(crate) fn bytes(&self, from: u64, to: u64) -> Option<&[u8]> {
+        if from < HEADER_BYTES || from > to || to > self.published() {
+            return None;
+        }
+        // SAFETY: `[from, to)` is below `published`: immutable from now on.
+        Some(unsafe { self.slice_unchecked(from, to) })
+    }
+
+    /// Like [`Segment::bytes`], as an owner for `bytes::Bytes::from_owner`.
+    pub(crate) fn slice(self: &Arc<Self>, from: u64, to: u64) -> Option<SegmentSlice> {
+        self.bytes(from, to)?;
+        Some(SegmentSlice {
+            seg: Arc::clone(self),
+            from,
+            to,
+        })
+    }
+
+    /// Syncs `[from, to)` of the file (header included when `from` is 0).
+    pub(crate) fn flush(&self, from: u64, to: u64) -> Result<()> {
+        let to = to.min(self.size);
+        if from >= to {
+            return Ok(());
+        }
+        self.map
+            .flush_range(from as usize, (to - from) as usize)
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Writes the older of the two watermark slots (so a torn write leaves
+    /// the newer one intact). The caller syncs it.
+    pub(crate) fn write_slot(&self, watermark: u64, flags: u32) -> Result<()> {
+        debug_assert!((HEADER_BYTES..=self.size).contains(&watermark));
+        let mut seq = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = Slot {
+            seq: *seq,
+            watermark,
+            flags,
+        };
+        let at = SLOT_OFFSETS[(*seq % 2) as usize];
+        // SAFETY: slot bytes lie in the header page, which readers never
+        // read through the mapping (`bytes` starts at HEADER_BYTES), and the
+        // `slots` mutex held here serialises every writer of the header.
+        let dst = unsafe { self.slice_mut_unchecked(at, at + SLOT_BYTES as u64) };
+        dst.copy_from_slice(&slot.encode());
+        *seq += 1;
+        Ok(())
+    }
+}
+
+impl SegmentWriter {
+    pub(crate) fn segment(&self) -> &Arc<Segment> {
+        &self.seg
+    }
+
+    /// Offset in the segment where the next frame goes.
+    pub(crate) fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Bytes left after the cursor.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.seg.size - self.cursor
+    }
+
+    /// Fills the next `len` bytes with `fill`, then marks them written.
+    /// Returns the offset they start at.
+    pub(crate) fn append(&mut self, len: u64, fill: impl FnOnce(&mut [u8])) -> u64 {
+        assert!(len <= self.remaining(), "frame does not fit the segment");
+        let at = self.cursor;
+        // SAFETY: `[at, at + len)` is inside the mapping (asserted above) and
+        // at or above `written >= published`: no reader has a slice of it and
+        // this writer is the only one of the segment (`&mut self`).
+        let dst = unsafe { self.seg.slice_mut_unchecked(at, at + len) };
+        fill(dst);
+        self.cursor = at + len;
+        self.seg.written.store(self.cursor, Ordering::Release);
+        at
+    }
+
+    /// Marks the segment complete after its end marker was appended.
+    pub(crate) fn seal(self) {
+        self.seg.sealed.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_sort_and_parse() {
+        assert_eq!(file_name(4096), "00000000000000004096.seg");
+        assert_eq!(parse_file_name(&file_name(1 << 40)), Some(1 << 40));
+        assert_eq!(parse_file_name("4096.seg"), None);
+        assert_eq!(parse_file_name("0000000000000000409x.seg"), None);
+        assert!(file_name(9) < file_name(10));
+    }
+
+    #[test]
+    fn slots_round_trip_and_reject_damage() {
+        let slot = Slot {
+            seq: 9,
+            watermark: 8192,
+            flags: SLOT_CLEAN,
+        };
+        let mut raw = slot.encode();
+        assert_eq!(Slot::decode(&raw), Some(slot));
+        raw[9] ^= 1;
+        assert_eq!(Slot::decode(&raw), None);
+        assert_eq!(Slot::decode(&[0; SLOT_BYTES]), None);
+    }
+
+    #[test]
+    fn create_open_write_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 1 << 20;
+        let seg = OpenSegment::create(dir.path(), 0, size, 77, Preallocate::Fallocate).unwrap();
+        assert_eq!(fs::metadata(seg.segment().path()).unwrap().len(), size);
+        let (shared, mut writer) = seg.into_active(HEADER_BYTES);
+        assert_eq!(shared.bytes(HEADER_BYTES, HEADER_BYTES + 8), None);
+        let at = writer.append(8, |b| b.copy_from_slice(b"abcdefgh"));
+        assert_eq!(at, HEADER_BYTES);
+        shared.publish(writer.cursor());
+        assert_eq!(shared.bytes(at, at + 8), Some(&b"abcdefgh"[..]));
+        shared.write_slot(at + 8, SLOT_CLEAN).unwrap();
+        shared.flush(0, at + 8).unwrap();
+        drop((shared, writer));
+        let again = OpenSegment::open(&dir.path().join(file_name(0)), 0).unwrap();
+        assert_eq!(again.slot().unwrap().watermark, HEADER_BYTES + 8);
+        assert_eq!(again.read(HEADER_BYTES, HEADER_BYTES + 8), b"abcdefgh");
+        assert_eq!(again.segment().log_id(), 77);
+    }
+
+    #[test]
+    fn wrong_magic_and_future_version_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = OpenSegment::create(dir.path(), 0, 1 << 20, 1, Preallocate::Fallocate).unwrap();
+        let path = seg.segment().path().to_path_buf();
+        drop(seg);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&2u32.to_le_bytes(), 8).unwrap();
+        let err = OpenSegment::open(&path, 0).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err}");
+        file.write_all_at(b"NOTSEGLG", 0).unwrap();
+        let err = OpenSegment::open(&path, 0).unwrap_err();
+        assert!(err.to_string().contains("bad magic"), "{err}");
+    }
+}

@@ -1,0 +1,173 @@
+//! The background threads: the group-commit sync thread, which owns every
+//! sync of the log, and the preparer, which creates the next segment ahead of
+//! the writer so a roll rarely waits for the disk.
+//!
+//! Appenders encode their frame straight into the mapping inside a short
+//! critical section (see `log.rs`), then, under `Durability::Sync`, ring the
+//! sync thread over a bounded channel and wait. The sync thread takes every
+//! pending request (up to a bound), syncs once up to the furthest written
+//! byte, publishes that point to readers, and wakes every waiter it covers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::error::Result;
+use crate::limits;
+use crate::log::{Shared, Spare};
+use crate::options::Durability;
+use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED};
+
+/// What callers hand the sync thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Msg {
+    /// Sync everything written so far.
+    Sync,
+    /// Sync, mark the tail clean and stop.
+    Shutdown,
+}
+
+/// How far the sync thread got: the segment it is on and the offset in it
+/// below which everything is durable.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SyncCursor {
+    pub(crate) index: usize,
+    pub(crate) synced: u64,
+}
+
+/// Body of the sync thread. Returns the result of the final clean-close sync.
+pub(crate) fn run_sync(shared: Arc<Shared>, rx: Receiver<Msg>, mut cursor: SyncCursor) -> Result<()> {
+    let tick = match shared.options.durability {
+        Durability::Periodic(interval) => Some(interval),
+        Durability::Sync | Durability::None => None,
+    };
+    loop {
+        let mut shutdown = match next_message(&rx, tick) {
+            Some(msg) => msg == Msg::Shutdown,
+            None => true,
+        };
+        // Everything queued now rides on this one sync.
+        for msg in rx.try_iter().take(limits::SYNC_QUEUE_DEPTH) {
+            shutdown |= msg == Msg::Shutdown;
+        }
+        if shared.is_poisoned() {
+            if shutdown {
+                return Ok(());
+            }
+            continue;
+        }
+        if let Err(e) = sync_round(&shared, &mut cursor) {
+            shared.poison(&e);
+            if shutdown {
+                return Err(e);
+            }
+            continue;
+        }
+        if shutdown {
+            return mark_clean(&shared, cursor);
+        }
+    }
+}
+
+/// The next message; a periodic tick counts as a sync request. `None` once
+/// every sender is gone.
+fn next_message(rx: &Receiver<Msg>, tick: Option<Duration>) -> Option<Msg> {
+    match tick {
+        Some(interval) => match rx.recv_timeout(interval) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => Some(Msg::Sync),
+            Err(RecvTimeoutError::Disconnected) => None,
+        },
+        None => rx.recv().ok(),
+    }
+}
+
+/// Syncs every written byte not yet durable, segment by segment, recording
+/// each segment's watermark and seal; then publishes and wakes waiters.
+fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
+    let publish = shared.options.durability == Durability::Sync;
+    loop {
+        let Some(seg) = shared.segment_at(cursor.index) else {
+            break;
+        };
+        // Sealed is read before written: once sealed, written covers the marker.
+        let sealed = seg.is_sealed();
+        let written = seg.written();
+        debug_assert!(written >= cursor.synced);
+        if written > cursor.synced {
+            if cursor.synced > HEADER_BYTES {
+                // The watermark names what an earlier sync made durable, so it
+                // is true whatever order this sync's pages reach the disk in.
+                seg.write_slot(cursor.synced, 0)?;
+            }
+            seg.flush(0, written)?;
+            cursor.synced = written;
+        }
+        if publish {
+            seg.publish(cursor.synced);
+        }
+        if !sealed {
+            break;
+        }
+        // The data and end marker are durable: only now may the slot say so.
+        seg.write_slot(cursor.synced, SLOT_SEALED)?;
+        seg.flush(0, HEADER_BYTES)?;
+        cursor.index += 1;
+        cursor.synced = HEADER_BYTES;
+    }
+    let durable_end = shared
+        .segment_at(cursor.index)
+        .map_or(0, |seg| seg.base() + cursor.synced);
+    shared.set_durable(durable_end);
+    Ok(())
+}
+
+/// After the final sync: the tail's watermark is its end and nothing was
+/// written past it, so the next open need not clear or rescan anything.
+fn mark_clean(shared: &Shared, cursor: SyncCursor) -> Result<()> {
+    if let Some(seg) = shared.segment_at(cursor.index) {
+        debug_assert_eq!(seg.written(), cursor.synced);
+        seg.write_slot(cursor.synced, SLOT_CLEAN)?;
+        seg.flush(0, HEADER_BYTES)?;
+    }
+    Ok(())
+}
+
+/// Body of the preparer thread: creates the segment the writer asks for next.
+pub(crate) fn run_preparer(shared: Arc<Shared>) {
+    loop {
+        let base = {
+            let mut spare = shared.lock_spare();
+            loop {
+                match *spare {
+                    Spare::Wanted(base) => {
+                        *spare = Spare::Creating(base);
+                        break base;
+                    }
+                    Spare::Stop => return,
+                    _ => spare = shared.wait_spare(spare),
+                }
+            }
+        };
+        let made = OpenSegment::create(
+            &shared.dir,
+            base,
+            shared.options.segment_size_bytes,
+            shared.log_id,
+            shared.options.preallocate,
+        );
+        let mut spare = shared.lock_spare();
+        if matches!(*spare, Spare::Stop) {
+            return;
+        }
+        *spare = match made {
+            Ok(seg) => Spare::Ready(seg),
+            Err(e) => {
+                log::warn!("seglog: preparing the next segment failed: {e}");
+                Spare::Failed
+            }
+        };
+        shared.spare_changed();
+    }
+}
