@@ -88,7 +88,9 @@ pub(crate) fn read(dir: &Path, log_id: u128, names: &Names) -> Option<Loaded> {
     match decode(&raw, log_id, names) {
         Ok(loaded) => Some(loaded),
         Err(reason) => {
-            log::warn!("seglog: ignoring {path:?}: {reason}; rebuilding stream heads from segments");
+            log::warn!(
+                "seglog: ignoring {path:?}: {reason}; rebuilding stream heads from segments"
+            );
             None
         }
     }
@@ -124,7 +126,9 @@ fn decode(raw: &[u8], log_id: u128, names: &Names) -> std::result::Result<Loaded
         if name.is_empty() || streams.lookup(names, name).is_some() {
             return Err("invalid or duplicate stream name");
         }
-        streams.insert(names, name, head).ok_or("too many streams")?;
+        streams
+            .insert(names, name, head)
+            .ok_or("too many streams")?;
     }
     if !r.b.is_empty() {
         return Err("trailing bytes");
@@ -172,10 +176,14 @@ mod tests {
         let names = Names::new();
         let mut s = Streams::default();
         for i in 0..100u64 {
-            s.insert(&names, &format!("s-{i}"), Head {
-                last_version: i,
-                last_frame: 4096 + i * 8,
-            })
+            s.insert(
+                &names,
+                &format!("s-{i}"),
+                Head {
+                    last_version: i,
+                    last_frame: 4096 + i * 8,
+                },
+            )
             .unwrap();
         }
         write(dir.path(), 5, 123_456, &names, &s).unwrap();

@@ -18,7 +18,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The stream's current version did not match what the caller expected;
     /// nothing was written. `actual` is `None` for a stream never written.
-    #[error("wrong expected version for stream {stream:?}: expected {expected:?}, actual {actual:?}")]
+    #[error(
+        "wrong expected version for stream {stream:?}: expected {expected:?}, actual {actual:?}"
+    )]
     WrongExpectedVersion {
         /// The stream appended to.
         stream: String,

@@ -5,9 +5,10 @@
 //! `[len u32][crc u32][kind u8][flags u8][name_len u16][event_count u32]
 //!  [stream_id u32][reserved u32][first_version u64][prev_frame u64]
 //!  [timestamp_us u64][stream name?][events...][zero padding to 8]`.
-//! The CRC covers the length, the frame's own log position and the log's id,
-//! then everything after the CRC field, so a torn length, a frame copied to
-//! another place and a frame from another log all fail the check.
+//! The CRC covers everything after the CRC field, starting from a state that
+//! mixes the log's id, the frame's own log position and its length, so a torn
+//! length, a frame copied to another place and a frame from another log all
+//! fail the check.
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 use crate::event::EventData;
@@ -45,13 +46,32 @@ impl Checksum {
     }
 
     /// CRC of a frame (`frame` is exactly its unpadded bytes) at `position`.
+    ///
+    /// One pass over the bytes after the CRC field, started from a state that
+    /// mixes the log id, the frame's position and its length. CRC is affine
+    /// in its starting state, so a frame read at another position, in another
+    /// log or with another length fails the check unless the 32-bit mixes
+    /// collide. A single `update` keeps small frames on crc32fast's fast path
+    /// (separate 4- and 8-byte updates cost more than the mixing).
+    #[inline]
     fn of_frame(&self, frame: &[u8], position: u64) -> u32 {
-        let mut hasher = crc32fast::Hasher::new_with_initial(self.initial);
-        hasher.update(frame.get(..4).unwrap_or_default());
-        hasher.update(&position.to_le_bytes());
+        let initial = self.initial ^ mix(position, frame.len() as u64);
+        let mut hasher = crc32fast::Hasher::new_with_initial(initial);
         hasher.update(frame.get(8..).unwrap_or_default());
         hasher.finalize()
     }
+}
+
+/// Folds a frame's position and length into 32 bits: two rounds of a
+/// 64-bit multiply-xorshift (splitmix64's finaliser), so nearby positions and
+/// lengths land far apart.
+#[inline]
+fn mix(position: u64, len: u64) -> u32 {
+    let mut x = position ^ len.rotate_right(13);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x ^ (x >> 32)) as u32
 }
 
 /// Rounds a frame length up to the next frame boundary.
@@ -61,7 +81,11 @@ pub(crate) fn padded(len: u64) -> u64 {
 
 /// Encoded size of one event.
 pub(crate) fn event_len(event: &EventData) -> u64 {
-    let id = if event.id.is_some() { EVENT_ID_BYTES } else { 0 };
+    let id = if event.id.is_some() {
+        EVENT_ID_BYTES
+    } else {
+        0
+    };
     [
         EVENT_HEADER_BYTES,
         id,
@@ -89,10 +113,10 @@ pub(crate) struct BatchMeta<'a> {
 /// caller validated each size against the limits first).
 pub(crate) fn batch_len(defines: Option<&str>, events: &[EventData]) -> u64 {
     let name = defines.map_or(0, str::len) as u64;
-    events
-        .iter()
-        .map(event_len)
-        .fold((HEADER_BYTES as u64).saturating_add(name), u64::saturating_add)
+    events.iter().map(event_len).fold(
+        (HEADER_BYTES as u64).saturating_add(name),
+        u64::saturating_add,
+    )
 }
 
 /// Appends bytes into a fixed buffer; running past its end is a bug in the
@@ -210,10 +234,16 @@ impl std::fmt::Display for DecodeError {
             DecodeError::Zero => write!(f, "zero bytes where a frame was expected"),
             DecodeError::BadLength(len) => write!(f, "invalid frame length {len}"),
             DecodeError::Truncated { len, available } => {
-                write!(f, "frame length {len} exceeds the {available} bytes present")
+                write!(
+                    f,
+                    "frame length {len} exceeds the {available} bytes present"
+                )
             }
             DecodeError::Checksum { stored, computed } => {
-                write!(f, "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                )
             }
             DecodeError::Malformed(what) => write!(f, "malformed frame: {what}"),
         }
@@ -247,7 +277,9 @@ pub(crate) struct EventsFrame<'a> {
 /// owners of the frame's bytes can slice them without copying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawEvent<'a> {
-    pub(crate) event_type: &'a str,
+    /// UTF-8 only if the frame passed [`decode`]; [`decode_lazy`] leaves the
+    /// check to the reader, which caches it per type.
+    pub(crate) event_type: &'a [u8],
     pub(crate) schema_version: u16,
     pub(crate) id: Option<u128>,
     pub(crate) metadata: &'a [u8],
@@ -257,27 +289,57 @@ pub(crate) struct RawEvent<'a> {
     pub(crate) payload_start: usize,
 }
 
+#[inline]
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
+#[inline]
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
+#[inline]
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
+#[inline]
 fn u128_at(b: &[u8], at: usize) -> Option<u128> {
-    Some(u128::from_le_bytes(b.get(at..at.checked_add(16)?)?.try_into().ok()?))
+    Some(u128::from_le_bytes(
+        b.get(at..at.checked_add(16)?)?.try_into().ok()?,
+    ))
 }
 
-/// Decodes the frame at the start of `buf` (the bytes from the frame to the
-/// end of what may be read) which sits at log offset `position`. Returns the
-/// frame and its padded length. Every length is checked against `buf` before
-/// use; nothing is allocated.
+/// Decodes and fully validates the frame at the start of `buf` (the bytes
+/// from the frame to the end of what may be read), which sits at log offset
+/// `position`: checksum, header and every event. Returns the frame and its
+/// padded length. Every length is checked against `buf` before use; nothing
+/// is allocated. Recovery uses this; readers use [`decode_lazy`].
 pub(crate) fn decode<'a>(
+    buf: &'a [u8],
+    position: u64,
+    checksum: &Checksum,
+) -> Result<(Frame<'a>, u64), DecodeError> {
+    let (frame, len) = decode_lazy(buf, position, checksum)?;
+    if let Frame::Events(f) = &frame {
+        validate_events(f)?;
+    }
+    Ok((frame, len))
+}
+
+/// Like [`decode`] but checks only the checksum and the header: events are
+/// checked one by one as [`EventIter`] reaches them. Once the checksum
+/// matches, the bytes are what the writer encoded, so the replay path
+/// walks each event once instead of twice.
+#[inline]
+pub(crate) fn decode_lazy<'a>(
     buf: &'a [u8],
     position: u64,
     checksum: &Checksum,
@@ -314,6 +376,28 @@ pub(crate) fn decode<'a>(
     }
 }
 
+/// Walks every event of a frame so that iterating it cannot fail halfway and
+/// the events fill the frame exactly.
+fn validate_events(frame: &EventsFrame<'_>) -> Result<(), DecodeError> {
+    let mut end = frame.events_start;
+    let mut events = frame.events();
+    for _ in 0..frame.event_count {
+        match events.next() {
+            Some(Ok(event)) => {
+                std::str::from_utf8(event.event_type)
+                    .map_err(|_| DecodeError::Malformed("event type not UTF-8"))?;
+                end = events.at;
+            }
+            Some(Err(e)) => return Err(e),
+            None => return Err(DecodeError::Malformed("fewer events than counted")),
+        }
+    }
+    if end != frame.bytes.len() {
+        return Err(DecodeError::Malformed("bytes left after the last event"));
+    }
+    Ok(())
+}
+
 fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
     let short = DecodeError::Malformed("frame shorter than its header");
     let flags = *bytes.get(9).ok_or(short.clone())?;
@@ -341,11 +425,14 @@ fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
         let raw = bytes
             .get(HEADER_BYTES..name_end)
             .ok_or(DecodeError::Malformed("stream name past the frame"))?;
-        Some(std::str::from_utf8(raw).map_err(|_| DecodeError::Malformed("stream name not UTF-8"))?)
+        Some(
+            std::str::from_utf8(raw)
+                .map_err(|_| DecodeError::Malformed("stream name not UTF-8"))?,
+        )
     } else {
         None
     };
-    let frame = EventsFrame {
+    Ok(EventsFrame {
         bytes,
         stream_id,
         defines,
@@ -354,22 +441,7 @@ fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
         timestamp_us,
         event_count,
         events_start: name_end,
-    };
-    // Walk every event once so that iterating a verified frame cannot fail
-    // halfway and the events fill the frame exactly.
-    let mut end = frame.events_start;
-    let mut events = frame.events();
-    for _ in 0..event_count {
-        match events.next() {
-            Some(Ok(_)) => end = events.at,
-            Some(Err(e)) => return Err(e),
-            None => return Err(DecodeError::Malformed("fewer events than counted")),
-        }
-    }
-    if end != bytes.len() {
-        return Err(DecodeError::Malformed("bytes left after the last event"));
-    }
-    Ok(frame)
+    })
 }
 
 impl<'a> EventsFrame<'a> {
@@ -402,6 +474,7 @@ impl<'a> EventIter<'a> {
 impl<'a> Iterator for EventIter<'a> {
     type Item = Result<RawEvent<'a>, DecodeError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;
@@ -421,6 +494,7 @@ impl<'a> Iterator for EventIter<'a> {
     }
 }
 
+#[inline]
 /// Parses the event at `at` of a frame's bytes; returns it and where the next starts.
 pub(crate) fn parse_event(b: &[u8], at: usize) -> Result<(RawEvent<'_>, usize), DecodeError> {
     let short = DecodeError::Malformed("event header past the frame");
@@ -443,13 +517,15 @@ pub(crate) fn parse_event(b: &[u8], at: usize) -> Result<(RawEvent<'_>, usize), 
     let past = DecodeError::Malformed("event body past the frame");
     let event_type_start = cursor;
     let metadata_start = event_type_start.checked_add(type_len).ok_or(past.clone())?;
-    let payload_start = metadata_start.checked_add(metadata_len).ok_or(past.clone())?;
+    let payload_start = metadata_start
+        .checked_add(metadata_len)
+        .ok_or(past.clone())?;
     let end = payload_start.checked_add(payload_len).ok_or(past.clone())?;
-    let raw_type = b.get(event_type_start..metadata_start).ok_or(past.clone())?;
+    let event_type = b
+        .get(event_type_start..metadata_start)
+        .ok_or(past.clone())?;
     let metadata = b.get(metadata_start..payload_start).ok_or(past.clone())?;
     let payload = b.get(payload_start..end).ok_or(past)?;
-    let event_type = std::str::from_utf8(raw_type)
-        .map_err(|_| DecodeError::Malformed("event type not UTF-8"))?;
     Ok((
         RawEvent {
             event_type,
@@ -501,13 +577,15 @@ mod tests {
         assert_eq!(buf.len() % 8, 0);
         let (frame, len) = decode(&buf, 4096, &Checksum::new(7)).unwrap();
         assert_eq!(len as usize, buf.len());
-        let Frame::Events(f) = frame else { panic!("not events") };
+        let Frame::Events(f) = frame else {
+            panic!("not events")
+        };
         assert_eq!(f.stream_id, 3);
         assert_eq!(f.defines, Some("order-42"));
         assert_eq!(f.first_version, 5);
         let got: Vec<_> = f.events().map(Result::unwrap).collect();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].event_type, "OrderPlaced");
+        assert_eq!(got[0].event_type, b"OrderPlaced");
         assert_eq!(got[0].payload, b"payload-1");
         assert_eq!(got[0].metadata, b"m");
         assert_eq!(got[0].id, None);
@@ -519,8 +597,14 @@ mod tests {
     #[test]
     fn zeros_never_decode() {
         let zeros = [0u8; 64];
-        assert_eq!(decode(&zeros, 4096, &Checksum::new(7)), Err(DecodeError::Zero));
-        assert_eq!(decode(&zeros[..3], 4096, &Checksum::new(7)), Err(DecodeError::Zero));
+        assert_eq!(
+            decode(&zeros, 4096, &Checksum::new(7)),
+            Err(DecodeError::Zero)
+        );
+        assert_eq!(
+            decode(&zeros[..3], 4096, &Checksum::new(7)),
+            Err(DecodeError::Zero)
+        );
     }
 
     #[test]
@@ -541,13 +625,19 @@ mod tests {
         let buf = encode(4096, &META, &sample());
         let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
         for cut in 0..len {
-            assert!(decode(&buf[..cut], 4096, &Checksum::new(7)).is_err(), "cut {cut}");
+            assert!(
+                decode(&buf[..cut], 4096, &Checksum::new(7)).is_err(),
+                "cut {cut}"
+            );
         }
         for byte in 0..len {
             for bit in 0..8 {
                 let mut bad = buf.clone();
                 bad[byte] ^= 1 << bit;
-                assert!(decode(&bad, 4096, &Checksum::new(7)).is_err(), "{byte}:{bit}");
+                assert!(
+                    decode(&bad, 4096, &Checksum::new(7)).is_err(),
+                    "{byte}:{bit}"
+                );
             }
         }
     }

@@ -192,7 +192,8 @@ impl Log {
             index: segments.len() - 1,
             synced: rec.writer.cursor(),
         };
-        let synced_end = rec.active.base() + rec.writer.cursor();
+        let rec_cursor = rec.writer.cursor();
+        let synced_end = rec.active.base() + rec_cursor;
         let spare = match rec.spare {
             Some(seg) => Spare::Ready(seg),
             None => Spare::Wanted(rec.active.end()),
@@ -232,9 +233,11 @@ impl Log {
         };
         let preparer = {
             let shared = Arc::clone(&shared);
+            let active = Arc::clone(&rec.active);
+            let cursor = rec_cursor;
             std::thread::Builder::new()
                 .name("seglog-prepare".into())
-                .spawn(move || writer::run_preparer(shared))
+                .spawn(move || writer::run_preparer(shared, active, cursor))
                 .map_err(spawn_err)?
         };
         Ok(Log {
@@ -303,12 +306,11 @@ impl Log {
                     tail.streams.set_head(id, new_head);
                     id
                 }
-                None => tail
-                    .streams
-                    .insert(&shared.names, stream, new_head)
-                    .ok_or(Error::TooManyStreams {
+                None => tail.streams.insert(&shared.names, stream, new_head).ok_or(
+                    Error::TooManyStreams {
                         max: limits::MAX_STREAMS,
-                    })?,
+                    },
+                )?,
             };
             tail.last_timestamp_us = tail.last_timestamp_us.max(now_us());
             let meta = BatchMeta {
@@ -424,7 +426,13 @@ impl Log {
         }
         let tail = lock(&shared.tail);
         let covered = tail.writer.segment().base() + tail.writer.cursor();
-        checkpoint::write(&shared.dir, shared.log_id, covered, &shared.names, &tail.streams)
+        checkpoint::write(
+            &shared.dir,
+            shared.log_id,
+            covered,
+            &shared.names,
+            &tail.streams,
+        )
     }
 }
 
@@ -438,7 +446,9 @@ impl Drop for Log {
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("dir", &self.shared.dir).finish_non_exhaustive()
+        f.debug_struct("Log")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
     }
 }
 

@@ -54,7 +54,12 @@ impl Position {
 
 impl fmt::Debug for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Position({}:{})", self.frame_offset(), self.index_in_frame())
+        write!(
+            f,
+            "Position({}:{})",
+            self.frame_offset(),
+            self.index_in_frame()
+        )
     }
 }
 

@@ -61,6 +61,24 @@ fn corrupt(seg: &Segment, offset: u64, reason: impl ToString) -> Error {
     }
 }
 
+/// Remembers the last event type found to be UTF-8: types repeat, so most
+/// events cost a short compare instead of a validation.
+#[derive(Debug, Default)]
+struct TypeCache {
+    last: String,
+}
+
+impl TypeCache {
+    fn check(&mut self, raw: &[u8]) -> Option<&str> {
+        if raw != self.last.as_bytes() {
+            let valid = std::str::from_utf8(raw).ok()?;
+            self.last.clear();
+            self.last.push_str(valid);
+        }
+        Some(&self.last)
+    }
+}
+
 /// Walks frames from a position through the published part of the log.
 struct Walker {
     shared: Arc<Shared>,
@@ -79,7 +97,13 @@ impl Walker {
         let (index, seg, offset, skip, unproven) = match found {
             Some((index, seg)) if at >= seg.base() + HEADER_BYTES => {
                 let unproven = Some(from);
-                (index, Some(seg.clone()), at - seg.base(), from.index_in_frame(), unproven)
+                (
+                    index,
+                    Some(seg.clone()),
+                    at - seg.base(),
+                    from.index_in_frame(),
+                    unproven,
+                )
             }
             Some((index, seg)) => (index, Some(seg), HEADER_BYTES, 0, None),
             None => (0, None, HEADER_BYTES, 0, None),
@@ -109,7 +133,7 @@ impl Walker {
                 return Ok(None);
             };
             let at = seg.base() + self.offset;
-            match frame::decode(buf, at, &self.shared.checksum) {
+            match frame::decode_lazy(buf, at, &self.shared.checksum) {
                 Ok((Frame::Events(f), padded)) => {
                     self.unproven = None;
                     let info = FrameInfo {
@@ -180,6 +204,7 @@ pub struct ReadAll {
     /// Which segment (by index) `seg_bytes` belongs to.
     seg_bytes_index: Option<usize>,
     frame: Option<OwnedFrame>,
+    types: TypeCache,
     done: bool,
 }
 
@@ -193,7 +218,9 @@ struct OwnedFrame {
 
 impl std::fmt::Debug for ReadAll {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadAll").field("done", &self.done).finish_non_exhaustive()
+        f.debug_struct("ReadAll")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }
 
@@ -205,6 +232,7 @@ impl ReadAll {
             seg_bytes_end: 0,
             seg_bytes_index: None,
             frame: None,
+            types: TypeCache::default(),
             done: false,
         })
     }
@@ -235,7 +263,13 @@ impl ReadAll {
             .names
             .get(info.stream_id as usize)
             .cloned()
-            .ok_or_else(|| corrupt(seg, info.start, format!("unknown stream id {}", info.stream_id)))?;
+            .ok_or_else(|| {
+                corrupt(
+                    seg,
+                    info.start,
+                    format!("unknown stream id {}", info.stream_id),
+                )
+            })?;
         self.frame = Some(OwnedFrame {
             info,
             bytes,
@@ -289,6 +323,16 @@ impl Iterator for ReadAll {
             if index < f.info.skip {
                 continue;
             }
+            if self.types.check(raw.event_type).is_none() {
+                self.done = true;
+                let seg = self.walker.segment();
+                return Some(Err(match seg {
+                    Some(seg) => corrupt(seg, f.info.start, "event type not UTF-8"),
+                    None => Error::InvalidPosition {
+                        position: f.info.position(index),
+                    },
+                }));
+            }
             let slice = |start: usize, len: usize| f.bytes.slice(start..start + len);
             return Some(Ok(RecordedEvent {
                 stream: Arc::clone(&f.stream),
@@ -312,28 +356,35 @@ where
     F: FnMut(EventRef<'_>),
 {
     let mut walker = Walker::new(Arc::clone(shared), from);
+    let mut types = TypeCache::default();
     let mut resume = from;
     while let Some(info) = walker.next_frame()? {
         let Some(seg) = walker.segment() else { break };
         let bytes = seg
             .bytes(info.start, info.start + info.len)
             .ok_or_else(|| corrupt(seg, info.start, "frame beyond the published end"))?;
-        let stream = shared
-            .names
-            .get(info.stream_id as usize)
-            .ok_or_else(|| corrupt(seg, info.start, format!("unknown stream id {}", info.stream_id)))?;
+        let stream = shared.names.get(info.stream_id as usize).ok_or_else(|| {
+            corrupt(
+                seg,
+                info.start,
+                format!("unknown stream id {}", info.stream_id),
+            )
+        })?;
         for (i, raw) in EventIter::new(bytes, info.events_start, info.count).enumerate() {
             let raw = raw.map_err(|e| corrupt(seg, info.start, e))?;
             let index = i as u16;
             if index < info.skip {
                 continue;
             }
+            let event_type = types
+                .check(raw.event_type)
+                .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
             f(EventRef {
                 stream,
                 version: info.first_version + i as u64,
                 position: info.position(index),
                 next_position: info.next_position(index),
-                event_type: raw.event_type,
+                event_type,
                 schema_version: raw.schema_version,
                 id: raw.id,
                 timestamp_us: info.timestamp_us,

@@ -40,9 +40,11 @@ fn new_log_id() -> u128 {
     // RandomState is seeded from the OS's randomness; two draws make 128 bits.
     let draw = || {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
         h.finish()
     };
     (u128::from(draw()) << 64) | u128::from(draw())
@@ -255,7 +257,10 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         repair: options.repair,
         known: &known,
     };
-    let first_unsealed = segs.iter().position(|s| !is_sealed(s)).unwrap_or(segs.len());
+    let first_unsealed = segs
+        .iter()
+        .position(|s| !is_sealed(s))
+        .unwrap_or(segs.len());
     let mut walk = None;
     if !options.repair {
         let names = Names::new();
@@ -307,12 +312,13 @@ fn finish(
     }
     let (active, writer, spare) = match rest.next() {
         Some((_, mut tail)) => {
-            let clean_stop = tail.slot().is_some_and(|s| {
-                s.flags & SLOT_CLEAN != 0 && s.watermark == walk.cursor
-            }) && {
-                let page_end = (walk.cursor / HEADER_BYTES + 1) * HEADER_BYTES;
-                tail.read(walk.cursor, page_end).iter().all(|&b| b == 0)
-            };
+            let clean_stop = tail
+                .slot()
+                .is_some_and(|s| s.flags & SLOT_CLEAN != 0 && s.watermark == walk.cursor)
+                && {
+                    let page_end = (walk.cursor / HEADER_BYTES + 1) * HEADER_BYTES;
+                    tail.read(walk.cursor, page_end).iter().all(|&b| b == 0)
+                };
             if !clean_stop {
                 log::info!(
                     "seglog: recovering {:?}: log continues at offset {}",

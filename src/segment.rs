@@ -148,7 +148,9 @@ fn decode_header(path: &Path, h: &[u8; FIXED_HEADER_BYTES], base: u64) -> Result
         || !size.is_power_of_two()
         || !(limits::MIN_SEGMENT_SIZE_BYTES..=limits::MAX_SEGMENT_SIZE_BYTES).contains(&size)
     {
-        return Err(corrupt(format!("segment header has invalid sizes ({size})")));
+        return Err(corrupt(format!(
+            "segment header has invalid sizes ({size})"
+        )));
     }
     let header_base = u64_at(24);
     if header_base != base {
@@ -515,6 +517,22 @@ impl Segment {
             from,
             to,
         })
+    }
+
+    /// Faults `[from, to)` into the page tables, writable, without touching
+    /// the bytes (`MADV_POPULATE_WRITE`), so the writer's first store to each
+    /// page does not pay a page fault. Best effort: an error only costs speed.
+    pub(crate) fn prefault(&self, from: u64, to: u64) -> io::Result<()> {
+        let from = from.min(self.size);
+        let to = to.clamp(from, self.size);
+        if from == to {
+            return Ok(());
+        }
+        self.map.advise_range(
+            memmap2::Advice::PopulateWrite,
+            from as usize,
+            (to - from) as usize,
+        )
     }
 
     /// Syncs `[from, to)` of the file (header included when `from` is 0).

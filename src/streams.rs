@@ -47,10 +47,16 @@ impl std::fmt::Display for ApplyError {
         match self {
             ApplyError::UnknownStream(id) => write!(f, "frame refers to undefined stream id {id}"),
             ApplyError::DefinitionOutOfOrder { id, expected } => {
-                write!(f, "stream definition with id {id} where {expected} was next")
+                write!(
+                    f,
+                    "stream definition with id {id} where {expected} was next"
+                )
             }
             ApplyError::VersionGap { expected, found } => {
-                write!(f, "stream version {found} follows where {expected} was expected")
+                write!(
+                    f,
+                    "stream version {found} follows where {expected} was expected"
+                )
             }
             ApplyError::DuplicateName => write!(f, "stream name defined twice"),
         }
@@ -66,7 +72,9 @@ impl Streams {
     pub(crate) fn lookup(&self, names: &Names, name: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(name);
         self.ids
-            .find(hash, |&id| names.get(id as usize).is_some_and(|n| &**n == name))
+            .find(hash, |&id| {
+                names.get(id as usize).is_some_and(|n| &**n == name)
+            })
             .copied()
     }
 
@@ -188,19 +196,26 @@ mod tests {
         let mut s = Streams::default();
         for i in 0..1000u64 {
             let id = s
-                .insert(&names, &format!("order-{i}"), Head {
-                    last_version: 0,
-                    last_frame: i * 8,
-                })
+                .insert(
+                    &names,
+                    &format!("order-{i}"),
+                    Head {
+                        last_version: 0,
+                        last_frame: i * 8,
+                    },
+                )
                 .unwrap();
             assert_eq!(u64::from(id), i);
         }
         assert_eq!(s.lookup(&names, "order-517"), Some(517));
         assert_eq!(s.lookup(&names, "order-1000"), None);
-        s.set_head(517, Head {
-            last_version: 4,
-            last_frame: 1 << 20,
-        });
+        s.set_head(
+            517,
+            Head {
+                last_version: 4,
+                last_frame: 1 << 20,
+            },
+        );
         assert_eq!(s.version(&names, "order-517"), Some(4));
         assert_eq!(&*names[517], "order-517");
     }

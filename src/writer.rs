@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::limits;
 use crate::log::{Shared, Spare};
 use crate::options::Durability;
-use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED};
+use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment};
 
 /// What callers hand the sync thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,11 @@ pub(crate) struct SyncCursor {
 }
 
 /// Body of the sync thread. Returns the result of the final clean-close sync.
-pub(crate) fn run_sync(shared: Arc<Shared>, rx: Receiver<Msg>, mut cursor: SyncCursor) -> Result<()> {
+pub(crate) fn run_sync(
+    shared: Arc<Shared>,
+    rx: Receiver<Msg>,
+    mut cursor: SyncCursor,
+) -> Result<()> {
     let tick = match shared.options.durability {
         Durability::Periodic(interval) => Some(interval),
         Durability::Sync | Durability::None => None,
@@ -134,8 +138,28 @@ fn mark_clean(shared: &Shared, cursor: SyncCursor) -> Result<()> {
     Ok(())
 }
 
-/// Body of the preparer thread: creates the segment the writer asks for next.
-pub(crate) fn run_preparer(shared: Arc<Shared>) {
+/// Bytes prefaulted per call, so the preparer stays just ahead of the writer
+/// and notices a stop request soon.
+const PREFAULT_CHUNK_BYTES: u64 = 4 << 20;
+
+/// Prefaults `[from, size)` of `seg` in chunks; stops early when the log closes.
+fn prefault(shared: &Shared, seg: &Segment, from: u64) {
+    let mut at = from;
+    while at < seg.size() && !matches!(*shared.lock_spare(), Spare::Stop) {
+        let to = (at + PREFAULT_CHUNK_BYTES).min(seg.size());
+        if let Err(e) = seg.prefault(at, to) {
+            log::debug!("seglog: prefaulting {:?} failed: {e}", seg.path());
+            return;
+        }
+        at = to;
+    }
+}
+
+/// Body of the preparer thread: prefaults the active segment ahead of the
+/// writer, then creates and prefaults each segment the writer will need next.
+pub(crate) fn run_preparer(shared: Arc<Shared>, active: Arc<Segment>, cursor: u64) {
+    prefault(&shared, &active, cursor);
+    drop(active);
     loop {
         let base = {
             let mut spare = shared.lock_spare();
@@ -157,6 +181,9 @@ pub(crate) fn run_preparer(shared: Arc<Shared>) {
             shared.log_id,
             shared.options.preallocate,
         );
+        if let Ok(seg) = &made {
+            prefault(&shared, seg.segment(), HEADER_BYTES);
+        }
         let mut spare = shared.lock_spare();
         if matches!(*spare, Spare::Stop) {
             return;

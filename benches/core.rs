@@ -1,0 +1,219 @@
+//! Criterion benches of the core engine's issue-2 targets, each beside its
+//! plain-file baseline in the same run:
+//! - batched appends (100 x 128 B per call, `Durability::None`) vs the same
+//!   framed bytes through a `BufWriter<File>`;
+//! - full replay of 1M events (borrowed and owned) vs a buffered `File`
+//!   reader that checks every record's CRC;
+//! - durable appends from 1 and 8 threads (`Durability::Sync`).
+//!
+//! Run: `cargo bench --bench core`.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position};
+
+const PAYLOAD_BYTES: usize = 128;
+const STREAMS: usize = 1_000;
+const BATCH: usize = 100;
+const APPEND_EVENTS: usize = 200_000;
+const REPLAY_EVENTS: usize = 1_000_000;
+
+/// Bytes of seglog's frame for one 128-byte event of type "BenchEvent"
+/// (docs/FORMAT.md: 48-byte frame header, 16-byte event header, the type,
+/// the payload, padded to 8): the baselines write records of this size so
+/// they move the same bytes and checksum the same bytes.
+const FRAME_1_BYTES: usize = (48 + 16 + 10 + PAYLOAD_BYTES).next_multiple_of(8);
+/// The same for a frame of `BATCH` such events.
+const FRAME_100_BYTES: usize = (48 + BATCH * (16 + 10 + PAYLOAD_BYTES)).next_multiple_of(8);
+
+fn payload() -> Bytes {
+    Bytes::from(vec![0x5Au8; PAYLOAD_BYTES])
+}
+
+fn names() -> Vec<String> {
+    (0..STREAMS).map(|i| format!("stream-{i}")).collect()
+}
+
+/// The baseline's record: `[len u32][crc u32][payload]`, like seglog's frame.
+fn write_raw_record(out: &mut impl Write, payload: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(payload.len() as u32).to_le_bytes())?;
+    out.write_all(&crc32fast::hash(payload).to_le_bytes())?;
+    out.write_all(payload)
+}
+
+/// Reads `[len][crc][record]` records with a buffered reader, checking each
+/// CRC; returns the record bytes read.
+fn read_raw(path: &std::path::Path) -> usize {
+    let mut input = BufReader::with_capacity(1 << 16, File::open(path).expect("open"));
+    let mut header = [0u8; 8];
+    let mut record = Vec::new();
+    let mut bytes = 0usize;
+    while input.read_exact(&mut header).is_ok() {
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        record.resize(len, 0);
+        input.read_exact(&mut record).expect("record");
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        assert_eq!(crc32fast::hash(&record), crc);
+        bytes += len;
+    }
+    bytes
+}
+
+fn batched_appends(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batched_append_100x128B");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(APPEND_EVENTS as u64));
+    let names = names();
+    let batch: Vec<EventData> = (0..BATCH)
+        .map(|_| EventData::new("BenchEvent", payload()))
+        .collect();
+    // Steady state: one log (and one file) for every iteration, so segment
+    // creation and prefaulting run ahead of the writer as they do in service.
+    group.bench_function("seglog_none", |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Options::new()
+            .durability(Durability::None)
+            .open(dir.path())
+            .expect("open");
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                for i in 0..APPEND_EVENTS / BATCH {
+                    log.append(&names[i % STREAMS], ExpectedVersion::Any, &batch)
+                        .expect("append");
+                }
+            }
+            started.elapsed()
+        });
+        log.close().expect("close");
+    });
+    // The same framed bytes: one record per append call, of the frame's size.
+    group.bench_function("raw_bufwriter_same_bytes", |b| {
+        let record = vec![0x5Au8; FRAME_100_BYTES - 8];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = File::create(dir.path().join("raw.log")).expect("create");
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                for _ in 0..APPEND_EVENTS / BATCH {
+                    write_raw_record(&mut out, &record).expect("write");
+                }
+                out.flush().expect("flush");
+            }
+            started.elapsed()
+        });
+    });
+    group.finish();
+}
+
+fn replay(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = names();
+    {
+        let log = Options::new()
+            .durability(Durability::None)
+            .open(dir.path())
+            .expect("open");
+        let event = [EventData::new("BenchEvent", payload())];
+        for i in 0..REPLAY_EVENTS {
+            log.append(&names[i % STREAMS], ExpectedVersion::Any, &event)
+                .expect("append");
+        }
+        log.close().expect("close");
+    }
+    let raw_path = dir.path().join("raw.log");
+    let min_path = dir.path().join("raw-min.log");
+    {
+        let same = vec![0x5Au8; FRAME_1_BYTES - 8];
+        let mut out = BufWriter::new(File::create(&raw_path).expect("create"));
+        let mut min = BufWriter::new(File::create(&min_path).expect("create"));
+        for _ in 0..REPLAY_EVENTS {
+            write_raw_record(&mut out, &same).expect("write");
+            write_raw_record(&mut min, &payload()).expect("write");
+        }
+        out.flush().expect("flush");
+        min.flush().expect("flush");
+    }
+    let log = Log::open(dir.path()).expect("reopen");
+    let mut group = c.benchmark_group("replay_1M_x128B");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(REPLAY_EVENTS as u64));
+    group.bench_function("seglog_borrowed", |b| {
+        b.iter(|| {
+            let mut bytes = 0usize;
+            log.replay(Position::START, |e| bytes += e.payload().len())
+                .expect("replay");
+            assert_eq!(bytes, REPLAY_EVENTS * PAYLOAD_BYTES);
+        });
+    });
+    group.bench_function("seglog_owned", |b| {
+        b.iter(|| {
+            let mut bytes = 0usize;
+            for e in log.read_all(Position::START).expect("read_all") {
+                bytes += e.expect("event").payload().len();
+            }
+            assert_eq!(bytes, REPLAY_EVENTS * PAYLOAD_BYTES);
+        });
+    });
+    for (name, path, record_bytes) in [
+        ("raw_bufreader_crc_same_bytes", &raw_path, FRAME_1_BYTES - 8),
+        ("raw_bufreader_crc_128B_records", &min_path, PAYLOAD_BYTES),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let records = read_raw(path);
+                assert_eq!(records, REPLAY_EVENTS * record_bytes);
+            });
+        });
+    }
+    group.finish();
+}
+
+fn durable_appends(c: &mut Criterion) {
+    const PER_THREAD: usize = 400;
+    let mut group = c.benchmark_group("durable_append_128B");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for threads in [1usize, 8] {
+        group.throughput(Throughput::Elements((threads * PER_THREAD) as u64));
+        group.bench_with_input(
+            BenchmarkId::new("seglog_sync", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let dir = tempfile::tempdir().expect("tempdir");
+                        let log = Arc::new(Log::open(dir.path()).expect("open"));
+                        let started = Instant::now();
+                        std::thread::scope(|s| {
+                            for t in 0..threads {
+                                let log = Arc::clone(&log);
+                                s.spawn(move || {
+                                    let event = [EventData::new("BenchEvent", payload())];
+                                    let stream = format!("thread-{t}");
+                                    for _ in 0..PER_THREAD {
+                                        log.append(&stream, ExpectedVersion::Any, &event)
+                                            .expect("append");
+                                    }
+                                });
+                            }
+                        });
+                        total += started.elapsed();
+                    }
+                    total
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, batched_appends, replay, durable_appends);
+criterion_main!(benches);
