@@ -13,7 +13,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -89,6 +89,9 @@ pub(crate) struct Shared {
     durable: Mutex<Durable>,
     durable_changed: Condvar,
     poisoned: AtomicBool,
+    /// Sync requests since the sync thread last started a round: the size
+    /// of the group forming now.
+    pub(crate) sync_requests: AtomicUsize,
     doorbell: Sender<Msg>,
     spare: Mutex<Spare>,
     spare_changed: Condvar,
@@ -217,6 +220,7 @@ impl Log {
             }),
             durable_changed: Condvar::new(),
             poisoned: AtomicBool::new(false),
+            sync_requests: AtomicUsize::new(0),
             doorbell,
             spare: Mutex::new(spare),
             spare_changed: Condvar::new(),
@@ -505,6 +509,7 @@ impl Shared {
 
     /// Rings the sync thread and waits until `[.., end)` is durable.
     fn wait_durable(&self, end: u64) -> Result<()> {
+        self.sync_requests.fetch_add(1, Ordering::AcqRel);
         match self.doorbell.try_send(Msg::Sync) {
             // A full queue means a sync is already due and will cover us.
             Ok(()) | Err(TrySendError::Full(_)) => {}

@@ -9,7 +9,8 @@
 //! byte, publishes that point to readers, and wakes every waiter it covers.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -46,11 +47,18 @@ pub(crate) fn run_sync(
         Durability::Periodic(interval) => Some(interval),
         Durability::Sync | Durability::None => None,
     };
+    let mut last_group = 0;
     loop {
         let mut shutdown = match next_message(&rx, tick) {
             Some(msg) => msg == Msg::Shutdown,
             None => true,
         };
+        if !shutdown {
+            gather(&shared, last_group);
+        }
+        // Counted requests wrote their frames before counting: the sync
+        // below, which reads the written end after this, covers them all.
+        last_group = shared.sync_requests.swap(0, Ordering::AcqRel);
         // Everything queued now rides on this one sync.
         for msg in rx.try_iter().take(limits::SYNC_QUEUE_DEPTH) {
             shutdown |= msg == Msg::Shutdown;
@@ -71,6 +79,26 @@ pub(crate) fn run_sync(
         if shutdown {
             return mark_clean(&shared, cursor);
         }
+    }
+}
+
+/// Longest a sync waits for the group of the previous round to re-form.
+const MAX_GATHER: Duration = Duration::from_micros(100);
+
+/// Waits until as many appenders asked for a sync as in the previous group,
+/// at most [`MAX_GATHER`]. Callers released by one sync append again tens of
+/// microseconds apart (each must be woken and scheduled); syncing at the
+/// first doorbell would split them over two syncs. A lone appender (a group
+/// of one) never waits here.
+fn gather(shared: &Shared, last_group: usize) {
+    if last_group <= 1 {
+        return;
+    }
+    let started = Instant::now();
+    while shared.sync_requests.load(Ordering::Acquire) < last_group
+        && started.elapsed() < MAX_GATHER
+    {
+        std::thread::sleep(Duration::from_micros(10));
     }
 }
 
