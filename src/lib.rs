@@ -46,6 +46,8 @@ mod checkpoint;
 mod error;
 mod event;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 mod log;
 mod options;
