@@ -290,13 +290,6 @@ pub(crate) struct RawEvent<'a> {
 }
 
 #[inline]
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-#[inline]
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(
         b.get(at..at.checked_add(4)?)?.try_into().ok()?,
@@ -399,14 +392,40 @@ fn validate_events(frame: &EventsFrame<'_>) -> Result<(), DecodeError> {
 }
 
 fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
-    let short = DecodeError::Malformed("frame shorter than its header");
-    let flags = *bytes.get(9).ok_or(short.clone())?;
-    let name_len = usize::from(u16_at(bytes, 10).ok_or(short.clone())?);
-    let event_count = u32_at(bytes, 12).ok_or(short.clone())?;
-    let stream_id = u32_at(bytes, 16).ok_or(short.clone())?;
-    let first_version = u64_at(bytes, 24).ok_or(short.clone())?;
-    let prev_frame = u64_at(bytes, 32).ok_or(short.clone())?;
-    let timestamp_us = u64_at(bytes, 40).ok_or(short)?;
+    // One bounds check for the whole header; fields are then read at
+    // constant offsets of a fixed-size array.
+    let h: &[u8; HEADER_BYTES] = bytes
+        .first_chunk()
+        .ok_or(DecodeError::Malformed("frame shorter than its header"))?;
+    let [
+        _,
+        _,
+        _,
+        _,
+        _,
+        _,
+        _,
+        _,
+        _,
+        flags,
+        n0,
+        n1,
+        c0,
+        c1,
+        c2,
+        c3,
+        s0,
+        s1,
+        s2,
+        s3,
+        ..,
+    ] = *h;
+    let name_len = usize::from(u16::from_le_bytes([n0, n1]));
+    let event_count = u32::from_le_bytes([c0, c1, c2, c3]);
+    let stream_id = u32::from_le_bytes([s0, s1, s2, s3]);
+    let first_version = u64_at(h, 24).unwrap_or_default();
+    let prev_frame = u64_at(h, 32).unwrap_or_default();
+    let timestamp_us = u64_at(h, 40).unwrap_or_default();
     if event_count == 0 || event_count as usize > limits::MAX_EVENTS_PER_APPEND {
         return Err(DecodeError::Malformed("event count out of range"));
     }
@@ -497,12 +516,32 @@ impl<'a> Iterator for EventIter<'a> {
 #[inline]
 /// Parses the event at `at` of a frame's bytes; returns it and where the next starts.
 pub(crate) fn parse_event(b: &[u8], at: usize) -> Result<(RawEvent<'_>, usize), DecodeError> {
-    let short = DecodeError::Malformed("event header past the frame");
-    let type_len = usize::from(u16_at(b, at).ok_or(short.clone())?);
-    let schema_version = u16_at(b, at.saturating_add(2)).ok_or(short.clone())?;
-    let flags = *b.get(at.saturating_add(4)).ok_or(short.clone())?;
-    let metadata_len = u32_at(b, at.saturating_add(8)).ok_or(short.clone())? as usize;
-    let payload_len = u32_at(b, at.saturating_add(12)).ok_or(short)? as usize;
+    let h: &[u8; EVENT_HEADER_BYTES] = b
+        .get(at..)
+        .and_then(<[u8]>::first_chunk)
+        .ok_or(DecodeError::Malformed("event header past the frame"))?;
+    let [
+        t0,
+        t1,
+        v0,
+        v1,
+        flags,
+        _,
+        _,
+        _,
+        m0,
+        m1,
+        m2,
+        m3,
+        p0,
+        p1,
+        p2,
+        p3,
+    ] = *h;
+    let type_len = usize::from(u16::from_le_bytes([t0, t1]));
+    let schema_version = u16::from_le_bytes([v0, v1]);
+    let metadata_len = u32::from_le_bytes([m0, m1, m2, m3]) as usize;
+    let payload_len = u32::from_le_bytes([p0, p1, p2, p3]) as usize;
     if type_len == 0 || type_len > limits::MAX_EVENT_TYPE_BYTES {
         return Err(DecodeError::Malformed("event type length out of range"));
     }
