@@ -9,7 +9,8 @@ use std::time::Instant;
 
 fn main() {
     const N: u32 = 200_000;
-    let (to_writer, requests) = crossbeam_channel::bounded::<(u64, crossbeam_channel::Sender<u64>)>(1024);
+    let (to_writer, requests) =
+        crossbeam_channel::bounded::<(u64, crossbeam_channel::Sender<u64>)>(1024);
     let writer = std::thread::spawn(move || {
         let mut tail = 0u64;
         for (len, reply) in requests {
@@ -20,7 +21,9 @@ fn main() {
     let started = Instant::now();
     let (reply_to, replies) = crossbeam_channel::bounded(1);
     for _ in 0..N {
-        to_writer.send((208, reply_to.clone())).expect("writer alive");
+        to_writer
+            .send((208, reply_to.clone()))
+            .expect("writer alive");
         replies.recv().expect("reply");
     }
     let handoff = started.elapsed() / N;
@@ -33,5 +36,7 @@ fn main() {
         *tail.lock().expect("lock") += 208;
     }
     let critical = started.elapsed() / N;
-    println!("thread round trip per append: {handoff:?}; uncontended critical section: {critical:?}");
+    println!(
+        "thread round trip per append: {handoff:?}; uncontended critical section: {critical:?}"
+    );
 }

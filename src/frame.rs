@@ -206,7 +206,7 @@ pub(crate) fn encode_end(out: &mut [u8], position: u64, checksum: &Checksum) {
     seal_crc(out, END_BYTES, position, checksum);
 }
 
-fn seal_crc(out: &mut [u8], len: usize, position: u64, checksum: &Checksum) {
+pub(crate) fn seal_crc(out: &mut [u8], len: usize, position: u64, checksum: &Checksum) {
     let crc = checksum.of_frame(out.get(..len).unwrap_or_default(), position);
     if let Some(field) = out.get_mut(4..8) {
         field.copy_from_slice(&crc.to_le_bytes());

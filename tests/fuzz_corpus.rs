@@ -8,12 +8,18 @@ use std::path::Path;
 use seglog::fuzzing::{decode_frame, encode_frame};
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut inputs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {dir:?}: {e}"))
         .map(|entry| {
             let path = entry.expect("entry").path();
-            let name = path.file_name().expect("name").to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             (name, std::fs::read(&path).expect("read input"))
         })
         .collect();
@@ -21,8 +27,9 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     inputs
 }
 
-/// What the `frame_decode` target does with one input.
-fn frame_decode(data: &[u8]) -> usize {
+/// What the `frame_decode` target does with one input: events walked as
+/// given and after resealing the CRC.
+fn frame_decode(data: &[u8]) -> (usize, usize) {
     let (position, frame) = match data.split_first_chunk::<8>() {
         Some((p, rest)) => (u64::from_le_bytes(*p) & !7, rest),
         None => (4096, data),
@@ -42,7 +49,7 @@ fn frame_decode_corpus_replays_without_panics() {
     assert!(inputs.len() >= 4, "seed corpus missing");
     let mut walked = 0;
     for (_, data) in &inputs {
-        walked += frame_decode(data);
+        walked += frame_decode(data).0;
     }
     // The valid seeds decode: 1 + 3 events.
     assert!(walked >= 4, "valid seeds must decode, walked {walked}");
@@ -51,12 +58,15 @@ fn frame_decode_corpus_replays_without_panics() {
 #[test]
 fn valid_seed_decodes_and_damaged_copies_do_not() {
     let frame = encode_frame(8192, "order-1", &[("Placed", b"abc"), ("Paid", b"")]);
-    assert_eq!(decode_frame(&frame, 8192), 2);
-    assert_eq!(decode_frame(&frame, 8200), 0, "wrong position");
+    assert_eq!(decode_frame(&frame, 8192), (2, 2));
+    assert_eq!(decode_frame(&frame, 8200), (0, 2), "wrong position, then resealed");
     let len = u32::from_le_bytes(frame[..4].try_into().expect("length")) as usize;
-    assert!(len <= frame.len() && frame.len() - len < 8, "padding under 8 bytes");
+    assert!(
+        len <= frame.len() && frame.len() - len < 8,
+        "padding under 8 bytes"
+    );
     for cut in 0..len {
-        assert_eq!(decode_frame(&frame[..cut], 8192), 0, "cut at {cut}");
+        assert_eq!(decode_frame(&frame[..cut], 8192).0, 0, "cut at {cut}");
     }
 }
 
@@ -69,7 +79,11 @@ fn write_seeds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/frame_decode");
     std::fs::create_dir_all(&dir).expect("corpus dir");
     let one = encode_frame(4096, "s", &[("T", b"payload")]);
-    let three = encode_frame(1 << 20, "order-42", &[("A", b""), ("B", &[7; 300]), ("C", b"x")]);
+    let three = encode_frame(
+        1 << 20,
+        "order-42",
+        &[("A", b""), ("B", &[7; 300]), ("C", b"x")],
+    );
     let mut torn = three.clone();
     torn.truncate(three.len() / 2);
     let mut huge_len = one.clone();
