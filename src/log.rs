@@ -42,6 +42,9 @@ const LOCK_FILE: &str = "seglog.lock";
 pub struct Log {
     shared: Arc<Shared>,
     threads: Option<Threads>,
+    /// Held by the handle, not by `Shared`: readers that outlive the handle
+    /// keep their mappings but not the directory.
+    _lock: File,
 }
 
 struct Threads {
@@ -95,7 +98,6 @@ pub(crate) struct Shared {
     doorbell: Sender<Msg>,
     spare: Mutex<Spare>,
     spare_changed: Condvar,
-    _lock: File,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -225,7 +227,6 @@ impl Log {
             spare: Mutex::new(spare),
             spare_changed: Condvar::new(),
             options,
-            _lock: lock_file,
         });
         let spawn_err = |e| Error::io(&shared.dir, e);
         let sync = {
@@ -247,6 +248,7 @@ impl Log {
         Ok(Log {
             shared,
             threads: Some(Threads { sync, preparer }),
+            _lock: lock_file,
         })
     }
 
@@ -553,7 +555,7 @@ impl Shared {
         loop {
             match &*spare {
                 Spare::Ready(seg) if seg.segment().base() == base => {
-                    let next = base + self.options.segment_size_bytes;
+                    let next = seg.segment().end();
                     if let Spare::Ready(seg) = std::mem::replace(&mut *spare, Spare::Wanted(next)) {
                         self.spare_changed();
                         return Ok(seg);
@@ -605,5 +607,31 @@ impl Shared {
         }
         old_writer.seal();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Log>();
+        assert_send_sync::<crate::ReadAll>();
+    }
+
+    #[test]
+    fn a_reader_outliving_the_log_keeps_its_data_but_not_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path()).unwrap();
+        log.append("s", ExpectedVersion::Any, &[EventData::new("T", &b"kept"[..])])
+            .unwrap();
+        let mut reader = log.read_all(Position::START).unwrap();
+        log.close().unwrap();
+        let again = Log::open(dir.path()).unwrap();
+        let event = reader.next().unwrap().unwrap();
+        assert_eq!(&event.payload()[..], b"kept");
+        drop(again);
     }
 }
