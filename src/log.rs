@@ -625,8 +625,12 @@ mod tests {
     fn a_reader_outliving_the_log_keeps_its_data_but_not_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path()).unwrap();
-        log.append("s", ExpectedVersion::Any, &[EventData::new("T", &b"kept"[..])])
-            .unwrap();
+        log.append(
+            "s",
+            ExpectedVersion::Any,
+            &[EventData::new("T", &b"kept"[..])],
+        )
+        .unwrap();
         let mut reader = log.read_all(Position::START).unwrap();
         log.close().unwrap();
         let again = Log::open(dir.path()).unwrap();

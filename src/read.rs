@@ -135,7 +135,13 @@ impl Walker {
             let at = seg.base() + self.offset;
             match frame::decode_lazy(buf, at, &self.shared.checksum) {
                 Ok((Frame::Events(f), padded)) => {
-                    self.unproven = None;
+                    // A caller's index past the frame's last event names no
+                    // event: refuse it rather than resume at the next frame.
+                    if let Some(position) = self.unproven.take()
+                        && u32::from(self.skip) >= f.event_count
+                    {
+                        return Err(Error::InvalidPosition { position });
+                    }
                     let info = FrameInfo {
                         start: self.offset,
                         len: f.bytes.len() as u64,
@@ -152,7 +158,11 @@ impl Walker {
                     return Ok(Some(info));
                 }
                 Ok((Frame::End, _)) => {
-                    self.unproven = None;
+                    if let Some(position) = self.unproven.take()
+                        && self.skip > 0
+                    {
+                        return Err(Error::InvalidPosition { position });
+                    }
                     self.skip = 0;
                     self.index += 1;
                     self.seg = self.shared.segment_at(self.index);

@@ -332,7 +332,7 @@ fn finish(
             tail.segment().flush(0, walk.cursor)?;
             tail.write_slot(walk.cursor, 0)?;
             let mut spare = None;
-            for (_, mut later) in rest {
+            for (k, (_, mut later)) in rest.enumerate() {
                 if later.slot().is_some_and(|s| s.watermark > HEADER_BYTES) {
                     return Err(corrupt(
                         later.segment(),
@@ -341,7 +341,9 @@ fn finish(
                     ));
                 }
                 later.zero_from(HEADER_BYTES)?;
-                if spare.is_none() {
+                // Appends are sized against the configured segment size: a
+                // spare left by a run with another size would not hold them.
+                if k == 0 && later.segment().size() == options.segment_size_bytes {
                     spare = Some(later);
                 } else {
                     let path = later.segment().path().to_path_buf();

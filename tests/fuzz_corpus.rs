@@ -59,7 +59,11 @@ fn frame_decode_corpus_replays_without_panics() {
 fn valid_seed_decodes_and_damaged_copies_do_not() {
     let frame = encode_frame(8192, "order-1", &[("Placed", b"abc"), ("Paid", b"")]);
     assert_eq!(decode_frame(&frame, 8192), (2, 2));
-    assert_eq!(decode_frame(&frame, 8200), (0, 2), "wrong position, then resealed");
+    assert_eq!(
+        decode_frame(&frame, 8200),
+        (0, 2),
+        "wrong position, then resealed"
+    );
     let len = u32::from_le_bytes(frame[..4].try_into().expect("length")) as usize;
     assert!(
         len <= frame.len() && frame.len() - len < 8,
