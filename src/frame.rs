@@ -3,7 +3,7 @@
 //!
 //! One frame holds one append call (so an append is atomic):
 //! `[len u32][crc u32][kind u8][flags u8][name_len u16][event_count u32]
-//!  [stream_id u32][reserved u32][first_version u64][prev_frame u64]
+//!  [stream_id u32][durable_lag u32][first_version u64][prev_frame u64]
 //!  [timestamp_us u64][stream name?][events...][zero padding to 8]`.
 //! The CRC covers everything after the CRC field, starting from a state that
 //! mixes the log's id, the frame's own log position and its length, so a torn
@@ -26,6 +26,8 @@ pub(crate) const EVENT_ID_BYTES: usize = 16;
 pub(crate) const ALIGN: u64 = 8;
 /// `prev_frame` of a stream's first frame.
 pub(crate) const NO_PREV_FRAME: u64 = u64::MAX;
+/// `durable_lag` when the durable end is further back than a `u32` reaches.
+pub(crate) const LAG_UNKNOWN: u32 = u32::MAX;
 
 const KIND_EVENTS: u8 = 1;
 const KIND_END: u8 = 2;
@@ -74,6 +76,12 @@ fn mix(position: u64, len: u64) -> u32 {
     (x ^ (x >> 32)) as u32
 }
 
+/// How far behind a frame at `position` the durable end was, as stored.
+fn durable_lag(position: u64, durable_end: u64) -> u32 {
+    debug_assert!(durable_end <= position);
+    u32::try_from(position.saturating_sub(durable_end)).unwrap_or(LAG_UNKNOWN)
+}
+
 /// Rounds a frame length up to the next frame boundary.
 pub(crate) fn padded(len: u64) -> u64 {
     len.next_multiple_of(ALIGN)
@@ -107,6 +115,9 @@ pub(crate) struct BatchMeta<'a> {
     /// Log offset of the stream's previous frame, or [`NO_PREV_FRAME`].
     pub(crate) prev_frame: u64,
     pub(crate) timestamp_us: u64,
+    /// Log offset below which everything was durable when this frame was
+    /// written (the sync thread's last durable end).
+    pub(crate) durable_end: u64,
 }
 
 /// Unpadded length of the frame for `events` (sum of checked sizes; the
@@ -162,7 +173,7 @@ pub(crate) fn encode_batch(
     c.put(&(name.len() as u16).to_le_bytes());
     c.put(&(events.len() as u32).to_le_bytes());
     c.put(&meta.stream_id.to_le_bytes());
-    c.put(&[0; 4]);
+    c.put(&durable_lag(position, meta.durable_end).to_le_bytes());
     c.put(&meta.first_version.to_le_bytes());
     c.put(&meta.prev_frame.to_le_bytes());
     c.put(&meta.timestamp_us.to_le_bytes());
@@ -271,6 +282,18 @@ pub(crate) struct EventsFrame<'a> {
     pub(crate) timestamp_us: u64,
     pub(crate) event_count: u32,
     pub(crate) events_start: usize,
+    /// How far behind this frame the durable end was when it was written
+    /// ([`LAG_UNKNOWN`]: further than 4 GiB, or never synced).
+    pub(crate) durable_lag: u32,
+}
+
+impl EventsFrame<'_> {
+    /// Log offset below which everything was durable when the frame at
+    /// `position` was written, if it says.
+    pub(crate) fn durable_end(&self, position: u64) -> Option<u64> {
+        (self.durable_lag != LAG_UNKNOWN)
+            .then(|| position.saturating_sub(u64::from(self.durable_lag)))
+    }
 }
 
 /// One event inside a verified frame; `*_start` are offsets in the frame, so
@@ -308,6 +331,32 @@ fn u128_at(b: &[u8], at: usize) -> Option<u128> {
     Some(u128::from_le_bytes(
         b.get(at..at.checked_add(16)?)?.try_into().ok()?,
     ))
+}
+
+/// A cheap filter before [`decode`] when hunting for frames at arbitrary
+/// offsets (repair, recovery's look-ahead): the length fits, the kind is
+/// known and an events header's counts are in range. Random bytes almost
+/// never pass, so the CRC is computed rarely.
+pub(crate) fn plausible(buf: &[u8]) -> bool {
+    let Some(h) = buf.first_chunk::<16>() else {
+        return false;
+    };
+    let [l0, l1, l2, l3, _, _, _, _, kind, _, n0, n1, c0, c1, c2, c3] = *h;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+    if len > buf.len() {
+        return false;
+    }
+    match kind {
+        KIND_END => len == END_BYTES,
+        KIND_EVENTS => {
+            let name_len = usize::from(u16::from_le_bytes([n0, n1]));
+            let count = u32::from_le_bytes([c0, c1, c2, c3]) as usize;
+            len >= HEADER_BYTES
+                && name_len <= limits::MAX_STREAM_NAME_BYTES
+                && (1..=limits::MAX_EVENTS_PER_APPEND).contains(&count)
+        }
+        _ => false,
+    }
 }
 
 /// Decodes and fully validates the frame at the start of `buf` (the bytes
@@ -418,11 +467,16 @@ fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
         s1,
         s2,
         s3,
+        l0,
+        l1,
+        l2,
+        l3,
         ..,
     ] = *h;
     let name_len = usize::from(u16::from_le_bytes([n0, n1]));
     let event_count = u32::from_le_bytes([c0, c1, c2, c3]);
     let stream_id = u32::from_le_bytes([s0, s1, s2, s3]);
+    let durable_lag = u32::from_le_bytes([l0, l1, l2, l3]);
     let first_version = u64_at(h, 24).unwrap_or_default();
     let prev_frame = u64_at(h, 32).unwrap_or_default();
     let timestamp_us = u64_at(h, 40).unwrap_or_default();
@@ -460,6 +514,7 @@ fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
         timestamp_us,
         event_count,
         events_start: name_end,
+        durable_lag,
     })
 }
 
@@ -607,6 +662,7 @@ mod tests {
         first_version: 5,
         prev_frame: NO_PREV_FRAME,
         timestamp_us: 1_700_000_000_000_000,
+        durable_end: 1024,
     };
 
     #[test]
@@ -622,6 +678,7 @@ mod tests {
         assert_eq!(f.stream_id, 3);
         assert_eq!(f.defines, Some("order-42"));
         assert_eq!(f.first_version, 5);
+        assert_eq!(f.durable_end(4096), Some(1024));
         let got: Vec<_> = f.events().map(Result::unwrap).collect();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].event_type, b"OrderPlaced");

@@ -54,6 +54,7 @@ pub fn encode_frame(position: u64, name: &str, events: &[(&str, &[u8])]) -> Vec<
         first_version: 0,
         prev_frame: frame::NO_PREV_FRAME,
         timestamp_us: 1,
+        durable_end: 0,
     };
     let len = frame::padded(frame::batch_len(meta.defines, &events)) as usize;
     let mut out = vec![0; len];

@@ -13,7 +13,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -91,6 +91,9 @@ pub(crate) struct Shared {
     tail: Mutex<Tail>,
     durable: Mutex<Durable>,
     durable_changed: Condvar,
+    /// `Durable::synced_end`, readable without the lock: each frame records
+    /// it, which is how recovery tells a torn write from damaged data.
+    durable_end: AtomicU64,
     poisoned: AtomicBool,
     /// Sync requests since the sync thread last started a round: the size
     /// of the group forming now.
@@ -221,6 +224,7 @@ impl Log {
                 poison: None,
             }),
             durable_changed: Condvar::new(),
+            durable_end: AtomicU64::new(synced_end),
             poisoned: AtomicBool::new(false),
             sync_requests: AtomicUsize::new(0),
             doorbell,
@@ -325,6 +329,7 @@ impl Log {
                 first_version,
                 prev_frame: head.map_or(NO_PREV_FRAME, |h| h.last_frame),
                 timestamp_us: tail.last_timestamp_us,
+                durable_end: shared.durable_end.load(Ordering::Acquire).min(at),
             };
             let checksum = &shared.checksum;
             tail.writer.append(len, |out| {
@@ -506,6 +511,7 @@ impl Shared {
         let mut d = lock(&self.durable);
         debug_assert!(end >= d.synced_end, "durable end went back");
         d.synced_end = d.synced_end.max(end);
+        self.durable_end.store(d.synced_end, Ordering::Release);
         self.durable_changed.notify_all();
     }
 

@@ -3,11 +3,12 @@
 //! corruption (report it, or quarantine it under `repair`), and hand back the
 //! segments ready to share.
 //!
-//! Torn tail or bit rot is decided by each segment's durable watermark: the
-//! writer records, before every sync, the end of what an earlier sync already
-//! made durable. A bad frame below the watermark (or anywhere in a sealed
-//! segment) damaged acknowledged data; a bad frame at or above it is a write
-//! that never finished, and nothing from there on was acknowledged.
+//! Torn tail or bit rot: a bad frame below its segment's watermark (known
+//! durable at the last open), anywhere in a sealed segment, or followed by a
+//! valid frame that recorded a durable end past it, damaged data that may
+//! have been acknowledged. Any other bad frame is a write that never
+//! finished, and nothing from there on was acknowledged (docs/FORMAT.md,
+//! "Torn write or damage").
 
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
@@ -35,6 +36,9 @@ pub(crate) struct Recovered {
     pub(crate) streams: Streams,
     pub(crate) quarantine: Vec<Quarantined>,
 }
+
+/// Zero pages are skipped this many bytes at a time when looking ahead.
+const PAGE_BYTES: u64 = 4096;
 
 fn new_log_id() -> u128 {
     // RandomState is seeded from the OS's randomness; two draws make 128 bits.
@@ -143,7 +147,14 @@ impl Scan<'_> {
                 }
                 Err(e) => e,
             };
-            if o < watermark || sealed {
+            // Damage to data that was durable (so possibly acknowledged):
+            // below the segment's watermark, anywhere in a sealed segment, or
+            // followed by a frame written after these bytes were durable. A
+            // clean close's end needs no look-ahead: nothing was written past it.
+            let clean_end = error == frame::DecodeError::Zero
+                && o == watermark
+                && open.slot().is_some_and(|s| s.flags & SLOT_CLEAN != 0);
+            if o < watermark || sealed || (!clean_end && self.durable_after(i, o)) {
                 if let Some(q) = quarantine::find(self.known, at) {
                     o = q.global_end - seg.base();
                     continue;
@@ -195,12 +206,48 @@ impl Scan<'_> {
         let seg = open.segment();
         let mut p = from + frame::ALIGN;
         while p < limit {
-            if frame::decode(open.read(p, seg.size()), seg.base() + p, &self.checksum).is_ok() {
+            let buf = open.read(p, seg.size());
+            if frame::plausible(buf) && frame::decode(buf, seg.base() + p, &self.checksum).is_ok() {
                 return p;
             }
             p += frame::ALIGN;
         }
         limit
+    }
+
+    /// Whether any valid frame after offset `o` of segment `i` was written
+    /// when the bytes at `o` were already durable: then `o` held
+    /// acknowledged data and a bad frame there is damage, not a torn write.
+    /// Runs only when a scan meets a bad frame past the watermark (after a
+    /// crash); zero pages are skipped a page at a time.
+    fn durable_after(&self, i: usize, o: u64) -> bool {
+        let Some(first) = self.segs.get(i) else {
+            return false;
+        };
+        let at = first.segment().base() + o;
+        let mut p = o + frame::ALIGN;
+        for open in self.segs.iter().skip(i) {
+            let seg = open.segment();
+            while p + frame::END_BYTES as u64 <= seg.size() {
+                if p.is_multiple_of(PAGE_BYTES)
+                    && open.read(p, p + PAGE_BYTES).iter().all(|&b| b == 0)
+                {
+                    p += PAGE_BYTES;
+                    continue;
+                }
+                let buf = open.read(p, seg.size());
+                if frame::plausible(buf)
+                    && let Ok((Frame::Events(f), _)) =
+                        frame::decode(buf, seg.base() + p, &self.checksum)
+                    && f.durable_end(seg.base() + p).is_some_and(|d| d > at)
+                {
+                    return true;
+                }
+                p += frame::ALIGN;
+            }
+            p = HEADER_BYTES;
+        }
+        false
     }
 }
 

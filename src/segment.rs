@@ -62,7 +62,7 @@ pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
     pub(crate) seq: u64,
-    /// Offset in the segment below which every frame was durable when written.
+    /// Offset in the segment below which every frame is known durable.
     pub(crate) watermark: u64,
     pub(crate) flags: u32,
 }

@@ -68,11 +68,25 @@ fn crash_image() -> CrashImage {
     let seg = seg_path(&image, 0);
     let last_frame = frames[3];
     let last_len = frame_len(&seg, last_frame);
-    // The premise of a crash image: the watermark lags one sync, so it
-    // names the start of the last frame, and the slot is not clean.
-    let slot = newest_slot(&seg).expect("a watermark slot");
-    assert_eq!(slot.watermark, last_frame, "{slot:?}");
-    assert_eq!(slot.flags & (SLOT_CLEAN | SLOT_SEALED), 0, "{slot:?}");
+    // The premise of a crash image: the slot is not clean (its watermark is
+    // where this run's open found the log's end), and each frame records the
+    // durable end when it was written: under Sync the last frame records
+    // that everything before it was durable (a lag of 0, header offset 20),
+    // and nothing after it does.
+    // (A new log has no slot yet: its watermark is the header's end.)
+    if let Some(slot) = newest_slot(&seg) {
+        assert_eq!(slot.watermark, 4096, "{slot:?}");
+        assert_eq!(slot.flags & (SLOT_CLEAN | SLOT_SEALED), 0, "{slot:?}");
+    }
+    let lag = u32::from_le_bytes(
+        read_at(&seg, last_frame + 20, 4)
+            .try_into()
+            .expect("4 bytes"),
+    );
+    assert_eq!(
+        lag, 0,
+        "the last frame was written once the others were durable"
+    );
     let before: Vec<Ev> = all
         .into_iter()
         .filter(|e| e.position.frame_offset() < last_frame)
@@ -171,7 +185,7 @@ fn torn_last_frame_is_cut_at_every_offset() {
 
 /// The same image, damaged below the watermark, is not a torn tail.
 #[test]
-fn damage_below_the_watermark_of_a_crash_image_is_corrupt() {
+fn damage_to_a_frame_a_later_frame_recorded_as_durable_is_corrupt() {
     let img = crash_image();
     let path = seg_path(&img.image, 0);
     flip_bit(&path, img.prev_frame + 50, 3);
@@ -499,4 +513,44 @@ fn reopen_with_a_larger_segment_size_takes_larger_events() {
     let path = seg_path(dir, MIB);
     assert_eq!(std::fs::metadata(path).expect("stat").len(), 2 * MIB);
     log.close().expect("close");
+}
+
+/// A crash while several appends were written but none synced: a torn frame
+/// with valid frames after it is still a torn write (no later frame recorded
+/// it as durable), so the log is cut there and the later, never
+/// acknowledged frames go with it: an append never half-appears and the
+/// log keeps its order.
+#[test]
+fn torn_frame_inside_an_unsynced_group_cuts_the_rest_of_the_group() {
+    let tmp = tempdir();
+    let live = tmp.path().join("live");
+    let image = tmp.path().join("image");
+    let log = Options::new()
+        .segment_size(MIB)
+        .durability(Durability::None)
+        .open(&live)
+        .expect("open");
+    let mut frames = Vec::new();
+    for i in 0..5u64 {
+        let r = log
+            .append(
+                "s",
+                ExpectedVersion::Any,
+                &[EventData::new("E", i.to_le_bytes().to_vec())],
+            )
+            .expect("append");
+        frames.push(r.first_position.frame_offset());
+    }
+    copy_dir(&live, &image);
+    log.close().expect("close");
+    let path = seg_path(&image, 0);
+    flip_bit(&path, frames[2] + 50, 1);
+    let log = Options::new().segment_size(MIB).open(&image).expect("open");
+    let events = snapshot(&log);
+    assert_eq!(events.len(), 2, "cut at the torn frame: {events:?}");
+    assert_eq!(log.stream_version("s"), Some(1));
+    assert!(
+        read_at(&path, frames[2], 4096).iter().all(|&b| b == 0),
+        "the cut is cleared"
+    );
 }
