@@ -219,6 +219,7 @@ pub struct ReadAll {
 }
 
 struct OwnedFrame {
+    seg: Arc<Segment>,
     info: FrameInfo,
     bytes: Bytes,
     stream: Arc<str>,
@@ -281,6 +282,7 @@ impl ReadAll {
                 )
             })?;
         self.frame = Some(OwnedFrame {
+            seg: Arc::clone(seg),
             info,
             bytes,
             stream,
@@ -313,18 +315,17 @@ impl Iterator for ReadAll {
                 self.frame = None;
                 continue;
             }
-            let parsed = frame::parse_event(&f.bytes, f.at);
+            let parsed = frame::parse_event(&f.bytes, f.at).and_then(|(raw, next)| {
+                match self.types.check(raw.event_type) {
+                    Some(_) => Ok((raw, next)),
+                    None => Err(DecodeError::Malformed("event type not UTF-8")),
+                }
+            });
             let (raw, next) = match parsed {
                 Ok(ok) => ok,
                 Err(e) => {
                     self.done = true;
-                    let seg = self.walker.segment();
-                    return Some(Err(match seg {
-                        Some(seg) => corrupt(seg, f.info.start, e),
-                        None => Error::InvalidPosition {
-                            position: f.info.position(f.index),
-                        },
-                    }));
+                    return Some(Err(corrupt(&f.seg, f.info.start, e)));
                 }
             };
             let index = f.index;
@@ -332,16 +333,6 @@ impl Iterator for ReadAll {
             f.index += 1;
             if index < f.info.skip {
                 continue;
-            }
-            if self.types.check(raw.event_type).is_none() {
-                self.done = true;
-                let seg = self.walker.segment();
-                return Some(Err(match seg {
-                    Some(seg) => corrupt(seg, f.info.start, "event type not UTF-8"),
-                    None => Error::InvalidPosition {
-                        position: f.info.position(index),
-                    },
-                }));
             }
             let slice = |start: usize, len: usize| f.bytes.slice(start..start + len);
             return Some(Ok(RecordedEvent {
