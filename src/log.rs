@@ -627,6 +627,91 @@ mod tests {
         assert_send_sync::<crate::ReadAll>();
     }
 
+    fn event(payload: &'static [u8]) -> [EventData; 1] {
+        [EventData::new("T", payload)]
+    }
+
+    /// A failed sync poisons the log: the append that waited on it and every
+    /// later one fail, nothing is retried, and a reopen recovers every
+    /// acknowledged event.
+    #[test]
+    fn a_failed_sync_poisons_the_log_and_reopen_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path()).unwrap();
+        let acked = log
+            .append("s", ExpectedVersion::NoStream, &event(b"one"))
+            .unwrap();
+        assert_eq!(acked.last_version, 0);
+        let seg = log.shared.segment_at(0).unwrap();
+        seg.fail_next_flush.store(true, Ordering::Release);
+        let failed = log.append("s", ExpectedVersion::Exact(0), &event(b"two"));
+        assert!(
+            matches!(failed, Err(Error::Poisoned { ref reason }) if reason.contains("I/O error")),
+            "{failed:?}"
+        );
+        // The flush works again, but the log must not pretend.
+        let later = log.append("s", ExpectedVersion::Any, &event(b"three"));
+        assert!(matches!(later, Err(Error::Poisoned { .. })), "{later:?}");
+        assert!(matches!(log.sync(), Err(Error::Poisoned { .. })));
+        assert!(matches!(log.close(), Err(Error::Poisoned { .. })));
+
+        let log = Log::open(dir.path()).unwrap();
+        let events: Vec<_> = log
+            .read_all(Position::START)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(&events[0].payload()[..], b"one", "acknowledged event kept");
+        assert!(
+            events.len() <= 2,
+            "only the unacknowledged append may also be there"
+        );
+        assert!(
+            events.iter().all(|e| &e.payload()[..] != b"three"),
+            "refused append written"
+        );
+        let next = log
+            .append("s", ExpectedVersion::Any, &event(b"four"))
+            .unwrap();
+        assert_eq!(next.first_version, events.len() as u64);
+    }
+
+    /// `Periodic` acknowledges before the sync and syncs within the interval
+    /// by itself; `None` syncs only when asked.
+    #[test]
+    fn periodic_syncs_by_itself_and_none_on_request() {
+        let durable = |log: &Log| log.shared.durable_end.load(Ordering::Acquire);
+        let dir = tempfile::tempdir().unwrap();
+        let periodic = std::time::Duration::from_millis(5);
+        let log = Options::new()
+            .durability(Durability::Periodic(periodic))
+            .open(dir.path())
+            .unwrap();
+        let r = log.append("s", ExpectedVersion::Any, &event(b"p")).unwrap();
+        let end = r.last_position.frame_offset() + 8;
+        let started = std::time::Instant::now();
+        while durable(&log) < end {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "no periodic sync"
+            );
+            std::thread::sleep(periodic);
+        }
+        log.close().unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let log = Options::new()
+            .durability(Durability::None)
+            .open(dir.path())
+            .unwrap();
+        let before = durable(&log);
+        log.append("s", ExpectedVersion::Any, &event(b"n")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(durable(&log), before, "Durability::None synced by itself");
+        log.sync().unwrap();
+        assert!(durable(&log) > before);
+    }
+
     #[test]
     fn a_reader_outliving_the_log_keeps_its_data_but_not_the_lock() {
         let dir = tempfile::tempdir().unwrap();

@@ -217,6 +217,9 @@ pub(crate) struct Segment {
     sealed: AtomicBool,
     /// Serialises slot writes and remembers the next sequence number.
     slots: Mutex<u64>,
+    /// Unit tests make this segment's next sync fail like an `EIO` would.
+    #[cfg(test)]
+    pub(crate) fail_next_flush: AtomicBool,
 }
 
 /// A segment before it is shared: recovery may read and repair any byte.
@@ -424,6 +427,8 @@ impl Segment {
             published: AtomicU64::new(HEADER_BYTES),
             sealed: AtomicBool::new(false),
             slots: Mutex::new(1),
+            #[cfg(test)]
+            fail_next_flush: AtomicBool::new(false),
         })
     }
 
@@ -540,6 +545,10 @@ impl Segment {
         let to = to.min(self.size);
         if from >= to {
             return Ok(());
+        }
+        #[cfg(test)]
+        if self.fail_next_flush.swap(false, Ordering::AcqRel) {
+            return Err(Error::io(&self.path, io::Error::from_raw_os_error(5)));
         }
         self.map
             .flush_range(from as usize, (to - from) as usize)
