@@ -59,6 +59,11 @@ mod segment;
 mod streams;
 mod writer;
 
+/// The README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use crate::error::{Error, Result};
 pub use crate::event::{AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent};
 pub use crate::log::Log;
