@@ -42,12 +42,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod checkpoint;
 mod error;
 mod event;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+mod index;
 pub mod limits;
 mod log;
 mod options;
@@ -70,4 +70,4 @@ pub use crate::log::Log;
 pub use crate::options::{Durability, Options, Preallocate};
 pub use crate::position::Position;
 pub use crate::quarantine::Quarantined;
-pub use crate::read::ReadAll;
+pub use crate::read::{ReadAll, ReadStream};

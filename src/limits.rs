@@ -19,3 +19,7 @@ pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1 << 30;
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
 /// Sync requests the writer thread's queue holds before callers wait for room.
 pub const SYNC_QUEUE_DEPTH: usize = 1024;
+/// Versions between two sparse index entries of a stream, by default.
+pub const DEFAULT_INDEX_INTERVAL: u64 = 32;
+/// Largest index interval accepted.
+pub const MAX_INDEX_INTERVAL: u64 = 65_536;

@@ -20,18 +20,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, EventRef, ExpectedVersion};
 use crate::frame::{self, BatchMeta, Checksum, NO_PREV_FRAME};
+use crate::index::SegmentIndex;
 use crate::limits;
 use crate::options::{Durability, Options};
 use crate::position::{MAX_LOG_OFFSET, Position};
 use crate::quarantine::Quarantined;
-use crate::read::{self, ReadAll};
+use crate::read::{self, ReadAll, ReadStream};
 use crate::recovery;
 use crate::segment::{HEADER_BYTES, OpenSegment, Segment, SegmentWriter};
-use crate::streams::{Head, Names, Streams};
+use crate::streams::{Head, IndexEntry, Names, Streams};
 use crate::writer::{self, Msg, SyncCursor};
 
 const LOCK_FILE: &str = "seglog.lock";
@@ -70,6 +70,8 @@ pub(crate) enum Spare {
 struct Tail {
     writer: SegmentWriter,
     streams: Streams,
+    /// What the active segment adds to the registry, for its index file.
+    index: SegmentIndex,
     last_timestamp_us: u64,
 }
 
@@ -101,6 +103,8 @@ pub(crate) struct Shared {
     doorbell: Sender<Msg>,
     spare: Mutex<Spare>,
     spare_changed: Condvar,
+    /// Index files of sealed segments, waiting for their data to be durable.
+    pub(crate) sealed_indexes: Mutex<Vec<SegmentIndex>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -217,6 +221,7 @@ impl Log {
             tail: Mutex::new(Tail {
                 writer: rec.writer,
                 streams: rec.streams,
+                index: rec.index,
                 last_timestamp_us: 0,
             }),
             durable: Mutex::new(Durable {
@@ -230,6 +235,7 @@ impl Log {
             doorbell,
             spare: Mutex::new(spare),
             spare_changed: Condvar::new(),
+            sealed_indexes: Mutex::new(Vec::new()),
             options,
         });
         let spawn_err = |e| Error::io(&shared.dir, e);
@@ -300,27 +306,27 @@ impl Log {
                 });
             }
             if len + frame::END_BYTES as u64 > tail.writer.remaining() {
-                shared.roll(&mut tail.writer)?;
+                shared.roll(tail)?;
             }
             let seg_base = tail.writer.segment().base();
             let at = seg_base + tail.writer.cursor();
             if at + len >= MAX_LOG_OFFSET {
                 return Err(Error::LogFull);
             }
-            let new_head = Head {
-                last_version: first_version + count - 1,
-                last_frame: at,
-            };
+            let last_version = first_version + count - 1;
             let id = match id {
-                Some(id) => {
-                    tail.streams.set_head(id, new_head);
-                    id
+                Some(id) => id,
+                None => {
+                    let head = Head {
+                        last_version,
+                        last_frame: at,
+                    };
+                    tail.streams.insert(&shared.names, stream, head).ok_or(
+                        Error::TooManyStreams {
+                            max: limits::MAX_STREAMS,
+                        },
+                    )?
                 }
-                None => tail.streams.insert(&shared.names, stream, new_head).ok_or(
-                    Error::TooManyStreams {
-                        max: limits::MAX_STREAMS,
-                    },
-                )?,
             };
             tail.last_timestamp_us = tail.last_timestamp_us.max(now_us());
             let meta = BatchMeta {
@@ -339,13 +345,20 @@ impl Log {
                     "a frame must decode right after it is encoded"
                 );
             });
+            let recorded = tail.streams.record(id, first_version, last_version, at);
+            tail.index.record(
+                &shared.names,
+                defines.is_some(),
+                &recorded,
+                tail.writer.cursor(),
+            );
             if shared.options.durability != Durability::Sync {
                 tail.writer.segment().publish(tail.writer.cursor());
             }
             let last_index = (count - 1) as u16;
             let result = AppendResult {
                 first_version,
-                last_version: new_head.last_version,
+                last_version,
                 first_position: Position::new(at, 0),
                 last_position: Position::new(at, last_index),
             };
@@ -383,6 +396,23 @@ impl Log {
         read::replay(&self.shared, from, f)
     }
 
+    /// The events of `stream` with versions `>= from_version`, oldest first.
+    /// A stream never written reads as empty. Finding the start costs a
+    /// binary search of the stream's sparse index plus at most one index
+    /// interval of frames; then only this stream's frames are read.
+    pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<ReadStream> {
+        let head = self.shared.stream_head(stream);
+        ReadStream::new(Arc::clone(&self.shared), head, from_version, false)
+    }
+
+    /// The events of `stream` with versions `<= from_version`, newest first;
+    /// a `from_version` past the end starts at the stream's last event
+    /// (`u64::MAX` reads the whole stream backward).
+    pub fn read_stream_backward(&self, stream: &str, from_version: u64) -> Result<ReadStream> {
+        let head = self.shared.stream_head(stream);
+        ReadStream::new(Arc::clone(&self.shared), head, from_version, true)
+    }
+
     /// Returns once everything appended before the call is on disk.
     pub fn sync(&self) -> Result<()> {
         let end = {
@@ -408,8 +438,9 @@ impl Log {
         lock(&self.shared.tail).streams.len()
     }
 
-    /// Syncs everything, marks the log cleanly closed, writes the stream
-    /// checkpoint so the next open scans nothing, and stops the threads.
+    /// Syncs everything, marks the log cleanly closed, writes the active
+    /// segment's index file so the next open scans nothing, and stops the
+    /// threads.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -436,14 +467,8 @@ impl Log {
             return Err(shared.poison_error());
         }
         let tail = lock(&shared.tail);
-        let covered = tail.writer.segment().base() + tail.writer.cursor();
-        checkpoint::write(
-            &shared.dir,
-            shared.log_id,
-            covered,
-            &shared.names,
-            &tail.streams,
-        )
+        debug_assert_eq!(tail.index.covered, tail.writer.cursor());
+        tail.index.write(&shared.dir, shared.log_id)
     }
 }
 
@@ -483,6 +508,21 @@ impl Shared {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
         let index = segs.partition_point(|s| s.base() <= at).saturating_sub(1);
         segs.get(index).map(|s| (index, Arc::clone(s)))
+    }
+
+    /// Stream `name`'s id and head, taken in one short critical section.
+    fn stream_head(&self, name: &str) -> Option<(u32, Head)> {
+        let tail = lock(&self.tail);
+        let id = tail.streams.lookup(&self.names, name)?;
+        tail.streams.head(id).map(|head| (id, head))
+    }
+
+    /// The first sparse index entry of stream `id` above `version`.
+    pub(crate) fn index_entry_above(&self, id: u32, version: u64) -> Option<IndexEntry> {
+        let tail = lock(&self.tail);
+        let entries = tail.streams.entries(id);
+        let at = entries.partition_point(|e| e.version <= version);
+        entries.get(at).copied()
     }
 
     pub(crate) fn is_poisoned(&self) -> bool {
@@ -593,8 +633,8 @@ impl Shared {
 
     /// Seals the active segment and makes the next one active. Nothing
     /// changes if the next segment cannot be created.
-    fn roll(&self, writer: &mut SegmentWriter) -> Result<()> {
-        let old = Arc::clone(writer.segment());
+    fn roll(&self, tail: &mut Tail) -> Result<()> {
+        let old = Arc::clone(tail.writer.segment());
         let next = self.next_segment(old.end())?;
         let (seg, next_writer) = next.into_active(HEADER_BYTES);
         // Readers must find the next segment before they can see the marker.
@@ -602,16 +642,23 @@ impl Shared {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(seg);
-        let mut old_writer = std::mem::replace(writer, next_writer);
+        let mut old_writer = std::mem::replace(&mut tail.writer, next_writer);
         let at = old.base() + old_writer.cursor();
         let checksum = &self.checksum;
         old_writer.append(frame::END_BYTES as u64, |out| {
             frame::encode_end(out, at, checksum);
         });
+        let mut index =
+            std::mem::replace(&mut tail.index, SegmentIndex::new(old.end(), HEADER_BYTES));
+        index.covered = old_writer.cursor();
+        // The sync thread writes it once the segment is durable and sealed.
+        lock(&self.sealed_indexes).push(index);
         if self.options.durability != Durability::Sync {
             old.publish(old_writer.cursor());
         }
         old_writer.seal();
+        // Seal promptly under every durability, so index files follow.
+        let _ = self.doorbell.try_send(Msg::Sync);
         Ok(())
     }
 }

@@ -42,6 +42,7 @@ pub struct Options {
     pub(crate) durability: Durability,
     pub(crate) preallocate: Preallocate,
     pub(crate) repair: bool,
+    pub(crate) index_interval: u64,
 }
 
 impl Default for Options {
@@ -51,13 +52,15 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The defaults: 64 MiB segments, [`Durability::Sync`], [`Preallocate::Fallocate`], no repair.
+    /// The defaults: 64 MiB segments, [`Durability::Sync`], [`Preallocate::Fallocate`],
+    /// no repair, a sparse index entry every 32 versions of a stream.
     pub fn new() -> Self {
         Options {
             segment_size_bytes: limits::DEFAULT_SEGMENT_SIZE_BYTES,
             durability: Durability::Sync,
             preallocate: Preallocate::Fallocate,
             repair: false,
+            index_interval: limits::DEFAULT_INDEX_INTERVAL,
         }
     }
 
@@ -91,6 +94,15 @@ impl Options {
         self
     }
 
+    /// How many versions of a stream lie between two entries of its sparse
+    /// index (1 to 65,536; default [`DEFAULT_INDEX_INTERVAL`](limits::DEFAULT_INDEX_INTERVAL)).
+    /// Reading a stream from any version walks at most this many frames
+    /// back from an entry; memory is one 16-byte entry per interval.
+    pub fn index_interval(mut self, versions: u64) -> Self {
+        self.index_interval = versions;
+        self
+    }
+
     /// Opens (or creates) the log in `dir` with these options.
     pub fn open(self, dir: impl AsRef<Path>) -> Result<Log> {
         Log::open_with(dir, self)
@@ -104,6 +116,16 @@ impl Options {
             return Err(Error::InvalidOption {
                 name: "segment_size",
                 reason: format!("{size} is not a power of two from 1 MiB to 1 GiB"),
+            });
+        }
+        if !(1..=limits::MAX_INDEX_INTERVAL).contains(&self.index_interval) {
+            return Err(Error::InvalidOption {
+                name: "index_interval",
+                reason: format!(
+                    "{} is not from 1 to {}",
+                    self.index_interval,
+                    limits::MAX_INDEX_INTERVAL
+                ),
             });
         }
         if let Durability::Periodic(interval) = self.durability

@@ -40,6 +40,27 @@ struct FrameInfo {
 }
 
 impl FrameInfo {
+    /// The info of events frame `f` at offset `start` of `seg`, `padded` long.
+    fn new(seg: &Segment, start: u64, f: &frame::EventsFrame<'_>, padded: u64, skip: u16) -> Self {
+        let global = seg.base() + start;
+        FrameInfo {
+            start,
+            len: f.bytes.len() as u64,
+            global,
+            next_global: global + padded,
+            stream_id: f.stream_id,
+            first_version: f.first_version,
+            timestamp_us: f.timestamp_us,
+            count: f.event_count,
+            events_start: f.events_start,
+            skip,
+        }
+    }
+
+    fn last_version(&self) -> u64 {
+        self.first_version + u64::from(self.count) - 1
+    }
+
     fn position(&self, index: u16) -> Position {
         Position::new(self.global, index)
     }
@@ -142,18 +163,8 @@ impl Walker {
                     {
                         return Err(Error::InvalidPosition { position });
                     }
-                    let info = FrameInfo {
-                        start: self.offset,
-                        len: f.bytes.len() as u64,
-                        global: at,
-                        next_global: at + padded,
-                        stream_id: f.stream_id,
-                        first_version: f.first_version,
-                        timestamp_us: f.timestamp_us,
-                        count: f.event_count,
-                        events_start: f.events_start,
-                        skip: std::mem::take(&mut self.skip),
-                    };
+                    let skip = std::mem::take(&mut self.skip);
+                    let info = FrameInfo::new(seg, self.offset, &f, padded, skip);
                     self.offset += padded;
                     return Ok(Some(info));
                 }
@@ -204,20 +215,39 @@ impl Walker {
     }
 }
 
-/// Iterator over the global log returned by [`Log::read_all`](crate::Log::read_all).
-pub struct ReadAll {
-    walker: Walker,
-    /// The current segment's published bytes from `HEADER_BYTES` on, shared
-    /// by every event sliced from it: one allocation per segment, not per event.
-    seg_bytes: Bytes,
-    seg_bytes_end: u64,
-    /// Which segment (by index) `seg_bytes` belongs to.
-    seg_bytes_index: Option<usize>,
-    frame: Option<OwnedFrame>,
-    types: TypeCache,
-    done: bool,
+/// The published bytes of one segment from `HEADER_BYTES` on, as one
+/// `Bytes` that every event sliced from it shares: one allocation per
+/// segment (and per growth of the active one), not per event.
+#[derive(Default)]
+struct SegmentBytes {
+    bytes: Bytes,
+    base: Option<u64>,
+    end: u64,
 }
 
+impl SegmentBytes {
+    /// The bytes of the frame `info` of `seg`.
+    fn frame(&mut self, seg: &Arc<Segment>, info: &FrameInfo) -> Result<Bytes> {
+        let end = info.start + info.len;
+        if self.base != Some(seg.base()) || end > self.end {
+            let published = seg.published();
+            let owner = seg
+                .slice(HEADER_BYTES, published)
+                .ok_or_else(|| corrupt(seg, info.start, "frame beyond the published end"))?;
+            self.bytes = Bytes::from_owner(owner);
+            self.base = Some(seg.base());
+            self.end = published;
+        }
+        if end > self.end {
+            return Err(corrupt(seg, info.start, "frame beyond the published end"));
+        }
+        Ok(self
+            .bytes
+            .slice((info.start - HEADER_BYTES) as usize..(end - HEADER_BYTES) as usize))
+    }
+}
+
+/// The events of one frame, handed out as owned `RecordedEvent`s.
 struct OwnedFrame {
     seg: Arc<Segment>,
     info: FrameInfo,
@@ -225,6 +255,87 @@ struct OwnedFrame {
     stream: Arc<str>,
     at: usize,
     index: u16,
+}
+
+impl OwnedFrame {
+    fn new(
+        shared: &Shared,
+        cache: &mut SegmentBytes,
+        seg: &Arc<Segment>,
+        info: FrameInfo,
+    ) -> Result<OwnedFrame> {
+        let bytes = cache.frame(seg, &info)?;
+        let stream = shared
+            .names
+            .get(info.stream_id as usize)
+            .cloned()
+            .ok_or_else(|| {
+                corrupt(
+                    seg,
+                    info.start,
+                    format!("unknown stream id {}", info.stream_id),
+                )
+            })?;
+        Ok(OwnedFrame {
+            seg: Arc::clone(seg),
+            info,
+            bytes,
+            stream,
+            at: info.events_start,
+            index: 0,
+        })
+    }
+
+    /// The next event at or after the frame's skip point; `None` at its end.
+    fn next_event(&mut self, types: &mut TypeCache) -> Option<Result<RecordedEvent>> {
+        loop {
+            if u32::from(self.index) >= self.info.count {
+                return None;
+            }
+            let parsed =
+                frame::parse_event(&self.bytes, self.at).and_then(|(raw, next)| {
+                    match types.check(raw.event_type) {
+                        Some(_) => Ok((raw, next)),
+                        None => Err(DecodeError::Malformed("event type not UTF-8")),
+                    }
+                });
+            let (raw, next) = match parsed {
+                Ok(ok) => ok,
+                Err(e) => {
+                    self.index = u16::MAX;
+                    return Some(Err(corrupt(&self.seg, self.info.start, e)));
+                }
+            };
+            let index = self.index;
+            self.at = next;
+            self.index += 1;
+            if index < self.info.skip {
+                continue;
+            }
+            let slice = |start: usize, len: usize| self.bytes.slice(start..start + len);
+            return Some(Ok(RecordedEvent {
+                stream: Arc::clone(&self.stream),
+                version: self.info.first_version + u64::from(index),
+                position: self.info.position(index),
+                next_position: self.info.next_position(index),
+                event_type: slice(raw.event_type_start, raw.event_type.len()),
+                schema_version: raw.schema_version,
+                id: raw.id,
+                timestamp_us: self.info.timestamp_us,
+                metadata: slice(raw.metadata_start, raw.metadata.len()),
+                payload: slice(raw.payload_start, raw.payload.len()),
+            }));
+        }
+    }
+}
+
+/// Iterator over the global log returned by [`Log::read_all`](crate::Log::read_all).
+pub struct ReadAll {
+    walker: Walker,
+    cache: SegmentBytes,
+    frame: Option<OwnedFrame>,
+    types: TypeCache,
+    done: bool,
 }
 
 impl std::fmt::Debug for ReadAll {
@@ -239,9 +350,7 @@ impl ReadAll {
     pub(crate) fn new(shared: Arc<Shared>, from: Position) -> Result<ReadAll> {
         Ok(ReadAll {
             walker: Walker::new(shared, from),
-            seg_bytes: Bytes::new(),
-            seg_bytes_end: 0,
-            seg_bytes_index: None,
+            cache: SegmentBytes::default(),
             frame: None,
             types: TypeCache::default(),
             done: false,
@@ -255,40 +364,12 @@ impl ReadAll {
         let Some(seg) = self.walker.segment() else {
             return Ok(false);
         };
-        let end = info.start + info.len;
-        if self.seg_bytes_index != Some(self.walker.index) || end > self.seg_bytes_end {
-            let published = seg.published();
-            let owner = seg
-                .slice(HEADER_BYTES, published)
-                .ok_or_else(|| corrupt(seg, info.start, "frame beyond the published end"))?;
-            self.seg_bytes = Bytes::from_owner(owner);
-            self.seg_bytes_end = published;
-            self.seg_bytes_index = Some(self.walker.index);
-        }
-        let bytes = self
-            .seg_bytes
-            .slice((info.start - HEADER_BYTES) as usize..(end - HEADER_BYTES) as usize);
-        let stream = self
-            .walker
-            .shared
-            .names
-            .get(info.stream_id as usize)
-            .cloned()
-            .ok_or_else(|| {
-                corrupt(
-                    seg,
-                    info.start,
-                    format!("unknown stream id {}", info.stream_id),
-                )
-            })?;
-        self.frame = Some(OwnedFrame {
-            seg: Arc::clone(seg),
+        self.frame = Some(OwnedFrame::new(
+            &self.walker.shared,
+            &mut self.cache,
+            seg,
             info,
-            bytes,
-            stream,
-            at: info.events_start,
-            index: 0,
-        });
+        )?);
         Ok(true)
     }
 }
@@ -297,56 +378,270 @@ impl Iterator for ReadAll {
     type Item = Result<RecordedEvent>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.done {
-                return None;
-            }
-            let Some(f) = self.frame.as_mut() else {
-                match self.load_frame() {
-                    Ok(true) => continue,
-                    Ok(false) => return None,
-                    Err(e) => {
+        while !self.done {
+            if let Some(f) = self.frame.as_mut() {
+                match f.next_event(&mut self.types) {
+                    Some(Ok(event)) => return Some(Ok(event)),
+                    Some(Err(e)) => {
                         self.done = true;
                         return Some(Err(e));
                     }
+                    None => self.frame = None,
                 }
-            };
-            if u32::from(f.index) >= f.info.count {
-                self.frame = None;
                 continue;
             }
-            let parsed = frame::parse_event(&f.bytes, f.at).and_then(|(raw, next)| {
-                match self.types.check(raw.event_type) {
-                    Some(_) => Ok((raw, next)),
-                    None => Err(DecodeError::Malformed("event type not UTF-8")),
-                }
-            });
-            let (raw, next) = match parsed {
-                Ok(ok) => ok,
+            match self.load_frame() {
+                Ok(true) => {}
+                Ok(false) => return None,
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(corrupt(&f.seg, f.info.start, e)));
+                    return Some(Err(e));
                 }
+            }
+        }
+        None
+    }
+}
+
+/// A frame of one stream found by following its index and back-links.
+struct StreamFrame {
+    seg: Arc<Segment>,
+    info: FrameInfo,
+    prev_frame: u64,
+    /// Readers may see it (a sync in flight under `Durability::Sync` may not
+    /// have published the stream's newest frames yet).
+    published: bool,
+}
+
+/// Loads and verifies the frame of stream `id` at log offset `at`.
+fn stream_frame(shared: &Shared, id: u32, at: u64) -> Result<StreamFrame> {
+    let Some((_, seg)) = shared.segment_for(at) else {
+        return Err(Error::InvalidPosition {
+            position: Position::new(at, 0),
+        });
+    };
+    let start = at.saturating_sub(seg.base());
+    let published = seg.published();
+    let (bytes, is_published) = match seg.bytes(start, published).filter(|b| !b.is_empty()) {
+        Some(b) => (Some(b), true),
+        None => (seg.written_bytes(start, seg.written()), false),
+    };
+    let Some(bytes) = bytes else {
+        return Err(corrupt(&seg, start, "stream back-link points past the log"));
+    };
+    match frame::decode_lazy(bytes, at, &shared.checksum) {
+        Ok((Frame::Events(f), padded)) if f.stream_id == id => Ok(StreamFrame {
+            info: FrameInfo::new(&seg, start, &f, padded, 0),
+            prev_frame: f.prev_frame,
+            // Frames are published whole: one that starts below the
+            // published end ends below it.
+            published: is_published,
+            seg,
+        }),
+        Ok(_) => Err(corrupt(
+            &seg,
+            start,
+            "stream back-link points at another stream's frame",
+        )),
+        Err(e) => Err(corrupt(&seg, start, e)),
+    }
+}
+
+/// Iterator over one stream, returned by [`Log::read_stream`](crate::Log::read_stream)
+/// and [`Log::read_stream_backward`](crate::Log::read_stream_backward).
+///
+/// It finds its start through the stream's sparse index (O(log n)) and then
+/// reads only that stream's frames, following their back-links: no unrelated
+/// event is decoded. It reads the stream as it was when created.
+pub struct ReadStream {
+    shared: Arc<Shared>,
+    id: u32,
+    backward: bool,
+    /// The stream's newest frame and version when the read began.
+    head_frame: u64,
+    last_version: u64,
+    /// The next version to hand out (forward: up, backward: down).
+    next_version: u64,
+    /// Forward: frames planned for reading, newest at the bottom.
+    planned: Vec<StreamFrame>,
+    /// Backward: the next (older) frame to visit.
+    back_link: u64,
+    /// Backward: the current frame's events, oldest first.
+    pending: Vec<RecordedEvent>,
+    cache: SegmentBytes,
+    frame: Option<OwnedFrame>,
+    types: TypeCache,
+    done: bool,
+}
+
+impl std::fmt::Debug for ReadStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadStream")
+            .field("id", &self.id)
+            .field("backward", &self.backward)
+            .field("next_version", &self.next_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadStream {
+    /// A read of stream `id` whose head was `head` (`None`: empty stream).
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        stream: Option<(u32, crate::streams::Head)>,
+        from_version: u64,
+        backward: bool,
+    ) -> Result<ReadStream> {
+        let (id, head_frame, last_version, done) = match stream {
+            Some((id, head)) => (id, head.last_frame, head.last_version, false),
+            None => (0, frame::NO_PREV_FRAME, 0, true),
+        };
+        let next_version = if backward {
+            from_version.min(last_version)
+        } else {
+            from_version
+        };
+        let mut read = ReadStream {
+            shared,
+            id,
+            backward,
+            head_frame,
+            last_version,
+            next_version,
+            planned: Vec::new(),
+            back_link: frame::NO_PREV_FRAME,
+            pending: Vec::new(),
+            cache: SegmentBytes::default(),
+            frame: None,
+            types: TypeCache::default(),
+            done: done || (!backward && from_version > last_version),
+        };
+        if backward && !read.done {
+            read.back_link = read.start_above(read.next_version)?;
+        }
+        Ok(read)
+    }
+
+    /// The newest frame that may hold `version` or older events: the frame
+    /// before the first index entry above `version`, or the head. Walking
+    /// back from it reaches `version` within one index interval.
+    fn start_above(&self, version: u64) -> Result<u64> {
+        let anchor = self.shared.index_entry_above(self.id, version);
+        match anchor {
+            Some(entry) if entry.frame <= self.head_frame => {
+                Ok(stream_frame(&self.shared, self.id, entry.frame)?.prev_frame)
+            }
+            _ => Ok(self.head_frame),
+        }
+    }
+
+    /// Forward: plans the frames from the one holding `next_version` up to
+    /// (not including) the next index entry, or to the head.
+    fn plan(&mut self) -> Result<()> {
+        let mut at = self.start_above(self.next_version)?;
+        loop {
+            if at == frame::NO_PREV_FRAME {
+                return Err(corrupt(
+                    &stream_frame(&self.shared, self.id, self.head_frame)?.seg,
+                    0,
+                    "stream back-links end before the version sought",
+                ));
+            }
+            let f = stream_frame(&self.shared, self.id, at)?;
+            let reached = f.info.first_version <= self.next_version;
+            at = f.prev_frame;
+            self.planned.push(f);
+            if reached {
+                return Ok(());
+            }
+        }
+    }
+
+    fn next_forward(&mut self) -> Result<Option<RecordedEvent>> {
+        loop {
+            if let Some(f) = self.frame.as_mut() {
+                match f.next_event(&mut self.types) {
+                    Some(event) => {
+                        let event = event?;
+                        self.next_version = event.version + 1;
+                        return Ok(Some(event));
+                    }
+                    None => self.frame = None,
+                }
+            }
+            if self.next_version > self.last_version {
+                return Ok(None);
+            }
+            let Some(f) = self.planned.pop() else {
+                self.plan()?;
+                continue;
             };
-            let index = f.index;
-            f.at = next;
-            f.index += 1;
-            if index < f.info.skip {
+            if !f.published {
+                return Ok(None);
+            }
+            let mut info = f.info;
+            if info.last_version() < self.next_version {
                 continue;
             }
-            let slice = |start: usize, len: usize| f.bytes.slice(start..start + len);
-            return Some(Ok(RecordedEvent {
-                stream: Arc::clone(&f.stream),
-                version: f.info.first_version + u64::from(index),
-                position: f.info.position(index),
-                next_position: f.info.next_position(index),
-                event_type: slice(raw.event_type_start, raw.event_type.len()),
-                schema_version: raw.schema_version,
-                id: raw.id,
-                timestamp_us: f.info.timestamp_us,
-                metadata: slice(raw.metadata_start, raw.metadata.len()),
-                payload: slice(raw.payload_start, raw.payload.len()),
-            }));
+            info.skip = u16::try_from(self.next_version.saturating_sub(info.first_version))
+                .unwrap_or(u16::MAX);
+            self.frame = Some(OwnedFrame::new(
+                &self.shared,
+                &mut self.cache,
+                &f.seg,
+                info,
+            )?);
+        }
+    }
+
+    fn next_backward(&mut self) -> Result<Option<RecordedEvent>> {
+        loop {
+            if let Some(event) = self.pending.pop() {
+                self.next_version = event.version.saturating_sub(1);
+                return Ok(Some(event));
+            }
+            if self.back_link == frame::NO_PREV_FRAME {
+                return Ok(None);
+            }
+            let f = stream_frame(&self.shared, self.id, self.back_link)?;
+            self.back_link = f.prev_frame;
+            if !f.published || f.info.first_version > self.next_version {
+                continue;
+            }
+            let mut frame = OwnedFrame::new(&self.shared, &mut self.cache, &f.seg, f.info)?;
+            while let Some(event) = frame.next_event(&mut self.types) {
+                let event = event?;
+                if event.version > self.next_version {
+                    break;
+                }
+                self.pending.push(event);
+            }
+        }
+    }
+}
+
+impl Iterator for ReadStream {
+    type Item = Result<RecordedEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = if self.backward {
+            self.next_backward()
+        } else {
+            self.next_forward()
+        };
+        match next {
+            Ok(Some(event)) => Some(Ok(event)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
         }
     }
 }

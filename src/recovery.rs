@@ -15,9 +15,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::frame::{self, Checksum, Frame};
+use crate::index::SegmentIndex;
 use crate::options::Options;
 use crate::quarantine::{self, Quarantined};
 use crate::segment::{
@@ -35,6 +35,8 @@ pub(crate) struct Recovered {
     pub(crate) names: Names,
     pub(crate) streams: Streams,
     pub(crate) quarantine: Vec<Quarantined>,
+    /// The active segment's index so far.
+    pub(crate) index: SegmentIndex,
 }
 
 /// Zero pages are skipped this many bytes at a time when looking ahead.
@@ -96,28 +98,79 @@ struct Walk {
     names: Names,
     streams: Streams,
     found: Vec<Quarantined>,
+    /// One per segment up to and including the tail.
+    indexes: Vec<SegmentIndex>,
+    /// Sealed segments that were scanned: their index files are (re)written.
+    rebuilt: Vec<usize>,
 }
 
 struct Scan<'a> {
+    dir: &'a Path,
+    log_id: u128,
     segs: &'a [OpenSegment],
     checksum: Checksum,
     repair: bool,
+    interval: u64,
     known: &'a [Quarantined],
 }
 
 impl Scan<'_> {
-    /// Walks frames from segment `i`, offset `o`, applying them to `streams`.
-    fn walk(&self, mut i: usize, mut o: u64, names: Names, mut streams: Streams) -> Result<Walk> {
+    /// Walks the log from its first segment, applying each segment's index
+    /// file when `use_indexes` and it fits, else decoding its frames.
+    fn walk(&self, use_indexes: bool) -> Result<Walk> {
+        let names = Names::new();
+        let mut streams = Streams::new(self.interval);
         let mut ends: Vec<u64> = Vec::with_capacity(self.segs.len());
-        for s in self.segs.iter().take(i) {
-            ends.push(s.slot().map_or(HEADER_BYTES, |x| x.watermark));
-        }
+        let mut indexes: Vec<SegmentIndex> = Vec::with_capacity(self.segs.len());
+        let mut rebuilt = Vec::new();
         let mut to_seal = Vec::new();
         let mut found = Vec::new();
+        let mut i = 0;
+        let mut o = HEADER_BYTES;
         while let Some(open) = self.segs.get(i) {
             let seg = open.segment();
             let watermark = open.slot().map_or(HEADER_BYTES, |s| s.watermark);
             let sealed = is_sealed(open);
+            if indexes.len() == i {
+                let loaded = use_indexes
+                    .then(|| SegmentIndex::read(self.dir, self.log_id, seg.base()))
+                    .flatten()
+                    .filter(|x| {
+                        let fits = if sealed {
+                            x.covered == watermark
+                        } else {
+                            (HEADER_BYTES..seg.size()).contains(&x.covered)
+                        };
+                        if !fits {
+                            log::warn!(
+                                "seglog: index of {:?} does not match it; rescanning",
+                                seg.path()
+                            );
+                        }
+                        fits
+                    });
+                match loaded {
+                    Some(index) => {
+                        index
+                            .apply(&names, &mut streams)
+                            .map_err(|e| corrupt(seg, 0, format!("index file: {e}")))?;
+                        o = index.covered;
+                        indexes.push(index);
+                        if sealed {
+                            ends.push(o);
+                            i += 1;
+                            o = HEADER_BYTES;
+                            continue;
+                        }
+                    }
+                    None => {
+                        if sealed {
+                            rebuilt.push(i);
+                        }
+                        indexes.push(SegmentIndex::new(seg.base(), HEADER_BYTES));
+                    }
+                }
+            }
             let at = seg.base() + o;
             let decoded = frame::decode(open.read(o, seg.size()), at, &self.checksum);
             let error = match decoded {
@@ -125,10 +178,13 @@ impl Scan<'_> {
                     if o + len > seg.size() - frame::END_BYTES as u64 {
                         frame::DecodeError::Malformed("frame overlaps the end marker's room")
                     } else {
-                        streams
+                        let recorded = streams
                             .apply(&names, &f, at, self.repair)
                             .map_err(|e| corrupt(seg, o, e))?;
                         o += len;
+                        if let Some(index) = indexes.last_mut() {
+                            index.record(&names, f.defines.is_some(), &recorded, o);
+                        }
                         continue;
                     }
                 }
@@ -139,6 +195,10 @@ impl Scan<'_> {
                     }
                     if !sealed {
                         to_seal.push(i);
+                        rebuilt.push(i);
+                    }
+                    if let Some(index) = indexes.last_mut() {
+                        index.covered = o;
                     }
                     ends.push(o);
                     i += 1;
@@ -187,6 +247,8 @@ impl Scan<'_> {
                 names,
                 streams,
                 found,
+                indexes,
+                rebuilt,
             });
         }
         Ok(Walk {
@@ -197,6 +259,8 @@ impl Scan<'_> {
             names,
             streams,
             found,
+            indexes,
+            rebuilt,
         })
     }
 
@@ -273,8 +337,9 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
             writer,
             spare: None,
             names: Names::new(),
-            streams: Streams::default(),
+            streams: Streams::new(options.index_interval),
             quarantine: known,
+            index: SegmentIndex::new(0, HEADER_BYTES),
         });
     }
     let mut segs = Vec::with_capacity(found.len());
@@ -299,40 +364,23 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         }
     }
     let scan = Scan {
+        dir,
+        log_id,
         segs: &segs,
         checksum: Checksum::new(log_id),
         repair: options.repair,
+        interval: options.index_interval,
         known: &known,
     };
-    let first_unsealed = segs
-        .iter()
-        .position(|s| !is_sealed(s))
-        .unwrap_or(segs.len());
-    let mut walk = None;
-    if !options.repair {
-        let names = Names::new();
-        if let Some(ck) = checkpoint::read(dir, log_id, &names) {
-            let start = segs.iter().position(|s| {
-                let seg = s.segment();
-                (seg.base() + HEADER_BYTES..seg.end()).contains(&ck.covered)
-            });
-            match start {
-                Some(k) if k <= first_unsealed => {
-                    let base = segs[k].segment().base();
-                    match scan.walk(k, ck.covered - base, names, ck.streams) {
-                        Ok(w) => walk = Some(w),
-                        Err(e) => log::warn!(
-                            "seglog: stream checkpoint does not match the segments ({e}); rescanning"
-                        ),
-                    }
-                }
-                _ => log::warn!("seglog: stream checkpoint is past the log's end; rescanning"),
-            }
+    // Index files are derived data: if anything about them fails, the
+    // segments alone decide (and report real damage the same way).
+    let walk = match scan.walk(!options.repair) {
+        Ok(walk) => walk,
+        Err(e) if !options.repair => {
+            log::warn!("seglog: open with index files failed ({e}); rescanning every segment");
+            scan.walk(false)?
         }
-    }
-    let walk = match walk {
-        Some(w) => w,
-        None => scan.walk(0, HEADER_BYTES, Names::new(), Streams::default())?,
+        Err(e) => return Err(e),
     };
     finish(dir, options, log_id, segs, walk, known)
 }
@@ -344,7 +392,7 @@ fn finish(
     options: &Options,
     log_id: u128,
     segs: Vec<OpenSegment>,
-    walk: Walk,
+    mut walk: Walk,
     mut known: Vec<Quarantined>,
 ) -> Result<Recovered> {
     let mut sealed = Vec::with_capacity(walk.tail);
@@ -355,8 +403,23 @@ fn finish(
             open.segment().flush(0, end)?;
             open.write_slot(end, SLOT_SEALED)?;
         }
+        if walk.rebuilt.contains(&i)
+            && let Some(index) = walk.indexes.get(i)
+            && let Err(e) = index.write(dir, log_id)
+        {
+            log::warn!("seglog: could not rewrite an index file: {e}");
+        }
         sealed.push(open.into_sealed(end));
     }
+    let tail_base = sealed.last().map_or(0, |s: &Arc<Segment>| s.end());
+    let index = match walk.indexes.get_mut(walk.tail) {
+        Some(index) => {
+            let mut index = std::mem::replace(index, SegmentIndex::new(0, HEADER_BYTES));
+            index.covered = walk.cursor;
+            index
+        }
+        None => SegmentIndex::new(tail_base, HEADER_BYTES),
+    };
     let (active, writer, spare) = match rest.next() {
         Some((_, mut tail)) => {
             let clean_stop = tail
@@ -402,10 +465,9 @@ fn finish(
             (active, writer, spare)
         }
         None => {
-            let base = sealed.last().map_or(0, |s: &Arc<Segment>| s.end());
             let open = OpenSegment::create(
                 dir,
-                base,
+                tail_base,
                 options.segment_size_bytes,
                 log_id,
                 options.preallocate,
@@ -427,5 +489,6 @@ fn finish(
         names: walk.names,
         streams: walk.streams,
         quarantine: known,
+        index,
     })
 }

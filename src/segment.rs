@@ -514,6 +514,19 @@ impl Segment {
         Some(unsafe { self.slice_unchecked(from, to) })
     }
 
+    /// Written bytes `[from, to)`, published or not: frames the writer
+    /// finished, which never change again. Readers use them only to follow a
+    /// stream's back-links through frames a sync has not published yet; they
+    /// never serve them.
+    pub(crate) fn written_bytes(&self, from: u64, to: u64) -> Option<&[u8]> {
+        if from < HEADER_BYTES || from > to || to > self.written() {
+            return None;
+        }
+        // SAFETY: `[from, to)` is below `written`: the single writer only
+        // writes at or above it, so these bytes are complete and immutable.
+        Some(unsafe { self.slice_unchecked(from, to) })
+    }
+
     /// Like [`Segment::bytes`], as an owner for `bytes::Bytes::from_owner`.
     pub(crate) fn slice(self: &Arc<Self>, from: u64, to: u64) -> Option<SegmentSlice> {
         self.bytes(from, to)?;

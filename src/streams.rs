@@ -1,10 +1,13 @@
-//! The stream registry: names interned to 32-bit ids, and each stream's head
-//! (last version, last frame) for expected-version checks and back-links.
+//! The stream registry: names interned to 32-bit ids, each stream's head
+//! (last version, last frame) for expected-version checks and back-links,
+//! and its sparse index: one entry per frame that holds a multiple of the
+//! index interval `K` as a version (never version 0: a stream's first frame
+//! is where its back-links end).
 //!
 //! Memory per stream: the name (one `Arc<str>` in the lock-free id -> name
 //! table that readers use), 4 bytes plus a control byte in the name -> id
 //! hash table (it stores only ids and hashes names through the table), and a
-//! 16-byte head.
+//! 24-byte head; streams longer than `K` events add a list of 16-byte entries.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -22,15 +25,38 @@ pub(crate) struct Head {
     pub(crate) last_frame: u64,
 }
 
+/// A sparse index entry: the frame at log offset `frame` starts at `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    pub(crate) version: u64,
+    pub(crate) frame: u64,
+}
+
+/// What recording a frame changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub(crate) id: u32,
+    pub(crate) head: Head,
+    /// The sparse entry the frame added, if it holds a multiple of `K`.
+    pub(crate) entry: Option<IndexEntry>,
+}
+
+/// No sparse list yet.
+const NO_LIST: u32 = u32::MAX;
+
 /// Names by id, readable by any thread without a lock.
 pub(crate) type Names = boxcar::Vec<Arc<str>>;
 
-/// Name -> id and heads; owned by whoever holds the tail.
-#[derive(Debug, Default)]
+/// Name -> id, heads and sparse indexes; owned by whoever holds the tail.
+#[derive(Debug)]
 pub(crate) struct Streams {
     ids: HashTable<u32>,
     heads: Vec<Head>,
+    /// Per stream: index into `lists`, or [`NO_LIST`].
+    list_of: Vec<u32>,
+    lists: Vec<Vec<IndexEntry>>,
     hasher: DefaultHashBuilder,
+    interval: u64,
 }
 
 /// Why a frame cannot be applied to the registry.
@@ -64,6 +90,18 @@ impl std::fmt::Display for ApplyError {
 }
 
 impl Streams {
+    /// An empty registry indexing every `interval` versions (at least 1).
+    pub(crate) fn new(interval: u64) -> Self {
+        Streams {
+            ids: HashTable::new(),
+            heads: Vec::new(),
+            list_of: Vec::new(),
+            lists: Vec::new(),
+            hasher: DefaultHashBuilder::default(),
+            interval: interval.max(1),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.heads.len()
     }
@@ -104,14 +142,58 @@ impl Streams {
             hasher.hash_one(names.get(other as usize).map_or("", |n| &**n))
         });
         self.heads.push(head);
+        self.list_of.push(NO_LIST);
         Some(id)
     }
 
+    /// Overwrites a stream's head (loading an index file).
     pub(crate) fn set_head(&mut self, id: u32, head: Head) {
         if let Some(h) = self.heads.get_mut(id as usize) {
-            debug_assert!(head.last_version > h.last_version && head.last_frame > h.last_frame);
             *h = head;
         }
+    }
+
+    /// Appends a sparse entry to a stream's list (loading an index file).
+    pub(crate) fn push_entry(&mut self, id: u32, entry: IndexEntry) {
+        let Some(list) = self.list_of.get_mut(id as usize) else {
+            return;
+        };
+        if *list == NO_LIST {
+            *list = self.lists.len() as u32;
+            self.lists.push(Vec::new());
+        }
+        if let Some(entries) = self.lists.get_mut(*list as usize) {
+            debug_assert!(entries.last().is_none_or(|e| e.version < entry.version));
+            entries.push(entry);
+        }
+    }
+
+    /// Records a frame of stream `id` holding `first..=last` at log offset
+    /// `frame`: the new head, and a sparse entry when the frame holds a
+    /// multiple of the interval.
+    pub(crate) fn record(&mut self, id: u32, first: u64, last: u64, frame: u64) -> Recorded {
+        let head = Head {
+            last_version: last,
+            last_frame: frame,
+        };
+        self.set_head(id, head);
+        let boundary = first.div_ceil(self.interval).max(1) * self.interval;
+        let entry = (boundary <= last).then_some(IndexEntry {
+            version: first,
+            frame,
+        });
+        if let Some(entry) = entry {
+            self.push_entry(id, entry);
+        }
+        Recorded { id, head, entry }
+    }
+
+    /// The sparse entries of stream `id`, oldest first.
+    pub(crate) fn entries(&self, id: u32) -> &[IndexEntry] {
+        self.list_of
+            .get(id as usize)
+            .and_then(|&l| self.lists.get(l as usize))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Applies a verified frame found at log offset `at` while rebuilding
@@ -123,12 +205,9 @@ impl Streams {
         frame: &EventsFrame<'_>,
         at: u64,
         lenient: bool,
-    ) -> Result<(), ApplyError> {
-        let last_version = frame.first_version + u64::from(frame.event_count) - 1;
-        let head = Head {
-            last_version,
-            last_frame: at,
-        };
+    ) -> Result<Recorded, ApplyError> {
+        let first = frame.first_version;
+        let last = first + u64::from(frame.event_count) - 1;
         let expected_id = self.heads.len() as u32;
         if let Some(name) = frame.defines {
             if frame.stream_id != expected_id {
@@ -140,15 +219,20 @@ impl Streams {
             if self.lookup(names, name).is_some() {
                 return Err(ApplyError::DuplicateName);
             }
-            if frame.first_version != 0 && !lenient {
+            if first != 0 && !lenient {
                 return Err(ApplyError::VersionGap {
                     expected: 0,
-                    found: frame.first_version,
+                    found: first,
                 });
             }
-            self.insert(names, name, head)
+            let head = Head {
+                last_version: last,
+                last_frame: at,
+            };
+            let id = self
+                .insert(names, name, head)
                 .ok_or(ApplyError::UnknownStream(frame.stream_id))?;
-            return Ok(());
+            return Ok(self.record(id, first, last, at));
         }
         if lenient {
             // Frames whose definition was quarantined keep their events
@@ -168,21 +252,13 @@ impl Streams {
         let Some(prev) = self.head(frame.stream_id) else {
             return Err(ApplyError::UnknownStream(frame.stream_id));
         };
-        if !lenient && frame.first_version != prev.last_version + 1 {
+        if !lenient && first != prev.last_version + 1 {
             return Err(ApplyError::VersionGap {
                 expected: prev.last_version + 1,
-                found: frame.first_version,
+                found: first,
             });
         }
-        if let Some(h) = self.heads.get_mut(frame.stream_id as usize) {
-            *h = head;
-        }
-        Ok(())
-    }
-
-    /// Heads in id order (for the checkpoint).
-    pub(crate) fn heads(&self) -> &[Head] {
-        &self.heads
+        Ok(self.record(frame.stream_id, first, last, at))
     }
 }
 
@@ -193,7 +269,7 @@ mod tests {
     #[test]
     fn insert_lookup_and_heads() {
         let names = Names::new();
-        let mut s = Streams::default();
+        let mut s = Streams::new(32);
         for i in 0..1000u64 {
             let id = s
                 .insert(
@@ -218,5 +294,46 @@ mod tests {
         );
         assert_eq!(s.version(&names, "order-517"), Some(4));
         assert_eq!(&*names[517], "order-517");
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    #[test]
+    fn entries_mark_frames_holding_multiples_of_the_interval() {
+        let names = Names::new();
+        let mut s = Streams::new(4);
+        let head = Head {
+            last_version: 2,
+            last_frame: 0,
+        };
+        let id = s.insert(&names, "s", head).unwrap();
+        // Frames: 0..=2 (no entry: version 0 never counts), 3..=5 (holds 4),
+        // 6..=6, 7..=12 (holds 8 and 12: one entry), 13..=15.
+        let frames = [(3, 5, 100), (6, 6, 200), (7, 12, 300), (13, 15, 400)];
+        let added: Vec<_> = frames
+            .iter()
+            .map(|&(f, l, at)| s.record(id, f, l, at).entry)
+            .collect();
+        assert_eq!(
+            added,
+            vec![
+                Some(IndexEntry {
+                    version: 3,
+                    frame: 100
+                }),
+                None,
+                Some(IndexEntry {
+                    version: 7,
+                    frame: 300
+                }),
+                None,
+            ]
+        );
+        assert_eq!(s.entries(id).len(), 2);
+        assert_eq!(s.head(id).unwrap().last_version, 15);
+        assert!(s.entries(id + 1).is_empty());
     }
 }

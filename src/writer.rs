@@ -140,9 +140,11 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
         if !sealed {
             break;
         }
-        // The data and end marker are durable: only now may the slot say so.
+        // The data and end marker are durable: only now may the slot say so,
+        // and only now may an index file describe them.
         seg.write_slot(cursor.synced, SLOT_SEALED)?;
         seg.flush(0, HEADER_BYTES)?;
+        write_sealed_index(shared, seg.base());
         cursor.index += 1;
         cursor.synced = HEADER_BYTES;
     }
@@ -151,6 +153,24 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
         .map_or(0, |seg| seg.base() + cursor.synced);
     shared.set_durable(durable_end);
     Ok(())
+}
+
+/// Writes the index file of the sealed segment at `base`, if the writer left
+/// one. A failure only costs a rescan of that segment at the next open.
+fn write_sealed_index(shared: &Shared, base: u64) {
+    let index = {
+        let mut pending = shared
+            .sealed_indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let at = pending.iter().position(|x| x.base == base);
+        at.map(|at| pending.swap_remove(at))
+    };
+    if let Some(index) = index
+        && let Err(e) = index.write(&shared.dir, shared.log_id)
+    {
+        log::warn!("seglog: writing an index file failed: {e}");
+    }
 }
 
 /// After the final sync: the tail's watermark is its end and nothing was

@@ -144,7 +144,7 @@ fn matches_is_the_documented_table() {
     }
 }
 
-/// After a clean close and after a crash-like drop of the checkpoint, the
+/// After a clean close and after a crash-like drop of the index files, the
 /// reopened log knows every stream's version and enforces it.
 #[test]
 fn versions_survive_reopen() {
@@ -160,8 +160,8 @@ fn versions_survive_reopen() {
 
     for rescan in [false, true] {
         if rescan {
-            // Without the checkpoint, open rebuilds the heads from segments.
-            std::fs::remove_file(dir.path().join(CHECKPOINT)).expect("remove checkpoint");
+            // Without the index files, open rebuilds the heads from segments.
+            remove_index_files(dir.path());
         }
         let log = open(dir.path());
         assert_eq!(log.stream_version("f"), Some(2), "rescan {rescan}");

@@ -265,10 +265,10 @@ fn bit_flip_in_a_sealed_segment_is_reported_on_read_refused_on_scan_and_repairab
         .cloned()
         .collect();
 
-    // With the checkpoint, open does not scan sealed segments: the damage
+    // With the index files, open does not scan sealed segments: the damage
     // surfaces when read, naming the file and the frame's offset in it.
     {
-        let log = Options::new().open(dir).expect("open with checkpoint");
+        let log = Options::new().open(dir).expect("open with index files");
         let (got, err) = try_read_from(&log, Position::START);
         let got: Vec<Ev> = got.iter().map(Ev::from).collect();
         assert_eq!(got, before, "events before the damaged frame");
@@ -296,7 +296,7 @@ fn bit_flip_in_a_sealed_segment_is_reported_on_read_refused_on_scan_and_repairab
     }
 
     // Without it, open scans every segment and refuses.
-    std::fs::remove_file(dir.join(CHECKPOINT)).expect("remove checkpoint");
+    remove_index_files(dir);
     match Options::new().open(dir) {
         Err(e) => assert_corrupt(&e, &seg0, victim),
         Ok(_) => panic!("open scanned past a damaged frame"),
@@ -363,20 +363,20 @@ fn damaged_last_frame_after_clean_close_is_corrupt() {
     );
     flip_bit(&seg, last + 60, 0);
 
-    let log = Options::new().open(dir).expect("open with checkpoint");
+    let log = Options::new().open(dir).expect("open with index files");
     let (got, err) = try_read_from(&log, Position::START);
     assert_eq!(got.iter().map(Ev::from).collect::<Vec<_>>(), all[..4]);
     assert_corrupt(&err.expect("error"), &seg, last);
     log.close().expect("close");
 
-    std::fs::remove_file(dir.join(CHECKPOINT)).expect("remove checkpoint");
+    remove_index_files(dir);
     match Options::new().open(dir) {
         Err(e) => assert_corrupt(&e, &seg, last),
         Ok(_) => panic!("a damaged acknowledged frame was treated as a torn tail"),
     }
 }
 
-fn garbage_after_tail(remove_checkpoint: bool) {
+fn garbage_after_tail(remove_index_files_first: bool) {
     let tmp = tempdir();
     let dir = tmp.path();
     let all = multi_segment_log(dir);
@@ -388,8 +388,8 @@ fn garbage_after_tail(remove_checkpoint: bool) {
     );
     let mut rng = Rng::new(55);
     write_at(&path, offset, &rng.bytes(3000));
-    if remove_checkpoint {
-        std::fs::remove_file(dir.join(CHECKPOINT)).expect("remove checkpoint");
+    if remove_index_files_first {
+        remove_index_files(dir);
     }
 
     let log = Options::new().open(dir).expect("open");

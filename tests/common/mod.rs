@@ -21,8 +21,20 @@ pub const EVENT_HEADER_BYTES: u64 = 16;
 pub const EVENT_ID_BYTES: u64 = 16;
 /// The smallest segment size accepted.
 pub const MIB: u64 = 1 << 20;
-/// Name of the stream-heads checkpoint written at a clean close.
-pub const CHECKPOINT: &str = "streams.ckpt";
+/// Removes every index file (`*.idx`, derived data) of the log in `dir`, so
+/// the next open rebuilds them from the segments; returns how many there were.
+pub fn remove_index_files(dir: &Path) -> usize {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "idx") {
+            std::fs::remove_file(&path).expect("remove index file");
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "no index file in {dir:?}");
+    removed
+}
 
 /// xorshift64*: tiny, seeded, reproducible.
 #[derive(Debug, Clone)]

@@ -1,0 +1,321 @@
+//! Per-segment index files (`{base:020}.idx`): what one segment adds to the
+//! stream registry (stream definitions, each touched stream's last version
+//! and frame, the sparse entries), so open applies a few records per stream
+//! instead of decoding every frame.
+//!
+//! Derived data: written after the segment's data is durable (sealed
+//! segments) or at a clean close (the active segment's prefix); a missing,
+//! damaged or stale file is ignored with a warning and the segment is
+//! scanned instead. Segments stay the only source of truth.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+use crate::error::{Error, Result};
+use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
+
+const MAGIC: [u8; 8] = *b"SEGLOGIX";
+const VERSION: u32 = 1;
+const FIXED_BYTES: usize = 8 + 4 + 4 + 16 + 8 + 8 + 4 + 4 + 4 + 4;
+/// Smallest record of each kind, to bound counts by the file's size.
+const MIN_DEF_BYTES: u64 = 4 + 2 + 1;
+const HEAD_BYTES: u64 = 4 + 8 + 8;
+const ENTRY_BYTES: u64 = 4 + 8 + 8;
+
+/// The file name of the index of the segment starting at `base`.
+pub(crate) fn file_name(base: u64) -> String {
+    format!("{base:020}.idx")
+}
+
+/// What one segment's frames add to the registry, up to `covered`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentIndex {
+    pub(crate) base: u64,
+    /// Offset in the segment up to which frames are described.
+    pub(crate) covered: u64,
+    defs: Vec<(u32, Arc<str>)>,
+    heads: HashMap<u32, Head>,
+    entries: Vec<(u32, IndexEntry)>,
+}
+
+impl SegmentIndex {
+    /// An empty index of the segment at `base`, describing frames up to `covered`.
+    pub(crate) fn new(base: u64, covered: u64) -> Self {
+        SegmentIndex {
+            base,
+            covered,
+            defs: Vec::new(),
+            heads: HashMap::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds one frame (ending at segment offset `end`) to the index.
+    pub(crate) fn record(&mut self, names: &Names, defines: bool, recorded: &Recorded, end: u64) {
+        if defines && let Some(name) = names.get(recorded.id as usize) {
+            self.defs.push((recorded.id, Arc::clone(name)));
+        }
+        self.heads.insert(recorded.id, recorded.head);
+        if let Some(entry) = recorded.entry {
+            self.entries.push((recorded.id, entry));
+        }
+        debug_assert!(end >= self.covered);
+        self.covered = end;
+    }
+
+    /// Applies the index to a registry holding every earlier segment.
+    pub(crate) fn apply(&self, names: &Names, streams: &mut Streams) -> Result<(), String> {
+        for (id, name) in &self.defs {
+            if *id as usize != streams.len() || streams.lookup(names, name).is_some() {
+                return Err(format!("stream definition {id} out of order"));
+            }
+            let head = Head {
+                last_version: 0,
+                last_frame: crate::frame::NO_PREV_FRAME,
+            };
+            streams
+                .insert(names, name, head)
+                .ok_or("too many streams")?;
+        }
+        let mut heads: Vec<_> = self.heads.iter().collect();
+        heads.sort_unstable_by_key(|(id, _)| **id);
+        for (&id, &head) in heads {
+            if id as usize >= streams.len() {
+                return Err(format!("head of undefined stream {id}"));
+            }
+            streams.set_head(id, head);
+        }
+        for &(id, entry) in &self.entries {
+            if id as usize >= streams.len() {
+                return Err(format!("entry of undefined stream {id}"));
+            }
+            streams.push_entry(id, entry);
+        }
+        Ok(())
+    }
+
+    /// Writes the index file (temporary name, then rename). Not fsynced: a
+    /// torn or lost file only costs a rescan, and it is written only once the
+    /// data it describes is durable.
+    pub(crate) fn write(&self, dir: &Path, log_id: u128) -> Result<()> {
+        let path = dir.join(file_name(self.base));
+        let tmp = dir.join(format!("{}.tmp", file_name(self.base)));
+        let mut heads: Vec<_> = self.heads.iter().collect();
+        heads.sort_unstable_by_key(|(id, _)| **id);
+        (|| {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            let mut crc = crc32fast::Hasher::new();
+            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let mut put = |bytes: &[u8]| -> std::io::Result<()> {
+                crc.update(bytes);
+                out.write_all(bytes)
+            };
+            put(&MAGIC)?;
+            put(&VERSION.to_le_bytes())?;
+            put(&[0; 4])?;
+            put(&log_id.to_le_bytes())?;
+            put(&self.base.to_le_bytes())?;
+            put(&self.covered.to_le_bytes())?;
+            put(&(self.defs.len() as u32).to_le_bytes())?;
+            put(&(heads.len() as u32).to_le_bytes())?;
+            put(&(self.entries.len() as u32).to_le_bytes())?;
+            put(&[0; 4])?;
+            for (id, name) in &self.defs {
+                put(&id.to_le_bytes())?;
+                put(&(name.len() as u16).to_le_bytes())?;
+                put(name.as_bytes())?;
+            }
+            for (id, head) in &heads {
+                put(&id.to_le_bytes())?;
+                put(&head.last_version.to_le_bytes())?;
+                put(&head.last_frame.to_le_bytes())?;
+            }
+            for (id, entry) in &self.entries {
+                put(&id.to_le_bytes())?;
+                put(&entry.version.to_le_bytes())?;
+                put(&entry.frame.to_le_bytes())?;
+            }
+            out.write_all(&crc.finalize().to_le_bytes())?;
+            out.into_inner().map_err(|e| e.into_error())?;
+            fs::rename(&tmp, &path)
+        })()
+        .map_err(|e| Error::io(&path, e))
+    }
+
+    /// Reads the index of segment `base` of log `log_id`; `None` (with a
+    /// warning unless the file is simply missing) when it cannot be used.
+    pub(crate) fn read(dir: &Path, log_id: u128, base: u64) -> Option<SegmentIndex> {
+        let path = dir.join(file_name(base));
+        let mut raw = Vec::new();
+        match File::open(&path).and_then(|mut f| f.read_to_end(&mut raw)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                warn_rebuild(&path, &e.to_string());
+                return None;
+            }
+        }
+        match decode(&raw, log_id, base) {
+            Ok(index) => Some(index),
+            Err(reason) => {
+                warn_rebuild(&path, reason);
+                None
+            }
+        }
+    }
+}
+
+fn warn_rebuild(path: &PathBuf, reason: &str) {
+    log::warn!("seglog: ignoring index {path:?} ({reason}); rebuilding it from its segment");
+}
+
+fn decode(raw: &[u8], log_id: u128, base: u64) -> std::result::Result<SegmentIndex, &'static str> {
+    let body_len = raw.len().checked_sub(4).ok_or("too short")?;
+    let (body, crc) = raw.split_at(body_len);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err("checksum mismatch");
+    }
+    let mut r = Reader { b: body };
+    if r.take(8)? != MAGIC || r.u32()? != VERSION {
+        return Err("unknown format");
+    }
+    r.take(4)?;
+    if r.u128()? != log_id {
+        return Err("belongs to another log");
+    }
+    if r.u64()? != base {
+        return Err("belongs to another segment");
+    }
+    let covered = r.u64()?;
+    let (defs, heads, entries) = (r.u32()?, r.u32()?, r.u32()?);
+    r.take(4)?;
+    let room = (body.len() - FIXED_BYTES) as u64;
+    let needed = u64::from(defs) * MIN_DEF_BYTES
+        + u64::from(heads) * HEAD_BYTES
+        + u64::from(entries) * ENTRY_BYTES;
+    if needed > room {
+        return Err("counts larger than the file");
+    }
+    let mut index = SegmentIndex::new(base, covered);
+    index.defs.reserve(defs as usize);
+    for _ in 0..defs {
+        let id = r.u32()?;
+        let len = usize::from(r.u16()?);
+        let name = std::str::from_utf8(r.take(len)?).map_err(|_| "name not UTF-8")?;
+        if name.is_empty() {
+            return Err("empty stream name");
+        }
+        index.defs.push((id, Arc::from(name)));
+    }
+    index.heads.reserve(heads as usize);
+    for _ in 0..heads {
+        let id = r.u32()?;
+        let head = Head {
+            last_version: r.u64()?,
+            last_frame: r.u64()?,
+        };
+        index.heads.insert(id, head);
+    }
+    index.entries.reserve(entries as usize);
+    for _ in 0..entries {
+        let id = r.u32()?;
+        let entry = IndexEntry {
+            version: r.u64()?,
+            frame: r.u64()?,
+        };
+        index.entries.push((id, entry));
+    }
+    if !r.b.is_empty() {
+        return Err("trailing bytes");
+    }
+    Ok(index)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], &'static str> {
+        if self.b.len() < n {
+            return Err("truncated");
+        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], &'static str> {
+        self.take(N)?.try_into().map_err(|_| "truncated")
+    }
+    fn u16(&mut self) -> std::result::Result<u16, &'static str> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> std::result::Result<u32, &'static str> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> std::result::Result<u64, &'static str> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn u128(&mut self) -> std::result::Result<u128, &'static str> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_apply_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = Names::new();
+        let mut streams = Streams::new(2);
+        let mut index = SegmentIndex::new(0, 4096);
+        let mut at = 4096;
+        for i in 0..50u64 {
+            let name = format!("s-{}", i % 10);
+            let head = Head {
+                last_version: 0,
+                last_frame: at,
+            };
+            let (defines, rec) = match streams.lookup(&names, &name) {
+                Some(id) => {
+                    let last = streams.head(id).unwrap().last_version;
+                    (false, streams.record(id, last + 1, last + 3, at))
+                }
+                None => {
+                    let id = streams.insert(&names, &name, head).unwrap();
+                    (true, streams.record(id, 0, 2, at))
+                }
+            };
+            at += 200;
+            index.record(&names, defines, &rec, at);
+        }
+        index.write(dir.path(), 9).unwrap();
+        let loaded = SegmentIndex::read(dir.path(), 9, 0).unwrap();
+        assert_eq!(loaded, index);
+        let (fresh_names, mut fresh) = (Names::new(), Streams::new(2));
+        loaded.apply(&fresh_names, &mut fresh).unwrap();
+        for id in 0..10 {
+            assert_eq!(fresh.head(id), streams.head(id));
+            assert_eq!(fresh.entries(id), streams.entries(id));
+            assert_eq!(&*fresh_names[id as usize], &*names[id as usize]);
+        }
+        assert!(SegmentIndex::read(dir.path(), 8, 0).is_none(), "other log");
+        let path = dir.path().join(file_name(0));
+        let mut raw = fs::read(&path).unwrap();
+        raw[70] ^= 4;
+        fs::write(&path, &raw).unwrap();
+        assert!(SegmentIndex::read(dir.path(), 9, 0).is_none(), "damaged");
+    }
+}

@@ -1,0 +1,164 @@
+//! Per-stream reads: forward and backward from every version, across segment
+//! rolls, reopens and deleted index files, against the global log.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position};
+
+/// (version, payload) of every event of every stream, from `read_all`.
+fn model(log: &Log) -> HashMap<String, Vec<(u64, Vec<u8>)>> {
+    let mut streams: HashMap<String, Vec<(u64, Vec<u8>)>> = HashMap::new();
+    for e in log.read_all(Position::START).expect("read_all") {
+        let e = e.expect("event");
+        streams
+            .entry(e.stream().to_string())
+            .or_default()
+            .push((e.version(), e.payload().to_vec()));
+    }
+    streams
+}
+
+fn forward(log: &Log, stream: &str, from: u64) -> Vec<(u64, Vec<u8>)> {
+    log.read_stream(stream, from)
+        .expect("read_stream")
+        .map(|e| {
+            let e = e.expect("event");
+            assert_eq!(e.stream(), stream);
+            (e.version(), e.payload().to_vec())
+        })
+        .collect()
+}
+
+fn backward(log: &Log, stream: &str, from: u64) -> Vec<(u64, Vec<u8>)> {
+    log.read_stream_backward(stream, from)
+        .expect("read_stream_backward")
+        .map(|e| {
+            let e = e.expect("event");
+            (e.version(), e.payload().to_vec())
+        })
+        .collect()
+}
+
+fn build(dir: &std::path::Path) -> Log {
+    let log = Options::new()
+        .segment_size(MIB)
+        .index_interval(4)
+        .durability(Durability::None)
+        .open(dir)
+        .expect("open");
+    let mut rng = Rng::new(33);
+    for i in 0..3_000u64 {
+        // Stream 0 is long; the others are short and interleaved with it.
+        let stream = if rng.chance(0.3) {
+            "long".to_string()
+        } else {
+            format!("s{}", rng.below(40))
+        };
+        let count = rng.range(1, 4) as usize;
+        let events: Vec<EventData> = (0..count)
+            .map(|k| {
+                let len = rng.range(0, 600) as usize;
+                let mut p = payload_for(i * 10 + k as u64, len);
+                p.extend_from_slice(&i.to_le_bytes());
+                EventData::new("E", p)
+            })
+            .collect();
+        log.append(&stream, ExpectedVersion::Any, &events)
+            .expect("append");
+    }
+    log
+}
+
+fn check_every_version(log: &Log, streams: &HashMap<String, Vec<(u64, Vec<u8>)>>) {
+    for (name, events) in streams {
+        let n = events.len() as u64;
+        assert_eq!(log.stream_version(name), Some(n - 1));
+        // Every version of the short streams; the long one (O(n^2) events to
+        // read them all) at every version near its ends and a stride between.
+        let froms: Vec<u64> = if name == "long" {
+            (0..=n + 1)
+                .filter(|v| *v < 40 || *v + 40 > n || v % 37 == 0)
+                .collect()
+        } else {
+            (0..=n + 1).collect()
+        };
+        for from in froms {
+            let want: Vec<_> = events.iter().filter(|(v, _)| *v >= from).cloned().collect();
+            assert_eq!(forward(log, name, from), want, "{name} forward from {from}");
+            let mut want: Vec<_> = events.iter().filter(|(v, _)| *v <= from).cloned().collect();
+            want.reverse();
+            assert_eq!(
+                backward(log, name, from),
+                want,
+                "{name} backward from {from}"
+            );
+        }
+    }
+    assert!(forward(log, "never", 0).is_empty());
+    assert!(backward(log, "never", u64::MAX).is_empty());
+}
+
+#[test]
+fn read_stream_from_every_version_both_ways_and_after_reopen() {
+    let dir = tempdir();
+    let log = build(dir.path());
+    let streams = model(&log);
+    assert!(streams["long"].len() > 1_500, "{}", streams["long"].len());
+    check_every_version(&log, &streams);
+    log.close().expect("close");
+    assert!(segment_files(dir.path()).len() > 3, "several segments");
+
+    // With index files, and with every index file deleted: identical reads.
+    for delete in [false, true] {
+        if delete {
+            remove_index_files(dir.path());
+        }
+        let log = Options::new()
+            .segment_size(MIB)
+            .index_interval(4)
+            .open(dir.path())
+            .expect("reopen");
+        assert_eq!(model(&log), streams);
+        check_every_version(&log, &streams);
+        log.close().expect("close");
+    }
+}
+
+#[test]
+fn read_stream_sees_only_what_was_visible_and_continues_after_appends() {
+    let dir = tempdir();
+    let log = Options::new()
+        .index_interval(2)
+        .open(dir.path())
+        .expect("open");
+    for v in 0..10u64 {
+        log.append(
+            "a",
+            ExpectedVersion::Any,
+            &[EventData::new("E", v.to_le_bytes().to_vec())],
+        )
+        .expect("append");
+    }
+    let reader = log.read_stream("a", 3).expect("read");
+    log.append(
+        "a",
+        ExpectedVersion::Exact(9),
+        &[EventData::new("E", &b"late"[..])],
+    )
+    .expect("append");
+    let versions: Vec<u64> = reader.map(|e| e.expect("event").version()).collect();
+    assert_eq!(
+        versions,
+        (3..10).collect::<Vec<_>>(),
+        "reads the stream as it was"
+    );
+    let versions: Vec<u64> = log
+        .read_stream("a", 9)
+        .expect("read")
+        .map(|e| e.expect("event").version())
+        .collect();
+    assert_eq!(versions, vec![9, 10]);
+}
