@@ -278,14 +278,24 @@ impl Log {
         validate(stream, events, max_frame)?;
         let count = events.len() as u64;
         let (result, end) = {
-            let mut tail = lock(&shared.tail);
+            let mut tail_guard = lock(&shared.tail);
             if shared.is_poisoned() {
                 return Err(shared.poison_error());
             }
-            let tail = &mut *tail;
+            let tail = &mut *tail_guard;
             let id = tail.streams.lookup(&shared.names, stream);
             let head = id.and_then(|id| tail.streams.head(id));
             let actual = head.map(|h| h.last_version);
+            if let (Some(id), Some(head)) = (id, head)
+                && let Some((original, end)) =
+                    shared.find_retry(&tail.streams, id, head, expected, events)?
+            {
+                drop(tail_guard);
+                if shared.options.durability == Durability::Sync {
+                    shared.wait_durable(end)?;
+                }
+                return Ok(original);
+            }
             if !expected.matches(actual) {
                 return Err(Error::WrongExpectedVersion {
                     stream: stream.to_string(),
@@ -508,6 +518,47 @@ impl Shared {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
         let index = segs.partition_point(|s| s.base() <= at).saturating_sub(1);
         segs.get(index).map(|s| (index, Arc::clone(s)))
+    }
+
+    /// If `events` repeat an append already in stream `id` (a client retry:
+    /// every event has an id, and they match the original's in order), the
+    /// original result and the log offset its frame ends at.
+    ///
+    /// The window: a retry with `Exact(n)` or `NoStream` is matched against
+    /// the append that followed version `n` (or created the stream), however
+    /// long ago, found through the sparse index in O(log n + K) frame reads;
+    /// a retry with `Any` or `StreamExists` only against the stream's last
+    /// append. Runs under the tail lock, only for batches that carry ids.
+    fn find_retry(
+        &self,
+        streams: &Streams,
+        id: u32,
+        head: Head,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<Option<(AppendResult, u64)>> {
+        if !events.iter().all(|e| e.id.is_some()) {
+            return Ok(None);
+        }
+        let frame = match expected {
+            ExpectedVersion::Exact(n) if n < head.last_version => {
+                let entries = streams.entries(id);
+                let at = entries.partition_point(|e| e.version <= n + 1);
+                read::frame_starting_at(self, id, head.last_frame, entries.get(at).copied(), n + 1)?
+            }
+            ExpectedVersion::NoStream => {
+                let entries = streams.entries(id);
+                read::frame_starting_at(self, id, head.last_frame, entries.first().copied(), 0)?
+            }
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => {
+                Some(read::stream_frame(self, id, head.last_frame)?)
+            }
+            ExpectedVersion::Exact(_) => None,
+        };
+        match frame {
+            Some(f) => read::same_append(&f, events),
+            None => Ok(None),
+        }
     }
 
     /// Stream `name`'s id and head, taken in one short critical section.

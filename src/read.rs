@@ -12,12 +12,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::event::{EventRef, RecordedEvent};
+use crate::event::{AppendResult, EventData, EventRef, RecordedEvent};
 use crate::frame::{self, DecodeError, EventIter, Frame};
 use crate::log::Shared;
 use crate::position::Position;
 use crate::quarantine;
 use crate::segment::{HEADER_BYTES, Segment};
+use crate::streams::IndexEntry;
 
 /// A verified events frame found by the walker.
 #[derive(Debug, Clone, Copy)]
@@ -404,7 +405,7 @@ impl Iterator for ReadAll {
 }
 
 /// A frame of one stream found by following its index and back-links.
-struct StreamFrame {
+pub(crate) struct StreamFrame {
     seg: Arc<Segment>,
     info: FrameInfo,
     prev_frame: u64,
@@ -414,7 +415,7 @@ struct StreamFrame {
 }
 
 /// Loads and verifies the frame of stream `id` at log offset `at`.
-fn stream_frame(shared: &Shared, id: u32, at: u64) -> Result<StreamFrame> {
+pub(crate) fn stream_frame(shared: &Shared, id: u32, at: u64) -> Result<StreamFrame> {
     let Some((_, seg)) = shared.segment_for(at) else {
         return Err(Error::InvalidPosition {
             position: Position::new(at, 0),
@@ -445,6 +446,59 @@ fn stream_frame(shared: &Shared, id: u32, at: u64) -> Result<StreamFrame> {
         )),
         Err(e) => Err(corrupt(&seg, start, e)),
     }
+}
+
+/// Finds the frame of stream `id` that starts at `version`, walking back
+/// from the newest frame before the first index entry above `version` (or
+/// from `head_frame`). `None` when no frame starts there.
+pub(crate) fn frame_starting_at(
+    shared: &Shared,
+    id: u32,
+    head_frame: u64,
+    entry_above: Option<IndexEntry>,
+    version: u64,
+) -> Result<Option<StreamFrame>> {
+    let mut at = match entry_above {
+        Some(entry) => stream_frame(shared, id, entry.frame)?.prev_frame,
+        None => head_frame,
+    };
+    while at != frame::NO_PREV_FRAME {
+        let f = stream_frame(shared, id, at)?;
+        if f.info.first_version <= version {
+            return Ok((f.info.first_version == version).then_some(f));
+        }
+        at = f.prev_frame;
+    }
+    Ok(None)
+}
+
+/// If frame `f` holds exactly `events`' ids in order (a retried append),
+/// the result the original append returned and the log offset it ends at.
+pub(crate) fn same_append(
+    f: &StreamFrame,
+    events: &[EventData],
+) -> Result<Option<(AppendResult, u64)>> {
+    if f.info.count as usize != events.len() {
+        return Ok(None);
+    }
+    let end = f.info.start + f.info.len;
+    let Some(bytes) = f.seg.written_bytes(f.info.start, end) else {
+        return Ok(None);
+    };
+    for (raw, event) in EventIter::new(bytes, f.info.events_start, f.info.count).zip(events) {
+        let raw = raw.map_err(|e| corrupt(&f.seg, f.info.start, e))?;
+        if raw.id.is_none() || raw.id != event.id {
+            return Ok(None);
+        }
+    }
+    let last_index = (f.info.count - 1) as u16;
+    let result = AppendResult {
+        first_version: f.info.first_version,
+        last_version: f.info.last_version(),
+        first_position: f.info.position(0),
+        last_position: f.info.position(last_index),
+    };
+    Ok(Some((result, f.info.next_global)))
 }
 
 /// Iterator over one stream, returned by [`Log::read_stream`](crate::Log::read_stream)
