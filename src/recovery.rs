@@ -1,5 +1,5 @@
-//! Open-time recovery: validate segment headers, load the stream-heads
-//! checkpoint, scan what follows it, tell a torn tail (cut it) from
+//! Open-time recovery: validate segment headers, apply each segment's index
+//! file or scan its frames, tell a torn tail (cut it) from
 //! corruption (report it, or quarantine it under `repair`), and hand back the
 //! segments ready to share.
 //!

@@ -7,7 +7,8 @@
 //! Memory per stream: the name (one `Arc<str>` in the lock-free id -> name
 //! table that readers use), 4 bytes plus a control byte in the name -> id
 //! hash table (it stores only ids and hashes names through the table), and a
-//! 24-byte head; streams longer than `K` events add a list of 16-byte entries.
+//! 16-byte head plus a 4-byte sparse-list slot; streams longer than `K`
+//! events add a list of 16-byte entries.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
