@@ -162,3 +162,36 @@ fn read_stream_sees_only_what_was_visible_and_continues_after_appends() {
         .collect();
     assert_eq!(versions, vec![9, 10]);
 }
+
+/// Segments are the only source of truth: with every other file of the
+/// directory deleted (index files, the lock file), a reopen reads the same.
+#[test]
+fn only_segment_files_are_needed() {
+    let dir = tempdir();
+    let log = build(dir.path());
+    let streams = model(&log);
+    let long_backward = backward(&log, "long", u64::MAX);
+    log.close().expect("close");
+    let mut deleted = 0;
+    for entry in std::fs::read_dir(dir.path()).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "seg") {
+            std::fs::remove_file(&path).expect("remove");
+            deleted += 1;
+        }
+    }
+    assert!(
+        deleted > 3,
+        "index files and the lock file were there: {deleted}"
+    );
+    let log = Options::new()
+        .segment_size(MIB)
+        .index_interval(4)
+        .open(dir.path())
+        .expect("reopen");
+    assert_eq!(model(&log), streams);
+    assert_eq!(backward(&log, "long", u64::MAX), long_backward);
+    for name in streams.keys() {
+        assert_eq!(forward(&log, name, 0), streams[name]);
+    }
+}
