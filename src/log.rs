@@ -547,8 +547,10 @@ impl Shared {
                 read::frame_starting_at(self, id, head.last_frame, entries.get(at).copied(), n + 1)?
             }
             ExpectedVersion::NoStream => {
+                // A creating batch longer than the interval has an entry at 0.
                 let entries = streams.entries(id);
-                read::frame_starting_at(self, id, head.last_frame, entries.first().copied(), 0)?
+                let at = entries.partition_point(|e| e.version == 0);
+                read::frame_starting_at(self, id, head.last_frame, entries.get(at).copied(), 0)?
             }
             ExpectedVersion::Any | ExpectedVersion::StreamExists => {
                 Some(read::stream_frame(self, id, head.last_frame)?)

@@ -1,8 +1,10 @@
 //! The stream registry: names interned to 32-bit ids, each stream's head
 //! (last version, last frame) for expected-version checks and back-links,
 //! and its sparse index: one entry per frame that holds a multiple of the
-//! index interval `K` as a version (never version 0: a stream's first frame
-//! is where its back-links end).
+//! index interval `K` as a version (counting from `K`: version 0 alone marks
+//! nothing, a stream's first frame is where its back-links end). An entry
+//! names its frame's first version, so a creating batch longer than `K`
+//! yields an entry at version 0.
 //!
 //! Memory per stream: the name (one `Arc<str>` in the lock-free id -> name
 //! table that readers use), 4 bytes plus a control byte in the name -> id
