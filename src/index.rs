@@ -70,8 +70,9 @@ impl SegmentIndex {
 
     /// Applies the index to a registry holding every earlier segment.
     pub(crate) fn apply(&self, names: &Names, streams: &mut Streams) -> Result<(), String> {
+        streams.reserve(names, self.defs.len());
         for (id, name) in &self.defs {
-            if *id as usize != streams.len() || streams.lookup(names, name).is_some() {
+            if *id as usize != streams.len() {
                 return Err(format!("stream definition {id} out of order"));
             }
             let head = Head {
@@ -80,7 +81,7 @@ impl SegmentIndex {
             };
             streams
                 .insert(names, name, head)
-                .ok_or("too many streams")?;
+                .map_err(|e| format!("stream definition {id}: {e:?}"))?;
         }
         let mut heads: Vec<_> = self.heads.iter().collect();
         heads.sort_unstable_by_key(|(id, _)| **id);

@@ -331,11 +331,12 @@ impl Log {
                         last_version,
                         last_frame: at,
                     };
-                    tail.streams.insert(&shared.names, stream, head).ok_or(
-                        Error::TooManyStreams {
+                    // The lookup above found no stream: only the limit can refuse.
+                    tail.streams
+                        .insert(&shared.names, stream, head)
+                        .map_err(|_| Error::TooManyStreams {
                             max: limits::MAX_STREAMS,
-                        },
-                    )?
+                        })?
                 }
             };
             tail.last_timestamp_us = tail.last_timestamp_us.max(now_us());

@@ -98,8 +98,10 @@ struct Walk {
     names: Names,
     streams: Streams,
     found: Vec<Quarantined>,
-    /// One per segment up to and including the tail.
-    indexes: Vec<SegmentIndex>,
+    /// One per segment up to and including the tail: `None` for a sealed
+    /// segment whose index file was applied (dropped at once, so an open
+    /// holds one segment's index at a time, not the whole log's).
+    indexes: Vec<Option<SegmentIndex>>,
     /// Sealed segments that were scanned: their index files are (re)written.
     rebuilt: Vec<usize>,
 }
@@ -121,7 +123,7 @@ impl Scan<'_> {
         let names = Names::new();
         let mut streams = Streams::new(self.interval);
         let mut ends: Vec<u64> = Vec::with_capacity(self.segs.len());
-        let mut indexes: Vec<SegmentIndex> = Vec::with_capacity(self.segs.len());
+        let mut indexes: Vec<Option<SegmentIndex>> = Vec::with_capacity(self.segs.len());
         let mut rebuilt = Vec::new();
         let mut to_seal = Vec::new();
         let mut found = Vec::new();
@@ -155,19 +157,20 @@ impl Scan<'_> {
                             .apply(&names, &mut streams)
                             .map_err(|e| corrupt(seg, 0, format!("index file: {e}")))?;
                         o = index.covered;
-                        indexes.push(index);
                         if sealed {
+                            indexes.push(None);
                             ends.push(o);
                             i += 1;
                             o = HEADER_BYTES;
                             continue;
                         }
+                        indexes.push(Some(index));
                     }
                     None => {
                         if sealed {
                             rebuilt.push(i);
                         }
-                        indexes.push(SegmentIndex::new(seg.base(), HEADER_BYTES));
+                        indexes.push(Some(SegmentIndex::new(seg.base(), HEADER_BYTES)));
                     }
                 }
             }
@@ -182,7 +185,7 @@ impl Scan<'_> {
                             .apply(&names, &f, at, self.repair)
                             .map_err(|e| corrupt(seg, o, e))?;
                         o += len;
-                        if let Some(index) = indexes.last_mut() {
+                        if let Some(Some(index)) = indexes.last_mut() {
                             index.record(&names, f.defines.is_some(), &recorded, o);
                         }
                         continue;
@@ -197,7 +200,7 @@ impl Scan<'_> {
                         to_seal.push(i);
                         rebuilt.push(i);
                     }
-                    if let Some(index) = indexes.last_mut() {
+                    if let Some(Some(index)) = indexes.last_mut() {
                         index.covered = o;
                     }
                     ends.push(o);
@@ -404,7 +407,7 @@ fn finish(
             open.write_slot(end, SLOT_SEALED)?;
         }
         if walk.rebuilt.contains(&i)
-            && let Some(index) = walk.indexes.get(i)
+            && let Some(Some(index)) = walk.indexes.get(i)
             && let Err(e) = index.write(dir, log_id)
         {
             log::warn!("seglog: could not rewrite an index file: {e}");
@@ -412,9 +415,8 @@ fn finish(
         sealed.push(open.into_sealed(end));
     }
     let tail_base = sealed.last().map_or(0, |s: &Arc<Segment>| s.end());
-    let index = match walk.indexes.get_mut(walk.tail) {
-        Some(index) => {
-            let mut index = std::mem::replace(index, SegmentIndex::new(0, HEADER_BYTES));
+    let index = match walk.indexes.get_mut(walk.tail).and_then(Option::take) {
+        Some(mut index) => {
             index.covered = walk.cursor;
             index
         }
@@ -450,7 +452,11 @@ fn finish(
                         "acknowledged data follows a torn segment",
                     ));
                 }
-                later.zero_from(HEADER_BYTES)?;
+                // After a clean close a later segment is an unused spare;
+                // otherwise it may hold frames written past the cut.
+                if !clean_stop {
+                    later.zero_from(HEADER_BYTES)?;
+                }
                 // Appends are sized against the configured segment size: a
                 // spare left by a run with another size would not hold them.
                 if k == 0 && later.segment().size() == options.segment_size_bytes {

@@ -44,6 +44,15 @@ pub(crate) struct Recorded {
     pub(crate) entry: Option<IndexEntry>,
 }
 
+/// Why a stream could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InsertError {
+    /// The name is registered already.
+    Duplicate,
+    /// The log holds the most streams it can.
+    Full,
+}
+
 /// No sparse list yet.
 const NO_LIST: u32 = u32::MAX;
 
@@ -130,23 +139,43 @@ impl Streams {
             .map(|h| h.last_version)
     }
 
-    /// Registers a new stream; `names` must not hold it yet. Returns its id,
-    /// or `None` at the stream limit.
-    pub(crate) fn insert(&mut self, names: &Names, name: &str, head: Head) -> Option<u32> {
-        debug_assert!(self.lookup(names, name).is_none());
-        let id = u32::try_from(self.heads.len()).ok()?;
+    /// Makes room for `additional` more streams (loading an index file).
+    pub(crate) fn reserve(&mut self, names: &Names, additional: usize) {
+        let hasher = &self.hasher;
+        self.ids.reserve(additional, |&id| {
+            hasher.hash_one(names.get(id as usize).map_or("", |n| &**n))
+        });
+        self.heads.reserve(additional);
+        self.list_of.reserve(additional);
+    }
+
+    /// Registers a new stream and returns its id, in one probe of the table.
+    pub(crate) fn insert(
+        &mut self,
+        names: &Names,
+        name: &str,
+        head: Head,
+    ) -> Result<u32, InsertError> {
+        let id = u32::try_from(self.heads.len()).map_err(|_| InsertError::Full)?;
         if u64::from(id) >= limits::MAX_STREAMS {
-            return None;
+            return Err(InsertError::Full);
         }
+        let hasher = &self.hasher;
+        let name_of = |id: u32| names.get(id as usize).map_or("", |n| &**n);
+        let entry = self.ids.entry(
+            hasher.hash_one(name),
+            |&other| name_of(other) == name,
+            |&other| hasher.hash_one(name_of(other)),
+        );
+        let hashbrown::hash_table::Entry::Vacant(vacant) = entry else {
+            return Err(InsertError::Duplicate);
+        };
         let pushed = names.push(Arc::from(name));
         assert_eq!(pushed, id as usize, "names and heads out of step");
-        let hasher = &self.hasher;
-        self.ids.insert_unique(hasher.hash_one(name), id, |&other| {
-            hasher.hash_one(names.get(other as usize).map_or("", |n| &**n))
-        });
+        vacant.insert(id);
         self.heads.push(head);
         self.list_of.push(NO_LIST);
-        Some(id)
+        Ok(id)
     }
 
     /// Overwrites a stream's head (loading an index file).
@@ -219,9 +248,6 @@ impl Streams {
                     expected: expected_id,
                 });
             }
-            if self.lookup(names, name).is_some() {
-                return Err(ApplyError::DuplicateName);
-            }
             if first != 0 && !lenient {
                 return Err(ApplyError::VersionGap {
                     expected: 0,
@@ -232,9 +258,10 @@ impl Streams {
                 last_version: last,
                 last_frame: at,
             };
-            let id = self
-                .insert(names, name, head)
-                .ok_or(ApplyError::UnknownStream(frame.stream_id))?;
+            let id = self.insert(names, name, head).map_err(|e| match e {
+                InsertError::Duplicate => ApplyError::DuplicateName,
+                InsertError::Full => ApplyError::UnknownStream(frame.stream_id),
+            })?;
             return Ok(self.record(id, first, last, at));
         }
         if lenient {
@@ -242,14 +269,13 @@ impl Streams {
             // readable under a placeholder name.
             while (self.heads.len() as u32) <= frame.stream_id {
                 let placeholder = format!("$lost-stream-{}", self.heads.len());
-                self.insert(
-                    names,
-                    &placeholder,
-                    Head {
-                        last_version: 0,
-                        last_frame: NO_PREV_FRAME,
-                    },
-                );
+                let head = Head {
+                    last_version: 0,
+                    last_frame: NO_PREV_FRAME,
+                };
+                if self.insert(names, &placeholder, head).is_err() {
+                    return Err(ApplyError::UnknownStream(frame.stream_id));
+                }
             }
         }
         let Some(prev) = self.head(frame.stream_id) else {
