@@ -14,8 +14,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hashbrown::HashMap;
-
 use crate::error::{Error, Result};
 use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
 
@@ -39,7 +37,13 @@ pub(crate) struct SegmentIndex {
     /// Offset in the segment up to which frames are described.
     pub(crate) covered: u64,
     defs: Vec<(u32, Arc<str>)>,
-    heads: HashMap<u32, Head>,
+    /// Streams whose first frame in this segment was recorded since the
+    /// heads were last taken: one push per stream and segment, not one map
+    /// update per append.
+    touched: Vec<u32>,
+    /// Heads as of `covered`, by id: read from the file, or taken from the
+    /// registry by [`SegmentIndex::finalize`].
+    heads: Vec<(u32, Head)>,
     entries: Vec<(u32, IndexEntry)>,
 }
 
@@ -50,22 +54,47 @@ impl SegmentIndex {
             base,
             covered,
             defs: Vec::new(),
-            heads: HashMap::new(),
+            touched: Vec::new(),
+            heads: Vec::new(),
             entries: Vec::new(),
         }
     }
 
     /// Adds one frame (ending at segment offset `end`) to the index.
-    pub(crate) fn record(&mut self, names: &Names, defines: bool, recorded: &Recorded, end: u64) {
+    /// `first_here`: the stream had no earlier frame in this segment.
+    pub(crate) fn record(
+        &mut self,
+        names: &Names,
+        defines: bool,
+        recorded: &Recorded,
+        first_here: bool,
+        end: u64,
+    ) {
         if defines && let Some(name) = names.get(recorded.id as usize) {
             self.defs.push((recorded.id, Arc::clone(name)));
         }
-        self.heads.insert(recorded.id, recorded.head);
+        if first_here {
+            self.touched.push(recorded.id);
+        }
         if let Some(entry) = recorded.entry {
             self.entries.push((recorded.id, entry));
         }
         debug_assert!(end >= self.covered);
         self.covered = end;
+    }
+
+    /// Takes the heads of every stream this segment touched from `streams`,
+    /// which must hold the log up to `covered` exactly (at a roll, a close,
+    /// or the end of the segment's scan).
+    pub(crate) fn finalize(&mut self, streams: &Streams) {
+        let mut ids: Vec<u32> = self.heads.iter().map(|(id, _)| *id).collect();
+        ids.append(&mut self.touched);
+        ids.sort_unstable();
+        ids.dedup();
+        self.heads = ids
+            .into_iter()
+            .filter_map(|id| streams.head(id).map(|head| (id, head)))
+            .collect();
     }
 
     /// Applies the index to a registry holding every earlier segment.
@@ -83,9 +112,7 @@ impl SegmentIndex {
                 .insert(names, name, head)
                 .map_err(|e| format!("stream definition {id}: {e:?}"))?;
         }
-        let mut heads: Vec<_> = self.heads.iter().collect();
-        heads.sort_unstable_by_key(|(id, _)| **id);
-        for (&id, &head) in heads {
+        for &(id, head) in &self.heads {
             if id as usize >= streams.len() {
                 return Err(format!("head of undefined stream {id}"));
             }
@@ -102,12 +129,12 @@ impl SegmentIndex {
 
     /// Writes the index file (temporary name, then rename). Not fsynced: a
     /// torn or lost file only costs a rescan, and it is written only once the
-    /// data it describes is durable.
+    /// data it describes is durable. [`SegmentIndex::finalize`] first.
     pub(crate) fn write(&self, dir: &Path, log_id: u128) -> Result<()> {
+        debug_assert!(self.touched.is_empty(), "index written before finalize");
         let path = dir.join(file_name(self.base));
         let tmp = dir.join(format!("{}.tmp", file_name(self.base)));
-        let mut heads: Vec<_> = self.heads.iter().collect();
-        heads.sort_unstable_by_key(|(id, _)| **id);
+        let heads = &self.heads;
         (|| {
             let file = OpenOptions::new()
                 .write(true)
@@ -136,7 +163,7 @@ impl SegmentIndex {
                 put(&(name.len() as u16).to_le_bytes())?;
                 put(name.as_bytes())?;
             }
-            for (id, head) in &heads {
+            for (id, head) in heads {
                 put(&id.to_le_bytes())?;
                 put(&head.last_version.to_le_bytes())?;
                 put(&head.last_frame.to_le_bytes())?;
@@ -225,7 +252,10 @@ fn decode(raw: &[u8], log_id: u128, base: u64) -> std::result::Result<SegmentInd
             last_version: r.u64()?,
             last_frame: r.u64()?,
         };
-        index.heads.insert(id, head);
+        if index.heads.last().is_some_and(|(last, _)| *last >= id) {
+            return Err("heads not in id order");
+        }
+        index.heads.push((id, head));
     }
     index.entries.reserve(entries as usize);
     for _ in 0..entries {
@@ -300,8 +330,9 @@ mod tests {
                 }
             };
             at += 200;
-            index.record(&names, defines, &rec, at);
+            index.record(&names, defines, &rec, defines, at);
         }
+        index.finalize(&streams);
         index.write(dir.path(), 9).unwrap();
         let loaded = SegmentIndex::read(dir.path(), 9, 0).unwrap();
         assert_eq!(loaded, index);

@@ -357,10 +357,12 @@ impl Log {
                 );
             });
             let recorded = tail.streams.record(id, first_version, last_version, at);
+            let first_here = head.is_none_or(|h| h.last_frame < seg_base);
             tail.index.record(
                 &shared.names,
                 defines.is_some(),
                 &recorded,
+                first_here,
                 tail.writer.cursor(),
             );
             if shared.options.durability != Durability::Sync {
@@ -477,8 +479,10 @@ impl Log {
         if shared.is_poisoned() {
             return Err(shared.poison_error());
         }
-        let tail = lock(&shared.tail);
+        let mut tail = lock(&shared.tail);
         debug_assert_eq!(tail.index.covered, tail.writer.cursor());
+        let tail = &mut *tail;
+        tail.index.finalize(&tail.streams);
         tail.index.write(&shared.dir, shared.log_id)
     }
 }
@@ -705,6 +709,7 @@ impl Shared {
         let mut index =
             std::mem::replace(&mut tail.index, SegmentIndex::new(old.end(), HEADER_BYTES));
         index.covered = old_writer.cursor();
+        index.finalize(&tail.streams);
         // The sync thread writes it once the segment is durable and sealed.
         lock(&self.sealed_indexes).push(index);
         if self.options.durability != Durability::Sync {

@@ -181,12 +181,14 @@ impl Scan<'_> {
                     if o + len > seg.size() - frame::END_BYTES as u64 {
                         frame::DecodeError::Malformed("frame overlaps the end marker's room")
                     } else {
+                        let before = f.defines.is_none().then(|| streams.head(f.stream_id));
+                        let first_here = before.flatten().is_none_or(|h| h.last_frame < seg.base());
                         let recorded = streams
                             .apply(&names, &f, at, self.repair)
                             .map_err(|e| corrupt(seg, o, e))?;
                         o += len;
                         if let Some(Some(index)) = indexes.last_mut() {
-                            index.record(&names, f.defines.is_some(), &recorded, o);
+                            index.record(&names, f.defines.is_some(), &recorded, first_here, o);
                         }
                         continue;
                     }
@@ -202,6 +204,7 @@ impl Scan<'_> {
                     }
                     if let Some(Some(index)) = indexes.last_mut() {
                         index.covered = o;
+                        index.finalize(&streams);
                     }
                     ends.push(o);
                     i += 1;
@@ -236,6 +239,10 @@ impl Scan<'_> {
                 o = next;
                 if sealed && o >= seg.size() - frame::END_BYTES as u64 {
                     // The end marker itself was lost: the segment ends here.
+                    if let Some(Some(index)) = indexes.last_mut() {
+                        index.covered = seg.size();
+                        index.finalize(&streams);
+                    }
                     ends.push(seg.size());
                     i += 1;
                     o = HEADER_BYTES;
