@@ -99,7 +99,7 @@ impl SegmentIndex {
 
     /// Applies the index to a registry holding every earlier segment.
     pub(crate) fn apply(&self, names: &Names, streams: &mut Streams) -> Result<(), String> {
-        streams.reserve(names, self.defs.len());
+        streams.reserve(self.defs.len());
         for (id, name) in &self.defs {
             if *id as usize != streams.len() {
                 return Err(format!("stream definition {id} out of order"));

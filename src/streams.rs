@@ -7,8 +7,9 @@
 //! yields an entry at version 0.
 //!
 //! Memory per stream: the name (one `Arc<str>` in the lock-free id -> name
-//! table that readers use), 4 bytes plus a control byte in the name -> id
-//! hash table (it stores only ids and hashes names through the table), and a
+//! table that readers use), 8 bytes plus a control byte in the name -> id
+//! hash table (an id and its name's 32-bit hash, not a second copy of the
+//! name), and a
 //! 16-byte head plus a 4-byte sparse-list slot; streams longer than `K`
 //! events add a list of 16-byte entries.
 
@@ -53,6 +54,31 @@ pub(crate) enum InsertError {
     Full,
 }
 
+/// A name's hash as the table uses it: 32 bits, kept in the high half of
+/// each slot and spread over both halves of the value the table sees.
+fn name_hash(hasher: &DefaultHashBuilder, name: &str) -> u64 {
+    let h = hasher.hash_one(name) >> 32;
+    (h << 32) | h
+}
+
+fn slot_hash(slot: u64) -> u64 {
+    let h = slot >> 32;
+    (h << 32) | h
+}
+
+fn slot_id(slot: u64) -> u32 {
+    (slot & u64::from(u32::MAX)) as u32
+}
+
+/// Whether `slot` holds `name` (whose hash is `hash`): hashes first, then
+/// the name itself.
+fn matches(names: &Names, slot: u64, hash: u64, name: &str) -> bool {
+    slot >> 32 == hash >> 32
+        && names
+            .get(slot_id(slot) as usize)
+            .is_some_and(|n| &**n == name)
+}
+
 /// No sparse list yet.
 const NO_LIST: u32 = u32::MAX;
 
@@ -62,7 +88,10 @@ pub(crate) type Names = boxcar::Vec<Arc<str>>;
 /// Name -> id, heads and sparse indexes; owned by whoever holds the tail.
 #[derive(Debug)]
 pub(crate) struct Streams {
-    ids: HashTable<u32>,
+    /// Each slot packs a stream's id (low 32 bits) with the 32-bit hash of
+    /// its name (high), so growing the table rehashes without reading a
+    /// single name, and a probe compares hashes before names.
+    ids: HashTable<u64>,
     heads: Vec<Head>,
     /// Per stream: index into `lists`, or [`NO_LIST`].
     list_of: Vec<u32>,
@@ -120,12 +149,10 @@ impl Streams {
 
     /// The id of `name`, if the stream exists.
     pub(crate) fn lookup(&self, names: &Names, name: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(name);
+        let hash = name_hash(&self.hasher, name);
         self.ids
-            .find(hash, |&id| {
-                names.get(id as usize).is_some_and(|n| &**n == name)
-            })
-            .copied()
+            .find(hash, |&slot| matches(names, slot, hash, name))
+            .map(|&slot| slot_id(slot))
     }
 
     pub(crate) fn head(&self, id: u32) -> Option<Head> {
@@ -140,11 +167,8 @@ impl Streams {
     }
 
     /// Makes room for `additional` more streams (loading an index file).
-    pub(crate) fn reserve(&mut self, names: &Names, additional: usize) {
-        let hasher = &self.hasher;
-        self.ids.reserve(additional, |&id| {
-            hasher.hash_one(names.get(id as usize).map_or("", |n| &**n))
-        });
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.ids.reserve(additional, |&slot| slot_hash(slot));
         self.heads.reserve(additional);
         self.list_of.reserve(additional);
     }
@@ -160,19 +184,18 @@ impl Streams {
         if u64::from(id) >= limits::MAX_STREAMS {
             return Err(InsertError::Full);
         }
-        let hasher = &self.hasher;
-        let name_of = |id: u32| names.get(id as usize).map_or("", |n| &**n);
+        let hash = name_hash(&self.hasher, name);
         let entry = self.ids.entry(
-            hasher.hash_one(name),
-            |&other| name_of(other) == name,
-            |&other| hasher.hash_one(name_of(other)),
+            hash,
+            |&slot| matches(names, slot, hash, name),
+            |&slot| slot_hash(slot),
         );
         let hashbrown::hash_table::Entry::Vacant(vacant) = entry else {
             return Err(InsertError::Duplicate);
         };
         let pushed = names.push(Arc::from(name));
         assert_eq!(pushed, id as usize, "names and heads out of step");
-        vacant.insert(id);
+        vacant.insert((hash << 32) | u64::from(id));
         self.heads.push(head);
         self.list_of.push(NO_LIST);
         Ok(id)
