@@ -168,6 +168,11 @@ fn sigkill_loses_no_acknowledged_append() {
             Err(e) => panic!("the writer acknowledged nothing ({e}); its output: {lines:?}"),
         }
     }
+    // The writer process holds the directory: a second process is refused.
+    match Options::new().segment_size(MIB).open(&dir) {
+        Err(seglog::Error::Locked { dir: locked }) => assert_eq!(locked, dir),
+        other => panic!("opened a directory another process writes: {other:?}"),
+    }
     let kill_at = Instant::now() + Duration::from_secs(1);
     while let Some(left) = kill_at.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
