@@ -115,9 +115,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn now_us() -> u64 {
     // `as_micros` divides a u128: 5% of an append to a cold stream (perf).
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() * 1_000_000 + u64::from(d.subsec_micros()))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
+    })
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
