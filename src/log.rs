@@ -268,6 +268,13 @@ impl Log {
     ///
     /// Under [`Durability::Sync`] it returns once the events are on disk;
     /// otherwise once they are in the log and visible to readers.
+    ///
+    /// Idempotent for retries: when every event carries an id
+    /// ([`EventData::with_id`]) and the same events (ids in the same order)
+    /// were already appended, it returns the original result and writes
+    /// nothing. A retry with `Exact(n)` or `NoStream` is recognised however
+    /// old the original append; with `Any` or `StreamExists`, only if the
+    /// original is the stream's last append.
     pub fn append(
         &self,
         stream: &str,
