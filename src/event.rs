@@ -124,6 +124,24 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
+    /// A borrowed view of this event, the type [`Log::replay`](crate::Log::replay)
+    /// hands out: code that handles events can take `EventRef` and serve
+    /// both read paths.
+    pub fn as_event_ref(&self) -> EventRef<'_> {
+        EventRef {
+            stream: &self.stream,
+            version: self.version,
+            position: self.position,
+            next_position: self.next_position,
+            event_type: self.event_type(),
+            schema_version: self.schema_version,
+            id: self.id,
+            timestamp_us: self.timestamp_us,
+            metadata: &self.metadata,
+            payload: &self.payload,
+        }
+    }
+
     /// The stream the event belongs to.
     pub fn stream(&self) -> &str {
         &self.stream

@@ -72,6 +72,15 @@ fn build(dir: &std::path::Path) -> Log {
     log
 }
 
+/// Opens the log `build` made, with the same segment size and interval.
+fn reopen(dir: &std::path::Path) -> Log {
+    Options::new()
+        .segment_size(MIB)
+        .index_interval(4)
+        .open(dir)
+        .expect("reopen")
+}
+
 fn check_every_version(log: &Log, streams: &HashMap<String, Vec<(u64, Vec<u8>)>>) {
     for (name, events) in streams {
         let n = events.len() as u64;
@@ -116,11 +125,7 @@ fn read_stream_from_every_version_both_ways_and_after_reopen() {
         if delete {
             remove_index_files(dir.path());
         }
-        let log = Options::new()
-            .segment_size(MIB)
-            .index_interval(4)
-            .open(dir.path())
-            .expect("reopen");
+        let log = reopen(dir.path());
         assert_eq!(model(&log), streams);
         check_every_version(&log, &streams);
         log.close().expect("close");
@@ -184,11 +189,7 @@ fn only_segment_files_are_needed() {
         deleted > 3,
         "index files and the lock file were there: {deleted}"
     );
-    let log = Options::new()
-        .segment_size(MIB)
-        .index_interval(4)
-        .open(dir.path())
-        .expect("reopen");
+    let log = reopen(dir.path());
     assert_eq!(model(&log), streams);
     assert_eq!(backward(&log, "long", u64::MAX), long_backward);
     for name in streams.keys() {

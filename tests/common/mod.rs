@@ -137,18 +137,7 @@ pub struct Ev {
 
 impl From<&RecordedEvent> for Ev {
     fn from(e: &RecordedEvent) -> Ev {
-        Ev {
-            stream: e.stream().to_string(),
-            version: e.version(),
-            event_type: e.event_type().to_string(),
-            schema_version: e.schema_version(),
-            id: e.id(),
-            metadata: e.metadata().to_vec(),
-            payload: e.payload().to_vec(),
-            position: e.position(),
-            next_position: e.next_position(),
-            timestamp_us: e.timestamp_micros(),
-        }
+        Ev::from(e.as_event_ref())
     }
 }
 
