@@ -99,19 +99,14 @@ impl SegmentIndex {
 
     /// Applies the index to a registry holding every earlier segment.
     pub(crate) fn apply(&self, names: &Names, streams: &mut Streams) -> Result<(), String> {
-        streams.reserve(self.defs.len());
-        for (id, name) in &self.defs {
-            if *id as usize != streams.len() {
+        for (i, (id, _)) in self.defs.iter().enumerate() {
+            if *id as usize != streams.len() + i {
                 return Err(format!("stream definition {id} out of order"));
             }
-            let head = Head {
-                last_version: 0,
-                last_frame: crate::frame::NO_PREV_FRAME,
-            };
-            streams
-                .insert(names, name, head)
-                .map_err(|e| format!("stream definition {id}: {e:?}"))?;
         }
+        streams
+            .insert_all(names, &self.defs)
+            .map_err(|e| format!("stream definitions: {e:?}"))?;
         for &(id, head) in &self.heads {
             if id as usize >= streams.len() {
                 return Err(format!("head of undefined stream {id}"));
@@ -319,7 +314,7 @@ mod tests {
                 last_version: 0,
                 last_frame: at,
             };
-            let (defines, rec) = match streams.lookup(&names, &name) {
+            let (defines, rec) = match streams.lookup(&name) {
                 Some(id) => {
                     let last = streams.head(id).unwrap().last_version;
                     (false, streams.record(id, last + 1, last + 3, at))

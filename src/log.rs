@@ -291,8 +291,9 @@ impl Log {
                 return Err(shared.poison_error());
             }
             let tail = &mut *tail_guard;
-            let id = tail.streams.lookup(&shared.names, stream);
-            let head = id.and_then(|id| tail.streams.head(id));
+            let found = tail.streams.find(stream);
+            let id = found.map(|f| f.id);
+            let head = found.map(|f| f.head);
             let actual = head.map(|h| h.last_version);
             if let (Some(id), Some(head)) = (id, head)
                 && let Some((original, end)) =
@@ -364,7 +365,12 @@ impl Log {
                     "a frame must decode right after it is encoded"
                 );
             });
-            let recorded = tail.streams.record(id, first_version, last_version, at);
+            let recorded = match found {
+                Some(found) => tail
+                    .streams
+                    .record_found(found, first_version, last_version, at),
+                None => tail.streams.record(id, first_version, last_version, at),
+            };
             let first_here = head.is_none_or(|h| h.last_frame < seg_base);
             tail.index.record(
                 &shared.names,
@@ -395,9 +401,7 @@ impl Log {
     /// Counts appends whose sync is still in flight: it is the version the
     /// next append's expected-version check compares with.
     pub fn stream_version(&self, stream: &str) -> Option<u64> {
-        lock(&self.shared.tail)
-            .streams
-            .version(&self.shared.names, stream)
+        lock(&self.shared.tail).streams.version(stream)
     }
 
     /// Every event at or after `from`, in commit order, as owned events that
@@ -579,8 +583,7 @@ impl Shared {
     /// Stream `name`'s id and head, taken in one short critical section.
     fn stream_head(&self, name: &str) -> Option<(u32, Head)> {
         let tail = lock(&self.tail);
-        let id = tail.streams.lookup(&self.names, name)?;
-        tail.streams.head(id).map(|head| (id, head))
+        tail.streams.find(name).map(|f| (f.id, f.head))
     }
 
     /// The first sparse index entry of stream `id` above `version`.
