@@ -7,11 +7,14 @@
 //! - reopening a cleanly closed 1M-event log (time of `open` only; the close
 //!   after it is not timed); target: < 50 ms median. Over 1,000 streams (the
 //!   log above) and over 1M streams (one event each);
-//! - single-event appends (`Durability::None`, 128 B): 1M appends each to a
-//!   new stream (the registry grows to 1M streams), round robin over 1M
-//!   existing streams, and round robin over 1,000 streams; target: 1M
-//!   streams within 2x of 1,000. Each iteration appends to a fresh log
-//!   (opened and closed outside the timing).
+//! - single-event appends (`Durability::None`, 128 B), each iteration into a
+//!   fresh log (opened and closed outside the timing); target: 1M streams
+//!   within 2x of 1,000:
+//!   - into an empty log: round robin over 1,000 new streams, vs 1M appends
+//!     each creating a stream (the registry grows to 1M);
+//!   - after 1M untimed appends that made the streams: round robin over
+//!     1,000 existing streams, vs round robin over 1M, vs the 1M in a random
+//!     order (every structure touched at random, not just the hash table).
 //!
 //! Run: `cargo bench --bench streams` (~2.5 minutes here; up to ~0.7 GB in
 //! the temporary directory at once).
@@ -164,29 +167,58 @@ fn time_appends(
     total
 }
 
+/// A permutation of `0..n` (xorshift Fisher-Yates: the same every run).
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
 fn appends(c: &mut Criterion) {
     let names = names(EVENTS);
+    let order = shuffled(EVENTS);
     let mut group = c.benchmark_group("append_1M_x128B_none");
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
     group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(15));
+    group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(EVENTS as u64));
+    // Each "existing" case first writes 1M events untimed, so that both
+    // sides of a comparison start from a log of the same size, with the
+    // same amount of dirty page cache behind it.
+    let prewrite = |stream_of: fn(usize) -> usize| {
+        let names = &names;
+        move |log: &Log| {
+            let event = [EventData::new("BenchEvent", payload())];
+            for i in 0..EVENTS {
+                log.append(&names[stream_of(i)], ExpectedVersion::Any, &event)
+                    .expect("append");
+            }
+        }
+    };
     group.bench_function("1k_streams", |b| {
         b.iter_custom(|iters| time_appends(iters, |_| {}, |i| i % STREAMS, &names));
     });
     group.bench_function("1M_new_streams", |b| {
         b.iter_custom(|iters| time_appends(iters, |_| {}, |i| i, &names));
     });
+    group.bench_function("1k_existing_streams", |b| {
+        let prepare = prewrite(|i| i % STREAMS);
+        b.iter_custom(|iters| time_appends(iters, prepare, |i| i % STREAMS, &names));
+    });
     group.bench_function("1M_existing_streams", |b| {
-        let create = |log: &Log| {
-            let event = [EventData::new("BenchEvent", payload())];
-            for name in &names {
-                log.append(name, ExpectedVersion::NoStream, &event)
-                    .expect("append");
-            }
-        };
-        b.iter_custom(|iters| time_appends(iters, create, |i| i, &names));
+        let prepare = prewrite(|i| i);
+        b.iter_custom(|iters| time_appends(iters, prepare, |i| i, &names));
+    });
+    group.bench_function("1M_existing_streams_random_order", |b| {
+        let prepare = prewrite(|i| i);
+        b.iter_custom(|iters| time_appends(iters, prepare, |i| order[i], &names));
     });
     group.finish();
 }
