@@ -8,13 +8,13 @@
 //! damaged or stale file is ignored with a warning and the segment is
 //! scanned instead. Segments stay the only source of truth.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::storage::{self, Storage, StorageWriter};
 use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
 
 const MAGIC: [u8; 8] = *b"SEGLOGIX";
@@ -125,20 +125,16 @@ impl SegmentIndex {
     /// Writes the index file (temporary name, then rename). Not fsynced: a
     /// torn or lost file only costs a rescan, and it is written only once the
     /// data it describes is durable. [`SegmentIndex::finalize`] first.
-    pub(crate) fn write(&self, dir: &Path, log_id: u128) -> Result<()> {
+    pub(crate) fn write(&self, storage: &dyn Storage, dir: &Path, log_id: u128) -> Result<()> {
         debug_assert!(self.touched.is_empty(), "index written before finalize");
         let path = dir.join(file_name(self.base));
-        let tmp = dir.join(format!("{}.tmp", file_name(self.base)));
+        let tmp = storage::tmp_path(&path);
         let heads = &self.heads;
         (|| {
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let file = storage.create(&tmp)?;
             let mut crc = crc32fast::Hasher::new();
-            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let mut out =
+                BufWriter::with_capacity(1 << 20, StorageWriter::new(storage, &file, &tmp));
             let mut put = |bytes: &[u8]| -> std::io::Result<()> {
                 crc.update(bytes);
                 out.write_all(bytes)
@@ -170,7 +166,7 @@ impl SegmentIndex {
             }
             out.write_all(&crc.finalize().to_le_bytes())?;
             out.into_inner().map_err(|e| e.into_error())?;
-            fs::rename(&tmp, &path)
+            storage.rename(&tmp, &path)
         })()
         .map_err(|e| Error::io(&path, e))
     }
@@ -328,7 +324,9 @@ mod tests {
             index.record(&names, defines, &rec, defines, at);
         }
         index.finalize(&streams);
-        index.write(dir.path(), 9).unwrap();
+        index
+            .write(&crate::storage::RealStorage, dir.path(), 9)
+            .unwrap();
         let loaded = SegmentIndex::read(dir.path(), 9, 0).unwrap();
         assert_eq!(loaded, index);
         let (fresh_names, mut fresh) = (Names::new(), Streams::new(2));
@@ -340,9 +338,9 @@ mod tests {
         }
         assert!(SegmentIndex::read(dir.path(), 8, 0).is_none(), "other log");
         let path = dir.path().join(file_name(0));
-        let mut raw = fs::read(&path).unwrap();
+        let mut raw = std::fs::read(&path).unwrap();
         raw[70] ^= 4;
-        fs::write(&path, &raw).unwrap();
+        std::fs::write(&path, &raw).unwrap();
         assert!(SegmentIndex::read(dir.path(), 9, 0).is_none(), "damaged");
     }
 }

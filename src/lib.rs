@@ -56,6 +56,7 @@ mod quarantine;
 mod read;
 mod recovery;
 mod segment;
+mod storage;
 mod streams;
 mod writer;
 

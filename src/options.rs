@@ -1,11 +1,13 @@
 //! How a log is opened: segment size, durability, preallocation, repair.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::log::Log;
+use crate::storage::{RealStorage, Storage};
 
 /// When an append is acknowledged relative to the data reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,9 @@ pub struct Options {
     pub(crate) preallocate: Preallocate,
     pub(crate) repair: bool,
     pub(crate) index_interval: u64,
+    /// Every file operation goes through it: the OS, or in tests a double
+    /// that injects faults.
+    pub(crate) storage: Arc<dyn Storage>,
 }
 
 impl Default for Options {
@@ -61,6 +66,7 @@ impl Options {
             preallocate: Preallocate::Fallocate,
             repair: false,
             index_interval: limits::DEFAULT_INDEX_INTERVAL,
+            storage: Arc::new(RealStorage),
         }
     }
 
@@ -100,6 +106,13 @@ impl Options {
     /// back from an entry; memory is one 16-byte entry per interval.
     pub fn index_interval(mut self, versions: u64) -> Self {
         self.index_interval = versions;
+        self
+    }
+
+    /// Routes every file operation through `storage` (fault tests).
+    #[cfg(test)]
+    pub(crate) fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
         self
     }
 

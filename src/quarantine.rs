@@ -5,13 +5,12 @@
 //! them. The file is a decision the user made; deleting it makes the damage
 //! an error again.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::segment::{self, Segment, sync_dir};
+use crate::segment::{self, Segment};
+use crate::storage::{self, Storage};
 
 const FILE_NAME: &str = "quarantine";
 
@@ -86,9 +85,8 @@ pub(crate) fn load(dir: &Path) -> Result<Vec<Quarantined>> {
 }
 
 /// Replaces the quarantine file with `list` (write, fsync, rename, fsync dir).
-pub(crate) fn store(dir: &Path, list: &[Quarantined]) -> Result<()> {
+pub(crate) fn store(storage: &dyn Storage, dir: &Path, list: &[Quarantined]) -> Result<()> {
     let path = dir.join(FILE_NAME);
-    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let mut text = String::new();
     for q in list {
         let base = q.global_start - q.offset;
@@ -100,17 +98,5 @@ pub(crate) fn store(dir: &Path, list: &[Quarantined]) -> Result<()> {
             q.len_bytes
         ));
     }
-    (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
-    })()
-    .map_err(|e| Error::io(&path, e))?;
-    sync_dir(dir)
+    storage::replace_file(storage, &path, text.as_bytes()).map_err(|e| Error::io(&path, e))
 }

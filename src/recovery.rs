@@ -10,7 +10,6 @@
 //! finished, and nothing from there on was acknowledged (docs/FORMAT.md,
 //! "Torn write or damage").
 
-use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use crate::quarantine::{self, Quarantined};
 use crate::segment::{
     self, HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment, SegmentWriter,
 };
+use crate::storage::Storage;
 use crate::streams::{Names, Streams};
 
 /// Everything `Log` needs to start.
@@ -58,16 +58,16 @@ fn new_log_id() -> u128 {
 
 /// Segment files in `dir` sorted by base; leftovers of interrupted creations
 /// (`*.tmp`) are removed.
-fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for path in storage.read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         if name.ends_with(".tmp") {
-            fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            storage.remove(&path).map_err(|e| Error::io(&path, e))?;
         } else if let Some(base) = segment::parse_file_name(name) {
-            found.push((base, entry.path()));
+            found.push((base, path));
         }
     }
     found.sort_unstable();
@@ -328,11 +328,13 @@ impl Scan<'_> {
 /// Opens every segment in `dir` (creating the first for a new log) and
 /// recovers the log's state; see the module docs.
 pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
-    let found = list_segments(dir)?;
+    let storage = &options.storage;
+    let found = list_segments(&**storage, dir)?;
     let known = quarantine::load(dir)?;
     if found.is_empty() {
         let log_id = new_log_id();
         let seg = OpenSegment::create(
+            storage,
             dir,
             0,
             options.segment_size_bytes,
@@ -354,7 +356,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     }
     let mut segs = Vec::with_capacity(found.len());
     for (base, path) in &found {
-        segs.push(OpenSegment::open(path, *base)?);
+        segs.push(OpenSegment::open(storage, path, *base)?);
     }
     let log_id = segs[0].segment().log_id();
     for pair in segs.windows(2) {
@@ -415,7 +417,7 @@ fn finish(
         }
         if walk.rebuilt.contains(&i)
             && let Some(Some(index)) = walk.indexes.get(i)
-            && let Err(e) = index.write(dir, log_id)
+            && let Err(e) = index.write(&*options.storage, dir, log_id)
         {
             log::warn!("seglog: could not rewrite an index file: {e}");
         }
@@ -471,7 +473,10 @@ fn finish(
                 } else {
                     let path = later.segment().path().to_path_buf();
                     drop(later);
-                    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                    options
+                        .storage
+                        .remove(&path)
+                        .map_err(|e| Error::io(&path, e))?;
                 }
             }
             let (active, writer) = tail.into_active(walk.cursor);
@@ -479,6 +484,7 @@ fn finish(
         }
         None => {
             let open = OpenSegment::create(
+                &options.storage,
                 dir,
                 tail_base,
                 options.segment_size_bytes,
@@ -491,7 +497,7 @@ fn finish(
     };
     if !walk.found.is_empty() {
         known.extend(walk.found);
-        quarantine::store(dir, &known)?;
+        quarantine::store(&*options.storage, dir, &known)?;
     }
     Ok(Recovered {
         log_id,

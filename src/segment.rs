@@ -12,9 +12,9 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -26,6 +26,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::options::Preallocate;
+use crate::storage::{self, Storage};
 
 /// Bytes before the first frame: the header page. Frames start page-aligned
 /// so header slot writes never share a page with frames.
@@ -41,7 +42,6 @@ pub(crate) const SLOT_SEALED: u32 = 1;
 /// Written at a clean close: nothing was ever written past the watermark.
 pub(crate) const SLOT_CLEAN: u32 = 2;
 const PAGE_BYTES: usize = 4096;
-const FILE_MODE: u32 = 0o600;
 
 /// The file name of the segment starting at log offset `base`: zero-padded so
 /// a directory listing sorts in log order.
@@ -167,48 +167,22 @@ fn decode_header(path: &Path, h: &[u8; FIXED_HEADER_BYTES], base: u64) -> Result
 }
 
 /// fsyncs a directory so that a file created or renamed in it survives a crash.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
-}
-
-fn zero_fill(file: &File, size: u64) -> io::Result<()> {
-    const CHUNK: usize = 1 << 20;
-    let zeros = vec![0u8; CHUNK];
-    let mut at = 0;
-    while at < size {
-        let n = (size - at).min(CHUNK as u64) as usize;
-        file.write_all_at(&zeros[..n], at)?;
-        at += n as u64;
-    }
-    Ok(())
-}
-
-fn reserve(file: &File, size: u64, how: Preallocate) -> io::Result<()> {
-    match how {
-        Preallocate::ZeroFill => zero_fill(file, size),
-        Preallocate::Fallocate => {
-            match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size) {
-                Ok(()) => Ok(()),
-                // Some file systems cannot reserve without writing: do it by hand.
-                Err(rustix::io::Errno::OPNOTSUPP) => zero_fill(file, size),
-                Err(e) => Err(e.into()),
-            }
-        }
-    }
+pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    storage.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// A mapped segment shared by the writer and any number of readers.
 #[derive(Debug)]
 pub(crate) struct Segment {
+    /// Where flushes go (the operating system, or a fault-injecting double).
+    storage: Arc<dyn Storage>,
     path: PathBuf,
     base: u64,
     size: u64,
     log_id: u128,
     map: MmapRaw,
-    // Kept open for the mapping's lifetime and for flushing.
-    _file: File,
+    /// Kept open for the mapping's lifetime and for flushing.
+    file: File,
     /// Bytes `[0, written)` hold finished frames (only the writer raises it).
     written: AtomicU64,
     /// Readers may read `[HEADER_BYTES, published)`; never above `written`.
@@ -217,9 +191,6 @@ pub(crate) struct Segment {
     sealed: AtomicBool,
     /// Serialises slot writes and remembers the next sequence number.
     slots: Mutex<u64>,
-    /// Unit tests make this segment's next sync fail like an `EIO` would.
-    #[cfg(test)]
-    pub(crate) fail_next_flush: AtomicBool,
 }
 
 /// A segment before it is shared: recovery may read and repair any byte.
@@ -260,6 +231,7 @@ impl OpenSegment {
     /// Creates segment file `base` in `dir`: reserves its blocks, writes the
     /// header, fsyncs it, renames it into place and fsyncs the directory.
     pub(crate) fn create(
+        storage: &Arc<dyn Storage>,
         dir: &Path,
         base: u64,
         size: u64,
@@ -267,38 +239,28 @@ impl OpenSegment {
         how: Preallocate,
     ) -> Result<OpenSegment> {
         let path = dir.join(file_name(base));
-        let tmp = dir.join(format!("{}.tmp", file_name(base)));
+        let tmp = storage::tmp_path(&path);
         let made = (|| {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(FILE_MODE)
-                .open(&tmp)?;
-            reserve(&file, size, how)?;
-            file.write_all_at(&encode_header(size, base, log_id), 0)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
+            let file = storage.create(&tmp)?;
+            storage.reserve(&file, &tmp, size, how)?;
+            storage.write_at(&file, &tmp, &encode_header(size, base, log_id), 0)?;
+            storage.sync(&file, &tmp)?;
+            storage.rename(&tmp, &path)?;
             Ok(file)
         })();
         let file = made.map_err(|e: io::Error| {
-            let _ = fs::remove_file(&tmp);
+            let _ = storage.remove(&tmp);
             Error::io(&path, e)
         })?;
-        sync_dir(dir)?;
-        let seg = Segment::map(path, file, base, size, log_id)?;
+        sync_dir(&**storage, dir)?;
+        let seg = Segment::map(Arc::clone(storage), path, file, base, size, log_id)?;
         Ok(OpenSegment { seg, slot: None })
     }
 
     /// Opens and validates an existing segment file.
-    pub(crate) fn open(path: &Path, base: u64) -> Result<OpenSegment> {
+    pub(crate) fn open(storage: &Arc<dyn Storage>, path: &Path, base: u64) -> Result<OpenSegment> {
         let io_err = |e| Error::io(path, e);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err)?;
+        let file = storage.open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len < HEADER_BYTES {
             return Err(Error::Corrupt {
@@ -331,7 +293,14 @@ impl OpenSegment {
                 best = Some(slot);
             }
         }
-        let seg = Segment::map(path.to_path_buf(), file, base, header.size, header.log_id)?;
+        let seg = Segment::map(
+            Arc::clone(storage),
+            path.to_path_buf(),
+            file,
+            base,
+            header.size,
+            header.log_id,
+        )?;
         *seg.slots.lock().unwrap_or_else(|p| p.into_inner()) = best.map_or(1, |s| s.seq + 1);
         Ok(OpenSegment { seg, slot: best })
     }
@@ -411,24 +380,30 @@ impl OpenSegment {
 }
 
 impl Segment {
-    fn map(path: PathBuf, file: File, base: u64, size: u64, log_id: u128) -> Result<Segment> {
+    fn map(
+        storage: Arc<dyn Storage>,
+        path: PathBuf,
+        file: File,
+        base: u64,
+        size: u64,
+        log_id: u128,
+    ) -> Result<Segment> {
         let map = MmapOptions::new()
             .len(size as usize)
             .map_raw(&file)
             .map_err(|e| Error::io(&path, e))?;
         Ok(Segment {
+            storage,
             path,
             base,
             size,
             log_id,
             map,
-            _file: file,
+            file,
             written: AtomicU64::new(HEADER_BYTES),
             published: AtomicU64::new(HEADER_BYTES),
             sealed: AtomicBool::new(false),
             slots: Mutex::new(1),
-            #[cfg(test)]
-            fail_next_flush: AtomicBool::new(false),
         })
     }
 
@@ -559,12 +534,8 @@ impl Segment {
         if from >= to {
             return Ok(());
         }
-        #[cfg(test)]
-        if self.fail_next_flush.swap(false, Ordering::AcqRel) {
-            return Err(Error::io(&self.path, io::Error::from_raw_os_error(5)));
-        }
-        self.map
-            .flush_range(from as usize, (to - from) as usize)
+        self.storage
+            .flush(&self.map, &self.file, &self.path, from, to)
             .map_err(|e| Error::io(&self.path, e))
     }
 
@@ -629,6 +600,10 @@ impl SegmentWriter {
 mod tests {
     use super::*;
 
+    fn real() -> Arc<dyn Storage> {
+        Arc::new(storage::RealStorage)
+    }
+
     #[test]
     fn file_names_sort_and_parse() {
         assert_eq!(file_name(4096), "00000000000000004096.seg");
@@ -656,8 +631,9 @@ mod tests {
     fn create_open_write_publish() {
         let dir = tempfile::tempdir().unwrap();
         let size = 1 << 20;
-        let seg = OpenSegment::create(dir.path(), 0, size, 77, Preallocate::Fallocate).unwrap();
-        assert_eq!(fs::metadata(seg.segment().path()).unwrap().len(), size);
+        let seg =
+            OpenSegment::create(&real(), dir.path(), 0, size, 77, Preallocate::Fallocate).unwrap();
+        assert_eq!(std::fs::metadata(seg.segment().path()).unwrap().len(), size);
         let (shared, mut writer) = seg.into_active(HEADER_BYTES);
         assert_eq!(shared.bytes(HEADER_BYTES, HEADER_BYTES + 8), None);
         let at = writer.append(8, |b| b.copy_from_slice(b"abcdefgh"));
@@ -667,7 +643,7 @@ mod tests {
         shared.write_slot(at + 8, SLOT_CLEAN).unwrap();
         shared.flush(0, at + 8).unwrap();
         drop((shared, writer));
-        let again = OpenSegment::open(&dir.path().join(file_name(0)), 0).unwrap();
+        let again = OpenSegment::open(&real(), &dir.path().join(file_name(0)), 0).unwrap();
         assert_eq!(again.slot().unwrap().watermark, HEADER_BYTES + 8);
         assert_eq!(again.read(HEADER_BYTES, HEADER_BYTES + 8), b"abcdefgh");
         assert_eq!(again.segment().log_id(), 77);
@@ -676,15 +652,16 @@ mod tests {
     #[test]
     fn wrong_magic_and_future_version_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = OpenSegment::create(dir.path(), 0, 1 << 20, 1, Preallocate::Fallocate).unwrap();
+        let seg = OpenSegment::create(&real(), dir.path(), 0, 1 << 20, 1, Preallocate::Fallocate)
+            .unwrap();
         let path = seg.segment().path().to_path_buf();
         drop(seg);
-        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.write_all_at(&2u32.to_le_bytes(), 8).unwrap();
-        let err = OpenSegment::open(&path, 0).unwrap_err();
+        let err = OpenSegment::open(&real(), &path, 0).unwrap_err();
         assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err}");
         file.write_all_at(b"NOTSEGLG", 0).unwrap();
-        let err = OpenSegment::open(&path, 0).unwrap_err();
+        let err = OpenSegment::open(&real(), &path, 0).unwrap_err();
         assert!(err.to_string().contains("bad magic"), "{err}");
     }
 }

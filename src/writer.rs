@@ -167,7 +167,7 @@ fn write_sealed_index(shared: &Shared, base: u64) {
         at.map(|at| pending.swap_remove(at))
     };
     if let Some(index) = index
-        && let Err(e) = index.write(&shared.dir, shared.log_id)
+        && let Err(e) = index.write(&*shared.options.storage, &shared.dir, shared.log_id)
     {
         log::warn!("seglog: writing an index file failed: {e}");
     }
@@ -221,6 +221,7 @@ pub(crate) fn run_preparer(shared: Arc<Shared>, active: Arc<Segment>, cursor: u6
             }
         };
         let made = OpenSegment::create(
+            &shared.options.storage,
             &shared.dir,
             base,
             shared.options.segment_size_bytes,

@@ -1,0 +1,368 @@
+//! A [`Storage`] for tests: the real files underneath, plus
+//! - failures on demand: the nth next operation of a kind fails with a
+//!   chosen errno, once or until healed; a failing `write_at` writes half
+//!   its bytes first (a short write);
+//! - a model of what a power cut would keep: the bytes each flush or fsync
+//!   made durable, and which names a directory fsync made durable, journaled
+//!   so the state after any durability point can be rebuilt as files.
+//!
+//! The model is deliberately pessimistic: nothing counts as durable until a
+//! sync says so (a created or renamed name until its directory is synced, a
+//! file's bytes until a flush or fsync covers them). A removal counts at
+//! once, which is what the engine assumes of the files it removes (leftover
+//! temporaries and unused spares).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use memmap2::MmapRaw;
+
+use super::{RealStorage, Storage};
+use crate::options::Preallocate;
+
+/// A kind of operation, for failure rules and counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Op {
+    Create,
+    Open,
+    Reserve,
+    WriteAt,
+    Flush,
+    Sync,
+    SyncDir,
+    Rename,
+    Remove,
+    ReadDir,
+    Lock,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    op: Op,
+    /// Operations of this kind still to let through before failing.
+    skip: u64,
+    errno: i32,
+    /// Keep failing once triggered (until [`FaultStorage::heal`]).
+    sticky: bool,
+}
+
+/// One change to the durable state, in the order the syncs made them.
+#[derive(Debug, Clone)]
+enum Change {
+    Bytes {
+        path: PathBuf,
+        at: u64,
+        bytes: Vec<u8>,
+        /// The whole file as it was at this point, synced or not (taken
+        /// at sampled flushes): what the kernel might have written back.
+        current: Option<Arc<Vec<u8>>>,
+    },
+    /// The file's durable length (an fsync makes the size durable too).
+    Len {
+        path: PathBuf,
+        len: u64,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    Remove {
+        path: PathBuf,
+    },
+    /// Every name created or renamed in `dir` so far is durable.
+    Names {
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rules: Vec<Rule>,
+    counts: HashMap<Op, u64>,
+    journal: Vec<Change>,
+}
+
+/// Real files with injected failures and a journal of durability.
+#[derive(Debug, Default)]
+pub(crate) struct FaultStorage {
+    state: Mutex<State>,
+    /// Every how many flushes to keep a copy of the flushed file's current
+    /// bytes (0: never).
+    snapshot_every: usize,
+}
+
+/// Durable files rebuilt from the journal: content and whether the name is.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Image {
+    files: HashMap<PathBuf, (Vec<u8>, bool)>,
+}
+
+impl FaultStorage {
+    /// Also keeps, at every `n`th flush, the flushed file's current bytes,
+    /// so [`replay`](Self::replay) can offer them as unsynced pages.
+    pub(crate) fn with_snapshots(n: usize) -> Self {
+        FaultStorage {
+            snapshot_every: n,
+            ..FaultStorage::default()
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `nth` next operation of kind `op` (0: the very next) fails with
+    /// `errno`; with `sticky`, so does every later one until [`heal`](Self::heal).
+    pub(crate) fn fail(&self, op: Op, nth: u64, errno: i32, sticky: bool) {
+        self.state().rules.push(Rule {
+            op,
+            skip: nth,
+            errno,
+            sticky,
+        });
+    }
+
+    /// Drops every failure rule.
+    pub(crate) fn heal(&self) {
+        self.state().rules.clear();
+    }
+
+    /// How many operations of kind `op` were attempted.
+    pub(crate) fn count(&self, op: Op) -> u64 {
+        self.state().counts.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Durability points so far: a test records it when an append is
+    /// acknowledged, and [`replay`](Self::replay) rebuilds the state at it.
+    pub(crate) fn durability_points(&self) -> usize {
+        self.state().journal.len()
+    }
+
+    /// Counts an attempt at `op` and applies the rules to it.
+    fn check(&self, op: Op) -> io::Result<()> {
+        let mut state = self.state();
+        *state.counts.entry(op).or_default() += 1;
+        let mut failed = None;
+        state.rules.retain_mut(|rule| {
+            if rule.op != op || failed.is_some() {
+                return true;
+            }
+            if rule.skip > 0 {
+                rule.skip -= 1;
+                return true;
+            }
+            failed = Some(rule.errno);
+            rule.sticky
+        });
+        match failed {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => Ok(()),
+        }
+    }
+
+    fn record(&self, change: Change) {
+        self.state().journal.push(change);
+    }
+
+    /// Rebuilds the durable state after each durability point in turn and
+    /// calls `at(points, image, current)` with it: what a power cut right
+    /// after those `points` would leave. `current`, at sampled flushes, is
+    /// the flushed file's path and its bytes at that moment.
+    pub(crate) fn replay(&self, mut at: impl FnMut(usize, &Image, Option<(&Path, &[u8])>)) {
+        let journal = self.state().journal.clone();
+        let mut image = Image::default();
+        for (i, change) in journal.iter().enumerate() {
+            image.apply(change);
+            let current = match change {
+                Change::Bytes {
+                    path,
+                    current: Some(current),
+                    ..
+                } => Some((path.as_path(), current.as_slice())),
+                _ => None,
+            };
+            at(i + 1, &image, current);
+        }
+    }
+}
+
+impl Image {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Bytes {
+                path, at, bytes, ..
+            } => {
+                let (content, _) = self.files.entry(path.clone()).or_default();
+                let end = *at as usize + bytes.len();
+                if content.len() < end {
+                    content.resize(end, 0);
+                }
+                content[*at as usize..end].copy_from_slice(bytes);
+            }
+            Change::Len { path, len } => {
+                let (content, _) = self.files.entry(path.clone()).or_default();
+                content.resize(*len as usize, 0);
+            }
+            Change::Rename { from, to } => {
+                if let Some((content, _)) = self.files.remove(from) {
+                    self.files.insert(to.clone(), (content, false));
+                }
+            }
+            Change::Remove { path } => {
+                self.files.remove(path);
+            }
+            Change::Names { dir } => {
+                for (path, (_, named)) in &mut self.files {
+                    if path.parent() == Some(dir.as_path()) {
+                        *named = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the files of directory `from` whose names are durable into
+    /// `to`, under their own file names. With `current` (a file and its
+    /// bytes at the moment of the cut), `keep_unsynced(page)` may pick 4 KiB
+    /// pages of it that replace the durable ones: pages the kernel wrote
+    /// back on its own before the power went.
+    pub(crate) fn write_to(
+        &self,
+        from: &Path,
+        to: &Path,
+        current: Option<(&Path, &[u8])>,
+        mut keep_unsynced: impl FnMut(usize) -> bool,
+    ) -> io::Result<()> {
+        std::fs::create_dir_all(to)?;
+        for (path, (content, named)) in &self.files {
+            let Some(name) = path.file_name() else {
+                continue;
+            };
+            if !named || path.parent() != Some(from) {
+                continue;
+            }
+            let mut content = content.clone();
+            if let Some((_, current)) = current.filter(|(p, _)| p == path) {
+                for (page, chunk) in current.chunks(4096).enumerate() {
+                    let at = page * 4096;
+                    if at + chunk.len() <= content.len()
+                        && content[at..at + chunk.len()] != *chunk
+                        && keep_unsynced(page)
+                    {
+                        content[at..at + chunk.len()].copy_from_slice(chunk);
+                    }
+                }
+            }
+            std::fs::write(to.join(name), content)?;
+        }
+        Ok(())
+    }
+}
+
+impl Storage for FaultStorage {
+    fn create(&self, path: &Path) -> io::Result<File> {
+        self.check(Op::Create)?;
+        RealStorage.create(path)
+    }
+
+    fn open(&self, path: &Path) -> io::Result<File> {
+        self.check(Op::Open)?;
+        RealStorage.open(path)
+    }
+
+    fn reserve(&self, file: &File, path: &Path, size: u64, how: Preallocate) -> io::Result<()> {
+        self.check(Op::Reserve)?;
+        RealStorage.reserve(file, path, size, how)
+    }
+
+    fn write_at(&self, file: &File, path: &Path, bytes: &[u8], at: u64) -> io::Result<()> {
+        if let Err(e) = self.check(Op::WriteAt) {
+            file.write_all_at(&bytes[..bytes.len() / 2], at)?;
+            return Err(e);
+        }
+        RealStorage.write_at(file, path, bytes, at)
+    }
+
+    fn flush(&self, map: &MmapRaw, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()> {
+        self.check(Op::Flush)?;
+        RealStorage.flush(map, file, path, from, to)?;
+        let mut bytes = vec![0; (to - from) as usize];
+        file.read_exact_at(&mut bytes, from)?;
+        let flushes = self.count(Op::Flush) as usize;
+        let current = if self.snapshot_every > 0 && flushes.is_multiple_of(self.snapshot_every) {
+            let mut all = vec![0; file.metadata()?.len() as usize];
+            file.read_exact_at(&mut all, 0)?;
+            Some(Arc::new(all))
+        } else {
+            None
+        };
+        self.record(Change::Bytes {
+            path: path.to_path_buf(),
+            at: from,
+            bytes,
+            current,
+        });
+        Ok(())
+    }
+
+    fn sync(&self, file: &File, path: &Path) -> io::Result<()> {
+        self.check(Op::Sync)?;
+        RealStorage.sync(file, path)?;
+        let len = file.metadata()?.len();
+        let mut bytes = vec![0; len as usize];
+        file.read_exact_at(&mut bytes, 0)?;
+        self.record(Change::Len {
+            path: path.to_path_buf(),
+            len,
+        });
+        self.record(Change::Bytes {
+            path: path.to_path_buf(),
+            at: 0,
+            bytes,
+            current: None,
+        });
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check(Op::SyncDir)?;
+        RealStorage.sync_dir(dir)?;
+        self.record(Change::Names {
+            dir: dir.to_path_buf(),
+        });
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(Op::Rename)?;
+        RealStorage.rename(from, to)?;
+        self.record(Change::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        });
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.check(Op::Remove)?;
+        RealStorage.remove(path)?;
+        self.record(Change::Remove {
+            path: path.to_path_buf(),
+        });
+        Ok(())
+    }
+
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.check(Op::ReadDir)?;
+        RealStorage.read_dir(dir)
+    }
+
+    fn try_lock(&self, file: &File, path: &Path) -> io::Result<bool> {
+        self.check(Op::Lock)?;
+        RealStorage.try_lock(file, path)
+    }
+}
