@@ -151,6 +151,15 @@ impl Walker {
                 return Ok(None);
             };
             let published = seg.published();
+            if self.offset + frame::END_BYTES as u64 > seg.size() {
+                // No frame fits past here: a quarantined range ran to the
+                // segment's end, taking its end marker.
+                self.skip = 0;
+                self.index += 1;
+                self.seg = self.shared.segment_at(self.index);
+                self.offset = HEADER_BYTES;
+                continue;
+            }
             let Some(buf) = seg.bytes(self.offset, published).filter(|b| !b.is_empty()) else {
                 return Ok(None);
             };

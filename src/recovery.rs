@@ -220,25 +220,52 @@ impl Scan<'_> {
             let clean_end = error == frame::DecodeError::Zero
                 && o == watermark
                 && open.slot().is_some_and(|s| s.flags & SLOT_CLEAN != 0);
-            if o < watermark || sealed || (!clean_end && self.durable_after(i, o)) {
+            // A later segment holding synced data means this one was
+            // complete once (a stale or cut copy of it came back).
+            let later_durable = self
+                .segs
+                .iter()
+                .skip(i + 1)
+                .any(|s| s.slot().is_some_and(|slot| slot.watermark > HEADER_BYTES));
+            if o < watermark || sealed || later_durable || (!clean_end && self.durable_after(i, o))
+            {
                 if let Some(q) = quarantine::find(self.known, at) {
                     o = q.global_end - seg.base();
-                    continue;
-                }
-                if !self.repair {
+                } else if !self.repair && later_durable && o >= watermark {
+                    return Err(corrupt(
+                        seg,
+                        o,
+                        format!(
+                            "segment ends early ({error}): acknowledged data follows in later segments"
+                        ),
+                    ));
+                } else if !self.repair {
                     return Err(corrupt(seg, o, error));
+                } else {
+                    // Below the watermark the damage ends by it; past it
+                    // (acknowledged data follows, in this segment or a later
+                    // one) it may run to the segment's end.
+                    let limit = if o < watermark && !sealed {
+                        watermark
+                    } else {
+                        seg.size()
+                    };
+                    let next = self.resync(open, o, limit);
+                    log::warn!(
+                        "seglog: repair quarantines {} bytes of {:?} at offset {o}: {error}",
+                        next - o,
+                        seg.path()
+                    );
+                    found.push(Quarantined::new(seg, o, next, error.to_string()));
+                    o = next;
                 }
-                let limit = if sealed { seg.size() } else { watermark };
-                let next = self.resync(open, o, limit);
-                log::warn!(
-                    "seglog: repair quarantines {} bytes of {:?} at offset {o}: {error}",
-                    next - o,
-                    seg.path()
-                );
-                found.push(Quarantined::new(seg, o, next, error.to_string()));
-                o = next;
-                if sealed && o >= seg.size() - frame::END_BYTES as u64 {
-                    // The end marker itself was lost: the segment ends here.
+                if o + frame::END_BYTES as u64 > seg.size() {
+                    // The lost bytes reach the segment's end (its end marker
+                    // with them): the segment ends here, sealed.
+                    if !sealed {
+                        to_seal.push(i);
+                        rebuilt.push(i);
+                    }
                     if let Some(Some(index)) = indexes.last_mut() {
                         index.covered = seg.size();
                         index.finalize(&streams);
