@@ -426,6 +426,11 @@ impl Streams {
         let last = first + u64::from(frame.event_count) - 1;
         let expected_id = self.rec_of.len() as u32;
         if let Some(name) = frame.defines {
+            if lenient && frame.stream_id > expected_id {
+                // The definitions before it were quarantined.
+                self.fill_placeholders(names, frame.stream_id)?;
+            }
+            let expected_id = self.rec_of.len() as u32;
             if frame.stream_id != expected_id {
                 return Err(ApplyError::DefinitionOutOfOrder {
                     id: frame.stream_id,
@@ -449,18 +454,7 @@ impl Streams {
             return Ok(self.record(id, first, last, at));
         }
         if lenient {
-            // Frames whose definition was quarantined keep their events
-            // readable under a placeholder name.
-            while (self.rec_of.len() as u32) <= frame.stream_id {
-                let placeholder = format!("$lost-stream-{}", self.rec_of.len());
-                let head = Head {
-                    last_version: 0,
-                    last_frame: NO_PREV_FRAME,
-                };
-                if self.insert(names, &placeholder, head).is_err() {
-                    return Err(ApplyError::UnknownStream(frame.stream_id));
-                }
-            }
+            self.fill_placeholders(names, frame.stream_id + 1)?;
         }
         let Some(prev) = self.head(frame.stream_id) else {
             return Err(ApplyError::UnknownStream(frame.stream_id));
@@ -472,6 +466,25 @@ impl Streams {
             });
         }
         Ok(self.record(frame.stream_id, first, last, at))
+    }
+}
+
+impl Streams {
+    /// Registers placeholder streams for every id below `upto` not yet
+    /// defined: their definitions were quarantined, and the frames of those
+    /// streams stay readable under the name `$lost-stream-{id}`.
+    fn fill_placeholders(&mut self, names: &Names, upto: u32) -> Result<(), ApplyError> {
+        while (self.rec_of.len() as u32) < upto {
+            let placeholder = format!("$lost-stream-{}", self.rec_of.len());
+            let head = Head {
+                last_version: 0,
+                last_frame: NO_PREV_FRAME,
+            };
+            if self.insert(names, &placeholder, head).is_err() {
+                return Err(ApplyError::UnknownStream(upto));
+            }
+        }
+        Ok(())
     }
 }
 
