@@ -201,3 +201,221 @@ pub fn open_mutated(data: &[u8], dir: &std::path::Path) -> usize {
     let _ = log.close();
     read
 }
+
+/// What the model knows of one append whose outcome is open: its sync
+/// failed, so it may or may not be on disk.
+#[derive(Debug, Clone)]
+struct Pending {
+    stream: usize,
+    payloads: Vec<Vec<u8>>,
+}
+
+/// Streams of [`ops_model`].
+const MODEL_STREAMS: [&str; 4] = ["a", "bb", "order-3", "invoice-44"];
+
+/// Runs the operations encoded in `data` against a log in `dir` (which
+/// must be empty or absent) under `Durability::Sync`, through the
+/// fault-injecting storage, and checks every read against an in-memory
+/// model. Panics when the log and the model disagree; returns how many
+/// operations ran.
+///
+/// Each 4 bytes are one operation `[kind, a, b, c]`: 0-2 append a batch of
+/// `1 + c % 3` events to stream `a % 4` (expected version `Any`, the
+/// model's `Exact`, or `NoStream`, by `b % 3`; a wrong expectation must be
+/// refused); 3 reads a stream forward from version `b % 8`; 4 reads it
+/// backward; 5 reads everything; 6 closes and reopens; 7 cuts the power
+/// (the next open sees only what was synced); 8 makes the next flush fail
+/// with EIO (the log is poisoned until reopened); 9 fills the disk for
+/// segment creation, 10 frees it.
+// A test oracle: its job is to panic when the log and the model disagree.
+#[allow(clippy::expect_used, clippy::panic)]
+pub fn ops_model(data: &[u8], dir: &std::path::Path) -> usize {
+    use crate::storage::fault::{FaultStorage, Op};
+    use crate::{Durability, Error, EventData, ExpectedVersion, Log, Options, Position};
+
+    let storage = std::sync::Arc::new(FaultStorage::journal_only());
+    let open = |dir: &std::path::Path| {
+        Options::new()
+            .segment_size(crate::limits::MIN_SEGMENT_SIZE_BYTES)
+            .index_interval(4)
+            .durability(Durability::Sync)
+            .storage(std::sync::Arc::clone(&storage) as std::sync::Arc<dyn crate::storage::Storage>)
+            .open(dir)
+    };
+    let mut dir = dir.to_path_buf();
+    let mut log: Option<Log> = open(&dir).ok();
+    let mut model: Vec<Vec<Vec<u8>>> = vec![Vec::new(); MODEL_STREAMS.len()];
+    let mut pending: Option<Pending> = None;
+    let mut poisoned = false;
+    let mut generation = 0;
+    let mut ran = 0;
+
+    // After a reopen: the pending append is either whole in the log or
+    // absent; then log and model must agree exactly.
+    let reconcile = |log: &Log, model: &mut Vec<Vec<Vec<u8>>>, pending: &mut Option<Pending>| {
+        if let Some(p) = pending.take() {
+            let have = log
+                .stream_version(MODEL_STREAMS[p.stream])
+                .map_or(0, |v| v + 1);
+            let before = model[p.stream].len() as u64;
+            assert!(
+                have == before || have == before + p.payloads.len() as u64,
+                "a failed append is half there: {have} events, model {before} + {}",
+                p.payloads.len()
+            );
+            if have > before {
+                model[p.stream].extend(p.payloads);
+            }
+        }
+        for (s, name) in MODEL_STREAMS.iter().enumerate() {
+            let got: Vec<Vec<u8>> = log
+                .read_stream(name, 0)
+                .expect("read_stream after reopen")
+                .map(|e| e.expect("event").payload().to_vec())
+                .collect();
+            assert!(
+                got == model[s],
+                "stream {name} after reopen: {} events, model {}",
+                got.len(),
+                model[s].len()
+            );
+        }
+    };
+
+    for op in data.chunks_exact(4).take(200) {
+        ran += 1;
+        let (kind, a, b, c) = (op[0] % 11, op[1], op[2], op[3]);
+        let s = a as usize % MODEL_STREAMS.len();
+        let name = MODEL_STREAMS[s];
+        match kind {
+            0..=2 => {
+                let Some(l) = log.as_ref() else { continue };
+                let count = 1 + usize::from(c % 3);
+                let payloads: Vec<Vec<u8>> = (0..count)
+                    .map(|k| vec![b ^ k as u8; 1 + usize::from(b) * 256 + k])
+                    .collect();
+                let events: Vec<EventData> = payloads
+                    .iter()
+                    .map(|p| EventData::new("M", p.clone()))
+                    .collect();
+                let len = model[s].len() as u64;
+                let expected = match b % 3 {
+                    0 => ExpectedVersion::Any,
+                    1 => ExpectedVersion::Exact(len.wrapping_sub(u64::from(c % 2))),
+                    _ => ExpectedVersion::NoStream,
+                };
+                let fits = expected.matches(len.checked_sub(1));
+                match l.append(name, expected, &events) {
+                    Ok(r) => {
+                        assert!(fits, "{expected:?} accepted at {len} events");
+                        assert!(!poisoned, "a poisoned log acknowledged an append");
+                        assert_eq!(r.first_version, len);
+                        model[s].extend(payloads);
+                    }
+                    Err(Error::WrongExpectedVersion { actual, .. }) => {
+                        assert!(!fits, "{expected:?} refused at {len} events");
+                        assert_eq!(actual, len.checked_sub(1));
+                    }
+                    Err(Error::Poisoned { .. }) if !poisoned && fits => {
+                        poisoned = true;
+                        pending = Some(Pending {
+                            stream: s,
+                            payloads,
+                        });
+                    }
+                    Err(Error::Poisoned { .. } | Error::Io { .. }) => {}
+                    Err(e) => panic!("append: unexpected {e}"),
+                }
+            }
+            3 | 4 => {
+                let Some(l) = log.as_ref() else { continue };
+                if pending.is_some() {
+                    continue;
+                }
+                let from = u64::from(b % 8);
+                let (got, want): (Vec<Vec<u8>>, Vec<Vec<u8>>) = if kind == 3 {
+                    let got = l.read_stream(name, from).expect("read_stream");
+                    let want = model[s].iter().skip(from as usize).cloned().collect();
+                    (
+                        got.map(|e| e.expect("event").payload().to_vec()).collect(),
+                        want,
+                    )
+                } else {
+                    let got = l.read_stream_backward(name, from).expect("backward");
+                    let keep = (from as usize + 1).min(model[s].len());
+                    let want = model[s][..keep].iter().rev().cloned().collect();
+                    (
+                        got.map(|e| e.expect("event").payload().to_vec()).collect(),
+                        want,
+                    )
+                };
+                assert!(
+                    got == want,
+                    "{name} from {from} (kind {kind}): {} events, model {}",
+                    got.len(),
+                    want.len()
+                );
+            }
+            5 => {
+                let Some(l) = log.as_ref() else { continue };
+                if pending.is_some() {
+                    continue;
+                }
+                let mut counts = vec![0usize; MODEL_STREAMS.len()];
+                for e in l.read_all(Position::START).expect("read_all") {
+                    let e = e.expect("event");
+                    let s = MODEL_STREAMS
+                        .iter()
+                        .position(|n| *n == e.stream())
+                        .expect("known");
+                    assert_eq!(e.version(), counts[s] as u64);
+                    assert!(e.payload() == &model[s][counts[s]][..], "read_all payload");
+                    counts[s] += 1;
+                }
+                let lens: Vec<usize> = model.iter().map(Vec::len).collect();
+                assert_eq!(counts, lens, "read_all");
+            }
+            6 | 7 => {
+                if let Some(l) = log.take() {
+                    if kind == 6 {
+                        let _ = l.close();
+                    } else {
+                        // Power cut: only what was synced by now is kept
+                        // (the log is dropped after, so its threads stop).
+                        let points = storage.durability_points();
+                        drop(l);
+                        let mut image = None;
+                        storage.replay(|k, img, _| {
+                            if k == points {
+                                image = Some(img.clone());
+                            }
+                        });
+                        generation += 1;
+                        let next = dir.with_extension(format!("cut{generation}"));
+                        if let Some(image) = image {
+                            image.write_to(&dir, &next, None, |_| false).expect("image");
+                            storage.adopt(&next).expect("adopt the image");
+                        }
+                        dir = next;
+                    }
+                }
+                storage.heal();
+                poisoned = false;
+                match open(&dir) {
+                    Ok(l) => {
+                        reconcile(&l, &mut model, &mut pending);
+                        log = Some(l);
+                    }
+                    Err(e) => panic!("reopen: {e}"),
+                }
+            }
+            8 => storage.fail(Op::Flush, 0, 5, false),
+            9 => storage.fail(Op::Reserve, 0, 28, true),
+            _ => storage.heal(),
+        }
+    }
+    if let Some(l) = log {
+        let _ = l.close();
+    }
+    ran
+}

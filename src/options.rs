@@ -109,8 +109,8 @@ impl Options {
         self
     }
 
-    /// Routes every file operation through `storage` (fault tests).
-    #[cfg(test)]
+    /// Routes every file operation through `storage` (fault tests and the
+    /// `ops_model` fuzz target).
     pub(crate) fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
         self

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use seglog::fuzzing::{decode_frame, encode_frame, open_mutated};
+use seglog::fuzzing::{decode_frame, encode_frame, open_mutated, ops_model};
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -214,6 +214,136 @@ fn write_open_mutated_seeds() {
             [vec![0], edit(3, 3, 0, 0)].concat(),
         ),
         ("garbage-appended", [vec![0], edit(6, 5, 0, 3_000)].concat()),
+    ];
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join(name), bytes).expect("write seed");
+    }
+}
+
+#[test]
+fn ops_model_corpus_replays_against_the_model() {
+    let inputs = corpus("ops_model");
+    assert!(inputs.len() >= 5, "seed corpus missing");
+    // Two threads: each input runs a log of its own.
+    let ran: usize = std::thread::scope(|s| {
+        let halves: Vec<_> = [0, 1]
+            .map(|half| {
+                let inputs = &inputs;
+                s.spawn(move || {
+                    let mut ran = 0;
+                    for (name, data) in inputs.iter().skip(half).step_by(2) {
+                        // Shown only when the test fails: which input broke the model.
+                        eprintln!("ops_model input {name}");
+                        let dir = tempfile::tempdir().expect("tempdir");
+                        ran += ops_model(data, &dir.path().join("log"));
+                    }
+                    ran
+                })
+            })
+            .into_iter()
+            .collect();
+        halves
+            .into_iter()
+            .map(|h| h.join().expect("replay thread"))
+            .sum()
+    });
+    assert!(ran >= 40, "seeds run {ran} operations");
+}
+
+/// `ops_model` operations: `[kind, stream, b, c]`.
+fn ops(list: &[[u8; 4]]) -> Vec<u8> {
+    list.concat()
+}
+
+#[test]
+#[ignore = "rewrites the committed seeds; run with SEGLOG_WRITE_SEEDS=1"]
+fn write_ops_model_seeds() {
+    if std::env::var_os("SEGLOG_WRITE_SEEDS").is_none() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/ops_model");
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    let append = |s: u8, size: u8, n: u8| [0, s, size * 3, n];
+    let mut big: Vec<[u8; 4]> = (0..12).map(|i| append(i % 4, 80, 2)).collect();
+    big.extend([
+        [5, 0, 0, 0],
+        [7, 0, 0, 0],
+        [5, 0, 0, 0],
+        [3, 1, 2, 0],
+        [4, 2, 7, 0],
+    ]);
+    let seeds: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "append-read",
+            ops(&[
+                append(0, 1, 2),
+                append(1, 2, 0),
+                append(0, 3, 1),
+                [3, 0, 1, 0],
+                [4, 0, 7, 0],
+                [5, 0, 0, 0],
+            ]),
+        ),
+        (
+            "expected-versions",
+            ops(&[
+                [1, 0, 1, 0],
+                [2, 0, 2, 0],
+                [1, 0, 1, 1],
+                [2, 0, 2, 0],
+                [1, 0, 4, 0],
+                [5, 0, 0, 0],
+            ]),
+        ),
+        (
+            "reopen-and-cut",
+            ops(&[
+                append(2, 5, 2),
+                [6, 0, 0, 0],
+                append(2, 1, 0),
+                [7, 0, 0, 0],
+                [3, 2, 0, 0],
+                append(3, 1, 1),
+                [7, 0, 0, 0],
+                [5, 0, 0, 0],
+            ]),
+        ),
+        (
+            "failed-fsync",
+            ops(&[
+                append(1, 1, 0),
+                [8, 0, 0, 0],
+                append(1, 2, 0),
+                append(1, 3, 0),
+                [6, 0, 0, 0],
+                [3, 1, 0, 0],
+                append(1, 4, 0),
+                [5, 0, 0, 0],
+            ]),
+        ),
+        (
+            "failed-fsync-then-cut",
+            ops(&[
+                append(0, 2, 2),
+                [8, 0, 0, 0],
+                append(0, 2, 2),
+                [7, 0, 0, 0],
+                [5, 0, 0, 0],
+            ]),
+        ),
+        ("rolls-and-cut", ops(&big)),
+        ("disk-full", {
+            let mut list = vec![[9, 0, 0, 0]];
+            list.extend((0..14).map(|i| append(i % 4, 80, 2)));
+            list.extend([
+                [10, 0, 0, 0],
+                append(0, 1, 0),
+                [5, 0, 0, 0],
+                [6, 0, 0, 0],
+                [5, 0, 0, 0],
+            ]);
+            ops(&list)
+        }),
     ];
     for (name, bytes) in seeds {
         std::fs::write(dir.join(name), bytes).expect("write seed");

@@ -1,4 +1,5 @@
-//! A [`Storage`] for tests: the real files underneath, plus
+//! A [`Storage`] for tests and fuzzing (never used by a [`crate::Log`]
+//! unless a test asks): the real files underneath, plus
 //! - failures on demand: the nth next operation of a kind fails with a
 //!   chosen errno, once or until healed; a failing `write_at` writes half
 //!   its bytes first (a short write);
@@ -93,6 +94,9 @@ pub(crate) struct FaultStorage {
     /// Every how many flushes to keep a copy of the flushed file's current
     /// bytes (0: never).
     snapshot_every: usize,
+    /// Journal syncs without asking the kernel: the journal alone defines
+    /// what a power cut keeps, so a model test need not wait for the disk.
+    journal_only: bool,
 }
 
 /// Durable files rebuilt from the journal: content and whether the name is.
@@ -104,9 +108,18 @@ pub(crate) struct Image {
 impl FaultStorage {
     /// Also keeps, at every `n`th flush, the flushed file's current bytes,
     /// so [`replay`](Self::replay) can offer them as unsynced pages.
+    #[cfg(test)]
     pub(crate) fn with_snapshots(n: usize) -> Self {
         FaultStorage {
             snapshot_every: n,
+            ..FaultStorage::default()
+        }
+    }
+
+    /// Syncs are journaled but not passed to the kernel (fast model runs).
+    pub(crate) fn journal_only() -> Self {
+        FaultStorage {
+            journal_only: true,
             ..FaultStorage::default()
         }
     }
@@ -166,6 +179,28 @@ impl FaultStorage {
 
     fn record(&self, change: Change) {
         self.state().journal.push(change);
+    }
+
+    /// Records every file now in `dir` as durable, names and bytes: the
+    /// state a test starts from after it wrote a power-cut image there.
+    pub(crate) fn adopt(&self, dir: &Path) -> io::Result<()> {
+        for path in RealStorage.read_dir(dir)? {
+            let bytes = std::fs::read(&path)?;
+            self.record(Change::Len {
+                path: path.clone(),
+                len: bytes.len() as u64,
+            });
+            self.record(Change::Bytes {
+                path,
+                at: 0,
+                bytes,
+                current: None,
+            });
+        }
+        self.record(Change::Names {
+            dir: dir.to_path_buf(),
+        });
+        Ok(())
     }
 
     /// Rebuilds the durable state after each durability point in turn and
@@ -289,7 +324,9 @@ impl Storage for FaultStorage {
 
     fn flush(&self, map: &MmapRaw, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()> {
         self.check(Op::Flush)?;
-        RealStorage.flush(map, file, path, from, to)?;
+        if !self.journal_only {
+            RealStorage.flush(map, file, path, from, to)?;
+        }
         let mut bytes = vec![0; (to - from) as usize];
         file.read_exact_at(&mut bytes, from)?;
         let flushes = self.count(Op::Flush) as usize;
@@ -311,7 +348,9 @@ impl Storage for FaultStorage {
 
     fn sync(&self, file: &File, path: &Path) -> io::Result<()> {
         self.check(Op::Sync)?;
-        RealStorage.sync(file, path)?;
+        if !self.journal_only {
+            RealStorage.sync(file, path)?;
+        }
         let len = file.metadata()?.len();
         let mut bytes = vec![0; len as usize];
         file.read_exact_at(&mut bytes, 0)?;
@@ -330,7 +369,9 @@ impl Storage for FaultStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check(Op::SyncDir)?;
-        RealStorage.sync_dir(dir)?;
+        if !self.journal_only {
+            RealStorage.sync_dir(dir)?;
+        }
         self.record(Change::Names {
             dir: dir.to_path_buf(),
         });

@@ -19,7 +19,6 @@ use memmap2::MmapRaw;
 
 use crate::options::Preallocate;
 
-#[cfg(test)]
 pub(crate) mod fault;
 #[cfg(test)]
 mod fault_tests;
