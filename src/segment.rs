@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::MmapRaw;
 
 use crate::error::{Error, Result};
 use crate::limits;
@@ -388,9 +388,8 @@ impl Segment {
         size: u64,
         log_id: u128,
     ) -> Result<Segment> {
-        let map = MmapOptions::new()
-            .len(size as usize)
-            .map_raw(&file)
+        let map = storage
+            .map(&file, &path, size)
             .map_err(|e| Error::io(&path, e))?;
         Ok(Segment {
             storage,

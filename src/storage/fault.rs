@@ -32,6 +32,7 @@ pub(crate) enum Op {
     Open,
     Reserve,
     WriteAt,
+    Map,
     Flush,
     Sync,
     SyncDir,
@@ -320,6 +321,11 @@ impl Storage for FaultStorage {
             return Err(e);
         }
         RealStorage.write_at(file, path, bytes, at)
+    }
+
+    fn map(&self, file: &File, path: &Path, len: u64) -> io::Result<MmapRaw> {
+        self.check(Op::Map)?;
+        RealStorage.map(file, path, len)
     }
 
     fn flush(&self, map: &MmapRaw, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()> {

@@ -127,6 +127,53 @@ fn enospc_at_segment_creation_is_an_error_and_appends_resume_with_space() {
     assert_eq!(contents(dir.path()).len() as u64, acked + 1);
 }
 
+/// A short write of an index file at close is an I/O error from `close`;
+/// the data was durable already, and the next open rebuilds the index.
+#[test]
+fn a_short_index_write_fails_the_close_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::default());
+    let log = options(&storage).open(dir.path()).unwrap();
+    for i in 0..50u8 {
+        log.append("s", ExpectedVersion::Any, &event(&[i; 100]))
+            .unwrap();
+    }
+    storage.fail(Op::WriteAt, 0, ENOSPC, true);
+    match log.close() {
+        Err(Error::Io { path, source }) => {
+            assert_eq!(source.raw_os_error(), Some(ENOSPC));
+            assert!(path.to_string_lossy().ends_with(".idx"), "{path:?}");
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    let events = contents(dir.path());
+    assert_eq!(events.len(), 50);
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.2 == [i as u8; 100])
+    );
+}
+
+/// A mapping that cannot be made (ENOMEM) is an I/O error at open, and the
+/// next open works.
+#[test]
+fn a_failed_mapping_is_an_error_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::default());
+    let log = options(&storage).open(dir.path()).unwrap();
+    log.append("s", ExpectedVersion::Any, &event(b"kept"))
+        .unwrap();
+    log.close().unwrap();
+    storage.fail(Op::Map, 0, 12, false);
+    match options(&storage).open(dir.path()) {
+        Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(12)),
+        other => panic!("expected an I/O error, got {:?}", other.err()),
+    }
+    assert_eq!(contents(dir.path())[0].2, b"kept");
+}
+
 /// One acknowledged append: its stream, versions, and the durability point
 /// count when it was acknowledged.
 #[derive(Debug, Clone)]

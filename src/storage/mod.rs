@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use memmap2::MmapRaw;
+use memmap2::{MmapOptions, MmapRaw};
 
 use crate::options::Preallocate;
 
@@ -42,6 +42,9 @@ pub(crate) trait Storage: Send + Sync + fmt::Debug {
 
     /// Writes all of `bytes` at offset `at` of `file`.
     fn write_at(&self, file: &File, path: &Path, bytes: &[u8], at: u64) -> io::Result<()>;
+
+    /// Maps the first `len` bytes of `file`, shared and writable.
+    fn map(&self, file: &File, path: &Path, len: u64) -> io::Result<MmapRaw>;
 
     /// Makes `[from, to)` of `map` (a shared mapping of `file`) durable.
     fn flush(&self, map: &MmapRaw, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()>;
@@ -113,6 +116,10 @@ impl Storage for RealStorage {
 
     fn write_at(&self, file: &File, _path: &Path, bytes: &[u8], at: u64) -> io::Result<()> {
         file.write_all_at(bytes, at)
+    }
+
+    fn map(&self, file: &File, _path: &Path, len: u64) -> io::Result<MmapRaw> {
+        MmapOptions::new().len(len as usize).map_raw(file)
     }
 
     fn flush(
