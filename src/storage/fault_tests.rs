@@ -289,7 +289,8 @@ fn every_power_cut_keeps_what_was_acknowledged() {
         std::fs::remove_dir_all(&crash).unwrap();
         checked += 1;
     });
-    assert!(checked > 100, "only {checked} durability points");
+    // Group commit merges at most one append per writer thread into a sync.
+    assert!(checked > 60, "only {checked} durability points");
     assert!(torn > 10, "only {torn} cuts with unsynced pages");
     let all = acks.iter().map(|a| a.count).sum::<u64>() as usize;
     assert_eq!(
