@@ -424,10 +424,9 @@ impl Streams {
     ) -> Result<Recorded, ApplyError> {
         let first = frame.first_version;
         let last = first + u64::from(frame.event_count) - 1;
-        let expected_id = self.rec_of.len() as u32;
         if let Some(name) = frame.defines {
-            if lenient && frame.stream_id > expected_id {
-                // The definitions before it were quarantined.
+            if lenient {
+                // Definitions before it may have been quarantined.
                 self.fill_placeholders(names, frame.stream_id)?;
             }
             let expected_id = self.rec_of.len() as u32;
