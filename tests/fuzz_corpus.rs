@@ -27,6 +27,34 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     inputs
 }
 
+/// Runs `each` on every input, split over two threads (each input opens a
+/// log of its own, so they run side by side), and sums what it returns.
+fn on_two_threads(
+    inputs: &[(String, Vec<u8>)],
+    each: impl Fn(&str, &[u8]) -> usize + Sync,
+) -> usize {
+    std::thread::scope(|s| {
+        let halves: Vec<_> = [0, 1]
+            .map(|half| {
+                let each = &each;
+                s.spawn(move || {
+                    inputs
+                        .iter()
+                        .skip(half)
+                        .step_by(2)
+                        .map(|(name, data)| each(name, data))
+                        .sum::<usize>()
+                })
+            })
+            .into_iter()
+            .collect();
+        halves
+            .into_iter()
+            .map(|h| h.join().expect("replay thread"))
+            .sum()
+    })
+}
+
 /// What the `frame_decode` target does with one input: events walked as
 /// given and after resealing the CRC.
 fn frame_decode(data: &[u8]) -> (usize, usize) {
@@ -116,28 +144,11 @@ fn open_mutated_corpus_replays_without_panics() {
     let inputs = corpus("open_mutated");
     assert!(inputs.len() >= 8, "seed corpus missing");
     let whole = undamaged_reads();
-    // Two threads: each input opens a log of its own.
-    let damaged_less: usize = std::thread::scope(|s| {
-        let halves: Vec<_> = [0, 1]
-            .map(|half| {
-                let inputs = &inputs;
-                s.spawn(move || {
-                    let mut less = 0;
-                    for (name, data) in inputs.iter().skip(half).step_by(2) {
-                        let dir = tempfile::tempdir().expect("tempdir");
-                        let read = open_mutated(data, &dir.path().join("log"));
-                        assert!(read <= whole + 64, "{name}: read {read} of {whole}");
-                        less += usize::from(read < whole);
-                    }
-                    less
-                })
-            })
-            .into_iter()
-            .collect();
-        halves
-            .into_iter()
-            .map(|h| h.join().expect("replay thread"))
-            .sum()
+    let damaged_less: usize = on_two_threads(&inputs, |name, data| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let read = open_mutated(data, &dir.path().join("log"));
+        assert!(read <= whole + 64, "{name}: read {read} of {whole}");
+        usize::from(read < whole)
     });
     assert!(damaged_less > 0, "some seeds must lose reads to damage");
 }
@@ -224,28 +235,11 @@ fn write_open_mutated_seeds() {
 fn ops_model_corpus_replays_against_the_model() {
     let inputs = corpus("ops_model");
     assert!(inputs.len() >= 5, "seed corpus missing");
-    // Two threads: each input runs a log of its own.
-    let ran: usize = std::thread::scope(|s| {
-        let halves: Vec<_> = [0, 1]
-            .map(|half| {
-                let inputs = &inputs;
-                s.spawn(move || {
-                    let mut ran = 0;
-                    for (name, data) in inputs.iter().skip(half).step_by(2) {
-                        // Shown only when the test fails: which input broke the model.
-                        eprintln!("ops_model input {name}");
-                        let dir = tempfile::tempdir().expect("tempdir");
-                        ran += ops_model(data, &dir.path().join("log"));
-                    }
-                    ran
-                })
-            })
-            .into_iter()
-            .collect();
-        halves
-            .into_iter()
-            .map(|h| h.join().expect("replay thread"))
-            .sum()
+    let ran: usize = on_two_threads(&inputs, |name, data| {
+        // Shown only when the test fails: which input broke the model.
+        eprintln!("ops_model input {name}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        ops_model(data, &dir.path().join("log"))
     });
     assert!(ran >= 40, "seeds run {ran} operations");
 }

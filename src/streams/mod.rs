@@ -189,24 +189,24 @@ impl Streams {
         u32::from_le_bytes(b)
     }
 
+    /// The name bytes of record `rec`.
+    fn rec_name_bytes(&self, rec: u32) -> &[u8] {
+        let at = rec as usize * REC_ALIGN;
+        let len = usize::from(u16::from_le_bytes([
+            self.arena[at + REC_NAME_LEN],
+            self.arena[at + REC_NAME_LEN + 1],
+        ]));
+        &self.arena[at + REC_NAME..at + REC_NAME + len]
+    }
+
     /// The name in record `rec`. Records only ever hold whole `&str`s, so
     /// the bytes are UTF-8; a record that somehow were not reads as "".
     fn rec_name(&self, rec: u32) -> &str {
-        let at = rec as usize * REC_ALIGN;
-        let len = usize::from(u16::from_le_bytes([
-            self.arena[at + REC_NAME_LEN],
-            self.arena[at + REC_NAME_LEN + 1],
-        ]));
-        std::str::from_utf8(&self.arena[at + REC_NAME..at + REC_NAME + len]).unwrap_or_default()
+        std::str::from_utf8(self.rec_name_bytes(rec)).unwrap_or_default()
     }
 
     fn rec_is_named(&self, rec: u32, name: &str) -> bool {
-        let at = rec as usize * REC_ALIGN;
-        let len = usize::from(u16::from_le_bytes([
-            self.arena[at + REC_NAME_LEN],
-            self.arena[at + REC_NAME_LEN + 1],
-        ]));
-        len == name.len() && &self.arena[at + REC_NAME..at + REC_NAME + len] == name.as_bytes()
+        self.rec_name_bytes(rec) == name.as_bytes()
     }
 
     /// The stream named `name`: its id, head and record, from one bucket
