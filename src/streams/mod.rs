@@ -31,6 +31,7 @@ use crate::frame::{EventsFrame, NO_PREV_FRAME};
 use crate::limits;
 
 mod table;
+mod zeroed;
 
 /// A stream's state at the tail of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,25 +10,28 @@
 //! the stored hashes without reading a single name.
 //!
 //! Memory: 8 bytes per slot at a load between 7/16 and 7/8, so 9 to 18
-//! bytes per stream. Streams are never removed, so there are no tombstones
+//! bytes per stream, on huge pages once the table is large (see
+//! `zeroed.rs`: at 1M streams the table is 16 MiB, far past what the TLB
+//! maps in 4 KiB pages). Streams are never removed, so there are no tombstones
 //! and a lookup ends at the first empty slot of its probe.
+
+use super::zeroed::Zeroed;
 
 /// Slots per bucket: one 64-byte cache line.
 const SLOTS: usize = 8;
-/// An unused slot. Callers never store the value `u32::MAX`, so no packed
-/// slot equals it.
-const EMPTY: u64 = u64::MAX;
+/// An unused slot: zero, so a fresh zeroed array is an empty table. A slot
+/// keeps its value inverted, and callers never store `u32::MAX`, so no
+/// packed slot is zero.
+const EMPTY: u64 = 0;
 /// Fewest buckets once anything is inserted.
 const MIN_BUCKETS: usize = 8;
 
-#[derive(Debug, Clone, Copy)]
-#[repr(C, align(64))]
-struct Bucket([u64; SLOTS]);
-
-const EMPTY_BUCKET: Bucket = Bucket([EMPTY; SLOTS]);
+/// Eight slots; the array is page-aligned when mapped, so each bucket is
+/// one cache line.
+type Bucket = [u64; SLOTS];
 
 fn pack(hash: u32, value: u32) -> u64 {
-    (u64::from(hash) << 32) | u64::from(value)
+    (u64::from(hash) << 32) | u64::from(!value)
 }
 
 fn slot_hash(slot: u64) -> u32 {
@@ -36,15 +39,24 @@ fn slot_hash(slot: u64) -> u32 {
 }
 
 fn slot_value(slot: u64) -> u32 {
-    slot as u32
+    !(slot as u32)
 }
 
 /// Values by the 32-bit hash of a name; the names themselves live
 /// elsewhere, so every lookup is given a way to check a candidate value.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct NameTable {
-    buckets: Vec<Bucket>,
+    buckets: Zeroed<Bucket>,
     len: usize,
+}
+
+impl Default for NameTable {
+    fn default() -> Self {
+        NameTable {
+            buckets: Zeroed::on_heap(0),
+            len: 0,
+        }
+    }
 }
 
 impl NameTable {
@@ -55,11 +67,15 @@ impl NameTable {
     /// The bucket a probe for `hash` starts at: the hash scaled to the
     /// bucket count (multiply and shift, no power-of-two mask needed).
     fn home(&self, hash: u32) -> usize {
-        ((u64::from(hash) * self.buckets.len() as u64) >> 32) as usize
+        ((u64::from(hash) * self.bucket_count() as u64) >> 32) as usize
+    }
+
+    fn bucket_count(&self) -> usize {
+        self.buckets.as_slice().len()
     }
 
     fn next(&self, bucket: usize) -> usize {
-        if bucket + 1 == self.buckets.len() {
+        if bucket + 1 == self.bucket_count() {
             0
         } else {
             bucket + 1
@@ -68,13 +84,14 @@ impl NameTable {
 
     /// The value whose slot carries `hash` and for which `is` holds.
     pub(crate) fn find(&self, hash: u32, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
-        if self.buckets.is_empty() {
+        let buckets = self.buckets.as_slice();
+        if buckets.is_empty() {
             return None;
         }
         let mut b = self.home(hash);
         // The load stays below 7/8, so an empty slot ends every probe.
         loop {
-            for &slot in &self.buckets[b].0 {
+            for &slot in &buckets[b] {
                 if slot == EMPTY {
                     return None;
                 }
@@ -99,7 +116,10 @@ impl NameTable {
     fn place(&mut self, slot: u64) {
         let mut b = self.home(slot_hash(slot));
         loop {
-            if let Some(free) = self.buckets[b].0.iter_mut().find(|s| **s == EMPTY) {
+            if let Some(free) = self.buckets.as_mut_slice()[b]
+                .iter_mut()
+                .find(|s| **s == EMPTY)
+            {
                 *free = slot;
                 return;
             }
@@ -111,23 +131,23 @@ impl NameTable {
     pub(crate) fn reserve(&mut self, additional: usize) {
         let needed = self.len.saturating_add(additional);
         // Keep the load at most 7/8: a probe then rarely leaves its bucket.
-        if needed.saturating_mul(8) <= self.buckets.len() * SLOTS * 7 {
+        if needed.saturating_mul(8) <= self.bucket_count() * SLOTS * 7 {
             return;
         }
-        let mut buckets = self.buckets.len().max(MIN_BUCKETS);
+        let mut buckets = self.bucket_count().max(MIN_BUCKETS);
         while needed.saturating_mul(8) > buckets * SLOTS * 7 {
             buckets *= 2;
         }
-        let old = std::mem::replace(&mut self.buckets, vec![EMPTY_BUCKET; buckets]);
-        for slot in old.iter().flat_map(|b| b.0).filter(|&s| s != EMPTY) {
-            self.place(slot);
+        let old = std::mem::replace(&mut self.buckets, Zeroed::new(buckets));
+        for slot in old.as_slice().iter().flatten().filter(|&&s| s != EMPTY) {
+            self.place(*slot);
         }
     }
 
     /// Bytes held, for memory accounting.
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<Bucket>()
+        self.bucket_count() * std::mem::size_of::<Bucket>()
     }
 }
 
@@ -141,18 +161,21 @@ mod tests {
         assert_eq!(t.find(7, |_| true), None);
         // Hashes colliding in groups of 20 force probes across buckets.
         let hash_of = |id: u32| (id / 20).wrapping_mul(0x9E37_79B9);
-        for id in 0..10_000u32 {
+        // Enough to outgrow the heap into a mapped array.
+        let n = 40_000u32;
+        for id in 0..n {
             assert_eq!(t.find(hash_of(id), |c| c == id), None);
             t.insert(hash_of(id), id);
             assert_eq!(t.len(), id as usize + 1);
         }
-        for id in 0..10_000u32 {
+        assert!(t.buckets.is_mapped());
+        for id in 0..n {
             assert_eq!(t.find(hash_of(id), |c| c == id), Some(id));
         }
-        assert_eq!(t.find(hash_of(10_000), |_| true), None);
+        assert_eq!(t.find(hash_of(n), |_| true), None);
         // A matching hash is not enough: the name check decides.
         assert_eq!(t.find(hash_of(5), |_| false), None);
-        assert!(t.heap_bytes() <= 10_000 * 18 + 64 * MIN_BUCKETS);
+        assert!(t.heap_bytes() <= n as usize * 18 + 64 * MIN_BUCKETS);
     }
 
     #[test]
