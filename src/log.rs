@@ -31,7 +31,7 @@ use crate::read::{self, ReadAll, ReadStream};
 use crate::recovery;
 use crate::segment::{HEADER_BYTES, OpenSegment, Segment, SegmentWriter};
 use crate::storage::Storage;
-use crate::streams::{Head, IndexEntry, Names, Streams};
+use crate::streams::{Head, IndexEntry, Lookahead, Names, Streams};
 use crate::writer::{self, Msg, SyncCursor};
 
 const LOCK_FILE: &str = "seglog.lock";
@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) log_id: u128,
     pub(crate) checksum: Checksum,
     pub(crate) names: Names,
+    /// Starts each append's registry lookup before the tail lock.
+    lookahead: Lookahead,
     pub(crate) quarantine: Vec<Quarantined>,
     segments: RwLock<Vec<Arc<Segment>>>,
     tail: Mutex<Tail>,
@@ -212,6 +214,7 @@ impl Log {
             checksum: Checksum::new(rec.log_id),
             log_id: rec.log_id,
             names: rec.names,
+            lookahead: rec.streams.lookahead(),
             quarantine: rec.quarantine,
             segments: RwLock::new(segments),
             tail: Mutex::new(Tail {
@@ -277,8 +280,11 @@ impl Log {
         events: &[EventData],
     ) -> Result<AppendResult> {
         let shared = &*self.shared;
+        // Everything up to the lookup overlaps the miss on a cold stream.
+        let hash = shared.lookahead.prefetch(stream);
         let max_frame = shared.max_frame_bytes();
         validate(stream, events, max_frame)?;
+        let now = now_us();
         let count = events.len() as u64;
         let (result, end) = {
             let mut tail_guard = lock(&shared.tail);
@@ -286,7 +292,7 @@ impl Log {
                 return Err(shared.poison_error());
             }
             let tail = &mut *tail_guard;
-            let found = tail.streams.find(stream);
+            let found = tail.streams.find_hashed(hash, stream);
             let id = found.map(|f| f.id);
             let head = found.map(|f| f.head);
             let actual = head.map(|h| h.last_version);
@@ -343,7 +349,7 @@ impl Log {
                         })?
                 }
             };
-            tail.last_timestamp_us = tail.last_timestamp_us.max(now_us());
+            tail.last_timestamp_us = tail.last_timestamp_us.max(now);
             let meta = BatchMeta {
                 stream_id: id,
                 defines,

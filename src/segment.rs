@@ -1,7 +1,8 @@
 //! One segment file: create and preallocate, map, append frames, publish,
 //! sync, and the header with its two watermark slots.
 //!
-//! This is the only module with `unsafe`: the shared mapping. Soundness rests
+//! This is the only module with `unsafe` besides a cache prefetch hint
+//! (`streams/zeroed.rs`): the shared mapping. Soundness rests
 //! on three rules, enforced by the types here rather than by callers:
 //! - bytes below `published` are immutable: readers only get slices there;
 //! - exactly one [`SegmentWriter`] exists per segment (it is made only by

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use hashbrown::DefaultHashBuilder;
 
-use self::table::NameTable;
+use self::table::{NameTable, Whereabouts};
 
 use crate::frame::{EventsFrame, NO_PREV_FRAME};
 use crate::limits;
@@ -64,6 +64,33 @@ pub(crate) enum InsertError {
     Duplicate,
     /// The log holds the most streams it can.
     Full,
+}
+
+/// A name's hash from [`Lookahead::prefetch`], for the same registry's
+/// [`Streams::find_hashed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NameHash(u32);
+
+/// Starts a registry lookup without the registry: appenders call it before
+/// they take the tail lock. For a stream out of cache the name table line
+/// is a miss of ~145 ns on the machine measured, as long as a whole append
+/// to a hot stream; with the prefetch issued first, validating the batch,
+/// reading the clock and queueing for the lock overlap it, and under
+/// contention the miss no longer lengthens the critical section.
+#[derive(Debug)]
+pub(crate) struct Lookahead {
+    hasher: DefaultHashBuilder,
+    table: Arc<Whereabouts>,
+}
+
+impl Lookahead {
+    /// Hashes `name` and starts loading the table line
+    /// [`Streams::find_hashed`] will read for it.
+    pub(crate) fn prefetch(&self, name: &str) -> NameHash {
+        let hash = name_hash(&self.hasher, name);
+        self.table.prefetch(hash);
+        NameHash(hash)
+    }
 }
 
 /// A name's hash as the table keeps it: the high 32 bits of a 64-bit hash.
@@ -161,6 +188,14 @@ impl Streams {
         self.rec_of.len()
     }
 
+    /// What an appender needs to start a lookup before taking the lock.
+    pub(crate) fn lookahead(&self) -> Lookahead {
+        Lookahead {
+            hasher: self.hasher.clone(),
+            table: self.table.whereabouts(),
+        }
+    }
+
     fn word(&self, at: usize) -> u64 {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.arena[at..at + 8]);
@@ -213,8 +248,16 @@ impl Streams {
     /// The stream named `name`: its id, head and record, from one bucket
     /// line and one record.
     pub(crate) fn find(&self, name: &str) -> Option<Found> {
-        let hash = name_hash(&self.hasher, name);
-        let rec = self.table.find(hash, |rec| self.rec_is_named(rec, name))?;
+        self.find_hashed(NameHash(name_hash(&self.hasher, name)), name)
+    }
+
+    /// [`Streams::find`] with the hash [`Lookahead::prefetch`] returned for
+    /// `name`.
+    pub(crate) fn find_hashed(&self, hash: NameHash, name: &str) -> Option<Found> {
+        debug_assert_eq!(hash.0, name_hash(&self.hasher, name));
+        let rec = self
+            .table
+            .find(hash.0, |rec| self.rec_is_named(rec, name))?;
         Some(Found {
             id: self.rec_id(rec),
             head: self.rec_head(rec),
@@ -496,6 +539,7 @@ mod tests {
     fn insert_lookup_and_heads() {
         let names = Names::new();
         let mut s = Streams::new(32);
+        let ahead = s.lookahead();
         for i in 0..1000u64 {
             let id = s
                 .insert(
@@ -510,6 +554,9 @@ mod tests {
             assert_eq!(u64::from(id), i);
         }
         assert_eq!(s.lookup("order-517"), Some(517));
+        // A lookahead taken before the inserts hashes as the registry does.
+        let hash = ahead.prefetch("order-999");
+        assert_eq!(s.find_hashed(hash, "order-999").map(|f| f.id), Some(999));
         assert_eq!(s.lookup("order-1000"), None);
         s.set_head(
             517,

@@ -15,7 +15,10 @@
 //! maps in 4 KiB pages). Streams are never removed, so there are no tombstones
 //! and a lookup ends at the first empty slot of its probe.
 
-use super::zeroed::Zeroed;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::zeroed::{self, Zeroed};
 
 /// Slots per bucket: one 64-byte cache line.
 const SLOTS: usize = 8;
@@ -48,6 +51,7 @@ fn slot_value(slot: u64) -> u32 {
 pub(crate) struct NameTable {
     buckets: Zeroed<Bucket>,
     len: usize,
+    whereabouts: Arc<Whereabouts>,
 }
 
 impl Default for NameTable {
@@ -55,6 +59,34 @@ impl Default for NameTable {
         NameTable {
             buckets: Zeroed::on_heap(0),
             len: 0,
+            whereabouts: Arc::default(),
+        }
+    }
+}
+
+/// The bucket a probe for `hash` starts at, of `buckets`: the hash scaled
+/// to the bucket count (multiply and shift, no power-of-two mask needed).
+fn home(hash: u32, buckets: usize) -> usize {
+    ((u64::from(hash) * buckets as u64) >> 32) as usize
+}
+
+/// Where a table's buckets are, readable without the lock that guards the
+/// table, so that an appender prefetches its bucket before it queues for
+/// that lock. The two words may be read mid-growth, out of step: the
+/// address they give is only ever prefetched, never read.
+#[derive(Debug, Default)]
+pub(crate) struct Whereabouts {
+    addr: AtomicUsize,
+    buckets: AtomicUsize,
+}
+
+impl Whereabouts {
+    /// Starts loading the bucket where a probe for `hash` begins.
+    pub(crate) fn prefetch(&self, hash: u32) {
+        let buckets = self.buckets.load(Ordering::Relaxed);
+        if buckets > 0 {
+            let addr = self.addr.load(Ordering::Relaxed);
+            zeroed::prefetch(addr + home(hash, buckets) * std::mem::size_of::<Bucket>());
         }
     }
 }
@@ -64,10 +96,13 @@ impl NameTable {
         self.len
     }
 
-    /// The bucket a probe for `hash` starts at: the hash scaled to the
-    /// bucket count (multiply and shift, no power-of-two mask needed).
     fn home(&self, hash: u32) -> usize {
-        ((u64::from(hash) * self.bucket_count() as u64) >> 32) as usize
+        home(hash, self.bucket_count())
+    }
+
+    /// Where the buckets are, kept current as the table grows.
+    pub(crate) fn whereabouts(&self) -> Arc<Whereabouts> {
+        Arc::clone(&self.whereabouts)
     }
 
     fn bucket_count(&self) -> usize {
@@ -142,6 +177,10 @@ impl NameTable {
         for slot in old.as_slice().iter().flatten().filter(|&&s| s != EMPTY) {
             self.place(*slot);
         }
+        self.whereabouts
+            .addr
+            .store(self.buckets.addr(), Ordering::Relaxed);
+        self.whereabouts.buckets.store(buckets, Ordering::Relaxed);
     }
 
     /// Bytes held, for memory accounting.
@@ -169,6 +208,14 @@ mod tests {
             assert_eq!(t.len(), id as usize + 1);
         }
         assert!(t.buckets.is_mapped());
+        // Appenders prefetch from where the table says it is: current
+        // after every growth.
+        let whereabouts = t.whereabouts();
+        assert_eq!(whereabouts.addr.load(Ordering::Relaxed), t.buckets.addr());
+        assert_eq!(
+            whereabouts.buckets.load(Ordering::Relaxed),
+            t.bucket_count()
+        );
         for id in 0..n {
             assert_eq!(t.find(hash_of(id), |c| c == id), Some(id));
         }
