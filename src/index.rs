@@ -86,15 +86,23 @@ impl SegmentIndex {
     /// Takes the heads of every stream this segment touched from `streams`,
     /// which must hold the log up to `covered` exactly (at a roll, a close,
     /// or the end of the segment's scan).
+    ///
+    /// Runs on the appender's path at each roll, over up to one id per frame
+    /// of the segment: ids are sorted with the stable sort, which merges the
+    /// runs appends leave (streams created in order, round robin) in linear
+    /// time, and in id order the heads are read from the registry front to
+    /// back instead of at random.
     pub(crate) fn finalize(&mut self, streams: &Streams) {
-        let mut ids: Vec<u32> = self.heads.iter().map(|(id, _)| *id).collect();
-        ids.append(&mut self.touched);
-        ids.sort_unstable();
+        let mut ids = std::mem::take(&mut self.touched);
+        ids.extend(self.heads.iter().map(|(id, _)| *id));
+        ids.sort();
         ids.dedup();
-        self.heads = ids
-            .into_iter()
-            .filter_map(|id| streams.head(id).map(|head| (id, head)))
-            .collect();
+        self.heads.clear();
+        self.heads.reserve_exact(ids.len());
+        self.heads.extend(
+            ids.into_iter()
+                .filter_map(|id| streams.head(id).map(|head| (id, head))),
+        );
     }
 
     /// Applies the index to a registry holding every earlier segment.
