@@ -1,0 +1,124 @@
+//! Hot paths do not allocate per event: a counting global allocator (this
+//! test binary only) counts the allocations made by the test's own thread
+//! while it appends to existing streams, replays, and reads the log and a
+//! stream back. Each bound is a small constant against 20,000 events, so a
+//! single allocation per event, anywhere on the path, fails it.
+//!
+//! The background threads (sync, preparer) are not counted: they work per
+//! segment or per sync, not per event.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use bytes::Bytes;
+use seglog::{Durability, EventData, ExpectedVersion, Options, Position};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// only addition is a thread-local counter, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations (and reallocations) this thread makes while running `f`.
+fn allocations<T>(f: impl FnOnce() -> T) -> (u64, T) {
+    let before = ALLOCATIONS.with(Cell::get);
+    let out = f();
+    (ALLOCATIONS.with(Cell::get) - before, out)
+}
+
+const STREAMS: usize = 10;
+const EVENTS: usize = 20_000;
+/// Allowed for a whole pass over `EVENTS` events: amortised growth (each
+/// stream's sparse-index list and the segment's list of entries double as
+/// they grow, ~log2 of their length each), an iterator's buffers, one
+/// segment's shared owner. Far below one per event.
+const BOUND: u64 = 128;
+
+#[test]
+fn appends_replay_and_reads_do_not_allocate_per_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Options::new()
+        .durability(Durability::None)
+        .open(dir.path())
+        .expect("open");
+    let names: Vec<String> = (0..STREAMS).map(|i| format!("account-{i}")).collect();
+    let event = [EventData::new("Deposited", Bytes::from(vec![7u8; 128]))];
+    // Creating a stream allocates (its name is kept): create them first.
+    for name in &names {
+        log.append(name, ExpectedVersion::NoStream, &event)
+            .expect("create");
+    }
+
+    let (appending, ()) = allocations(|| {
+        for i in 0..EVENTS {
+            log.append(&names[i % STREAMS], ExpectedVersion::Any, &event)
+                .expect("append");
+        }
+    });
+    assert!(
+        appending <= BOUND,
+        "{appending} allocations for {EVENTS} appends to existing streams"
+    );
+
+    let (replaying, seen) = allocations(|| {
+        let mut seen = 0usize;
+        log.replay(Position::START, |e| seen += e.payload().len())
+            .expect("replay");
+        seen
+    });
+    assert_eq!(seen, (EVENTS + STREAMS) * 128);
+    assert!(replaying <= BOUND, "{replaying} allocations to replay");
+
+    let (reading, seen) = allocations(|| {
+        let mut seen = 0usize;
+        for e in log.read_all(Position::START).expect("read_all") {
+            seen += e.expect("event").payload().len();
+        }
+        seen
+    });
+    assert_eq!(seen, (EVENTS + STREAMS) * 128);
+    assert!(reading <= BOUND, "{reading} allocations for read_all");
+
+    let per_stream = EVENTS / STREAMS + 1;
+    let (stream_reading, seen) = allocations(|| {
+        let mut seen = 0usize;
+        for e in log.read_stream(&names[7], 0).expect("read_stream") {
+            seen += usize::from(e.expect("event").version() < per_stream as u64);
+        }
+        seen
+    });
+    assert_eq!(seen, per_stream);
+    assert!(
+        stream_reading <= BOUND,
+        "{stream_reading} allocations to read a {per_stream}-event stream"
+    );
+    eprintln!(
+        "allocations for {EVENTS} events: append {appending}, replay {replaying}, \
+         read_all {reading}; read_stream of {per_stream}: {stream_reading}"
+    );
+    log.close().expect("close");
+}
