@@ -1,10 +1,16 @@
-//! Criterion benches of the core engine's issue-2 targets, each beside its
-//! plain-file baseline in the same run:
-//! - batched appends (100 x 128 B per call, `Durability::None`) vs the same
-//!   framed bytes through a `BufWriter<File>`;
+//! Criterion benches of the core engine, each beside its plain-file
+//! baseline in the same run, each over a temporary directory:
+//! - single-event appends (128 B, `Durability::None`) vs one framed record
+//!   per append through a `BufWriter<File>`;
+//! - batched appends (100 x 128 B per call) vs the same framed bytes;
 //! - full replay of 1M events (borrowed and owned) vs a buffered `File`
 //!   reader that checks every record's CRC;
-//! - durable appends from 1 and 8 threads (`Durability::Sync`).
+//! - durable appends from 1, 4 and 16 threads (`Durability::Sync`): events/s
+//!   from criterion, and p50/p99/p999 latency of every append of the run,
+//!   printed after the group.
+//!
+//! Reading one stream and reopening are in `benches/streams.rs`; the
+//! side-by-side comparison with other engines is `benches/compare`.
 //!
 //! Run: `cargo bench --bench core`.
 
@@ -62,6 +68,49 @@ fn read_raw(path: &std::path::Path) -> usize {
         bytes += len;
     }
     bytes
+}
+
+fn single_appends(c: &mut Criterion) {
+    let mut group = c.benchmark_group("single_append_128B");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(APPEND_EVENTS as u64));
+    let names = names();
+    let event = [EventData::new("BenchEvent", payload())];
+    group.bench_function("seglog_none", |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Options::new()
+            .durability(Durability::None)
+            .open(dir.path())
+            .expect("open");
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                for i in 0..APPEND_EVENTS {
+                    log.append(&names[i % STREAMS], ExpectedVersion::Any, &event)
+                        .expect("append");
+                }
+            }
+            started.elapsed()
+        });
+        log.close().expect("close");
+    });
+    group.bench_function("raw_bufwriter_same_bytes", |b| {
+        let record = vec![0x5Au8; FRAME_1_BYTES - 8];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = File::create(dir.path().join("raw.log")).expect("create");
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                for _ in 0..APPEND_EVENTS {
+                    write_raw_record(&mut out, &record).expect("write");
+                }
+                out.flush().expect("flush");
+            }
+            started.elapsed()
+        });
+    });
+    group.finish();
 }
 
 fn batched_appends(c: &mut Criterion) {
@@ -175,12 +224,20 @@ fn replay(c: &mut Criterion) {
     group.finish();
 }
 
+/// The latency at quantile `q` of sorted `samples`.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let at = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(at).copied().unwrap_or_default()
+}
+
 fn durable_appends(c: &mut Criterion) {
     const PER_THREAD: usize = 400;
     let mut group = c.benchmark_group("durable_append_128B");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    for threads in [1usize, 8] {
+    let mut report = Vec::new();
+    for threads in [1usize, 4, 16] {
+        let mut latencies: Vec<Duration> = Vec::new();
         group.throughput(Throughput::Elements((threads * PER_THREAD) as u64));
         group.bench_with_input(
             BenchmarkId::new("seglog_sync", threads),
@@ -192,28 +249,59 @@ fn durable_appends(c: &mut Criterion) {
                         let dir = tempfile::tempdir().expect("tempdir");
                         let log = Arc::new(Log::open(dir.path()).expect("open"));
                         let started = Instant::now();
-                        std::thread::scope(|s| {
-                            for t in 0..threads {
-                                let log = Arc::clone(&log);
-                                s.spawn(move || {
-                                    let event = [EventData::new("BenchEvent", payload())];
-                                    let stream = format!("thread-{t}");
-                                    for _ in 0..PER_THREAD {
-                                        log.append(&stream, ExpectedVersion::Any, &event)
-                                            .expect("append");
-                                    }
-                                });
-                            }
+                        let timed: Vec<Vec<Duration>> = std::thread::scope(|s| {
+                            let workers: Vec<_> = (0..threads)
+                                .map(|t| {
+                                    let log = Arc::clone(&log);
+                                    s.spawn(move || {
+                                        let event = [EventData::new("BenchEvent", payload())];
+                                        let stream = format!("thread-{t}");
+                                        let mut own = Vec::with_capacity(PER_THREAD);
+                                        for _ in 0..PER_THREAD {
+                                            let sent = Instant::now();
+                                            log.append(&stream, ExpectedVersion::Any, &event)
+                                                .expect("append");
+                                            own.push(sent.elapsed());
+                                        }
+                                        own
+                                    })
+                                })
+                                .collect();
+                            workers
+                                .into_iter()
+                                .map(|w| w.join().expect("worker"))
+                                .collect()
                         });
                         total += started.elapsed();
+                        latencies.extend(timed.into_iter().flatten());
                     }
                     total
                 });
             },
         );
+        latencies.sort_unstable();
+        report.push((threads, latencies));
     }
     group.finish();
+    println!("durable_append_128B latency of every append timed (warm-up included):");
+    println!("threads   appends   p50 us   p99 us  p999 us");
+    for (threads, sorted) in &report {
+        let us = |q| quantile(sorted, q).as_secs_f64() * 1e6;
+        println!(
+            "{threads:>7} {:>9} {:>8.0} {:>8.0} {:>8.0}",
+            sorted.len(),
+            us(0.5),
+            us(0.99),
+            us(0.999)
+        );
+    }
 }
 
-criterion_group!(benches, batched_appends, replay, durable_appends);
+criterion_group!(
+    benches,
+    single_appends,
+    batched_appends,
+    replay,
+    durable_appends
+);
 criterion_main!(benches);
