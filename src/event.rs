@@ -1,7 +1,7 @@
 //! What goes in (`EventData`, `ExpectedVersion`) and what comes out
 //! (`AppendResult`, `RecordedEvent`, `EventRef`).
 
-use std::sync::Arc;
+use bytestring::ByteString;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -110,7 +110,7 @@ fn system_time(timestamp_us: u64) -> SystemTime {
 /// mapping (no copy); clones are cheap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
-    pub(crate) stream: Arc<str>,
+    pub(crate) stream: ByteString,
     pub(crate) version: u64,
     pub(crate) position: Position,
     pub(crate) next_position: Position,

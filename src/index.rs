@@ -11,7 +11,9 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+
+use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::error::{Error, Result};
 use crate::storage::{self, Storage, StorageWriter};
@@ -36,7 +38,11 @@ pub(crate) struct SegmentIndex {
     pub(crate) base: u64,
     /// Offset in the segment up to which frames are described.
     pub(crate) covered: u64,
-    defs: Vec<(u32, Arc<str>)>,
+    /// Names read from a file are slices of the file's bytes (no
+    /// allocation each); the registry copies them when the index is
+    /// applied, so only the tail segment's index, kept until the next roll,
+    /// holds its file's bytes.
+    defs: Vec<(u32, ByteString)>,
     /// Streams whose first frame in this segment was recorded since the
     /// heads were last taken: one push per stream and segment, not one map
     /// update per append.
@@ -71,7 +77,7 @@ impl SegmentIndex {
         end: u64,
     ) {
         if defines && let Some(name) = names.get(recorded.id as usize) {
-            self.defs.push((recorded.id, Arc::clone(name)));
+            self.defs.push((recorded.id, name.clone()));
         }
         if first_here {
             self.touched.push(recorded.id);
@@ -192,7 +198,7 @@ impl SegmentIndex {
                 return None;
             }
         }
-        match decode(&raw, log_id, base) {
+        match decode(&Bytes::from(raw), log_id, base) {
             Ok(index) => Some(index),
             Err(reason) => {
                 warn_rebuild(&path, reason);
@@ -206,7 +212,7 @@ fn warn_rebuild(path: &PathBuf, reason: &str) {
     log::warn!("seglog: ignoring index {path:?} ({reason}); rebuilding it from its segment");
 }
 
-fn decode(raw: &[u8], log_id: u128, base: u64) -> std::result::Result<SegmentIndex, &'static str> {
+fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIndex, &'static str> {
     let body_len = raw.len().checked_sub(4).ok_or("too short")?;
     let (body, crc) = raw.split_at(body_len);
     if crc32fast::hash(body).to_le_bytes() != crc {
@@ -238,11 +244,12 @@ fn decode(raw: &[u8], log_id: u128, base: u64) -> std::result::Result<SegmentInd
     for _ in 0..defs {
         let id = r.u32()?;
         let len = usize::from(r.u16()?);
-        let name = std::str::from_utf8(r.take(len)?).map_err(|_| "name not UTF-8")?;
+        let name =
+            ByteString::try_from(raw.slice_ref(r.take(len)?)).map_err(|_| "name not UTF-8")?;
         if name.is_empty() {
             return Err("empty stream name");
         }
-        index.defs.push((id, Arc::from(name)));
+        index.defs.push((id, name));
     }
     index.heads.reserve(heads as usize);
     for _ in 0..heads {

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, EventRef, RecordedEvent};
@@ -262,7 +263,7 @@ struct OwnedFrame {
     seg: Arc<Segment>,
     info: FrameInfo,
     bytes: Bytes,
-    stream: Arc<str>,
+    stream: ByteString,
     at: usize,
     index: u16,
 }
@@ -324,7 +325,7 @@ impl OwnedFrame {
             }
             let slice = |start: usize, len: usize| self.bytes.slice(start..start + len);
             return Some(Ok(RecordedEvent {
-                stream: Arc::clone(&self.stream),
+                stream: self.stream.clone(),
                 version: self.info.first_version + u64::from(index),
                 position: self.info.position(index),
                 next_position: self.info.next_position(index),

@@ -16,12 +16,16 @@
 //!
 //! Memory per stream: a record of 22 bytes plus the name, rounded up to 8;
 //! 4 bytes mapping its id to the record; 9 to 18 bytes in the name table; a
-//! 4-byte sparse-list slot; and for readers, the name again as an `Arc<str>`
-//! in the lock-free id -> name table. Streams longer than `K` events add a
+//! 4-byte sparse-list slot; and for readers, the name again, cut from a
+//! shared 64 KiB chunk, in the lock-free id -> name table (a 32-byte
+//! `ByteString` in a boxcar slot). Streams longer than `K` events add a
 //! list of 16-byte entries.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
+
+use bytes::BytesMut;
+use bytestring::ByteString;
 
 use hashbrown::DefaultHashBuilder;
 
@@ -120,8 +124,13 @@ pub(crate) struct Found {
 /// No sparse list yet.
 const NO_LIST: u32 = u32::MAX;
 
-/// Names by id, readable by any thread without a lock.
-pub(crate) type Names = boxcar::Vec<Arc<str>>;
+/// Names by id, readable by any thread without a lock. Each is a slice of
+/// a shared chunk (see [`Streams::share_name`]), not an allocation of its
+/// own.
+pub(crate) type Names = boxcar::Vec<ByteString>;
+
+/// Bytes of each chunk the readers' names are cut from.
+const NAME_CHUNK_BYTES: usize = 64 << 10;
 
 /// Name -> stream records (id, head) and sparse indexes; owned by whoever
 /// holds the tail.
@@ -136,6 +145,8 @@ pub(crate) struct Streams {
     /// Per stream: index into `lists`, or [`NO_LIST`].
     list_of: Vec<u32>,
     lists: Vec<Vec<IndexEntry>>,
+    /// The chunk the next readers' names are cut from.
+    name_chunk: BytesMut,
     hasher: DefaultHashBuilder,
     interval: u64,
 }
@@ -179,6 +190,7 @@ impl Streams {
             rec_of: Vec::new(),
             list_of: Vec::new(),
             lists: Vec::new(),
+            name_chunk: BytesMut::new(),
             hasher: DefaultHashBuilder::default(),
             interval: interval.max(1),
         }
@@ -307,7 +319,7 @@ impl Streams {
         {
             return Err(InsertError::Duplicate);
         }
-        let (id, rec) = self.push_record(names, name, || Arc::from(name), head)?;
+        let (id, rec) = self.push_record(names, name, head)?;
         self.table.insert(hash, rec);
         debug_assert_eq!(self.table.len(), self.rec_of.len());
         Ok(id)
@@ -320,7 +332,7 @@ impl Streams {
     pub(crate) fn insert_all(
         &mut self,
         names: &Names,
-        defs: &[(u32, Arc<str>)],
+        defs: &[(u32, ByteString)],
     ) -> Result<(), InsertError> {
         let name_bytes = defs.iter().map(|(_, name)| name.len()).sum();
         self.reserve(defs.len(), name_bytes);
@@ -330,7 +342,7 @@ impl Streams {
         };
         let mut slots = Vec::with_capacity(defs.len());
         for (_, name) in defs {
-            let (_, rec) = self.push_record(names, name, || Arc::clone(name), head)?;
+            let (_, rec) = self.push_record(names, name, head)?;
             slots.push((name_hash(&self.hasher, name), rec));
         }
         slots.sort_unstable();
@@ -356,7 +368,6 @@ impl Streams {
         &mut self,
         names: &Names,
         name: &str,
-        shared_name: impl FnOnce() -> Arc<str>,
         head: Head,
     ) -> Result<(u32, u32), InsertError> {
         let id = u32::try_from(self.rec_of.len()).map_err(|_| InsertError::Full)?;
@@ -369,7 +380,8 @@ impl Streams {
             .ok()
             .filter(|&r| r < u32::MAX)
             .ok_or(InsertError::Full)?;
-        let pushed = names.push(shared_name());
+        let shared = self.share_name(name);
+        let pushed = names.push(shared);
         assert_eq!(pushed, id as usize, "names and records out of step");
         let at = rec as usize * REC_ALIGN;
         let end = (REC_NAME + name.len()).next_multiple_of(REC_ALIGN);
@@ -384,6 +396,20 @@ impl Streams {
         self.list_of.push(NO_LIST);
         debug_assert!(self.rec_is_named(rec, name) && self.rec_id(rec) == id);
         Ok((id, rec))
+    }
+
+    /// `name` for readers: copied into the current chunk and cut off it,
+    /// so a million streams cost a few hundred allocations, not a million
+    /// (an `Arc<str>` each was a third of creating a stream, with malloc's
+    /// rounding ~48 bytes for a 14-byte name).
+    fn share_name(&mut self, name: &str) -> ByteString {
+        if self.name_chunk.capacity() - self.name_chunk.len() < name.len() {
+            self.name_chunk = BytesMut::with_capacity(NAME_CHUNK_BYTES.max(name.len()));
+        }
+        self.name_chunk.extend_from_slice(name.as_bytes());
+        let bytes = self.name_chunk.split().freeze();
+        // The bytes were a `&str`: this never copies or fails.
+        ByteString::try_from(bytes).unwrap_or_else(|_| ByteString::from(name))
     }
 
     /// Overwrites a stream's head (loading an index file).
@@ -571,6 +597,33 @@ mod tests {
 }
 
 #[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    /// Readers' names are cut from shared chunks: across many chunks each
+    /// still reads back as itself, and a chunk is shared, not one per name.
+    #[test]
+    fn names_cut_from_chunks_read_back_whole() {
+        let names = Names::new();
+        let mut s = Streams::new(32);
+        let head = Head {
+            last_version: 0,
+            last_frame: NO_PREV_FRAME,
+        };
+        let name = |i: usize| format!("{}-{i}", "x".repeat(i % 200));
+        let count = 3 * NAME_CHUNK_BYTES / 100;
+        for i in 0..count {
+            assert_eq!(s.insert(&names, &name(i), head), Ok(i as u32));
+        }
+        for i in 0..count {
+            assert_eq!(&*names[i], name(i));
+        }
+        let (a, b) = (names[0].as_bytes(), names[1].as_bytes());
+        assert_eq!(a.as_ptr().wrapping_add(a.len()), b.as_ptr());
+    }
+}
+
+#[cfg(test)]
 mod record_tests {
     use super::*;
 
@@ -618,8 +671,10 @@ mod record_tests {
 mod insert_all_tests {
     use super::*;
 
-    fn defs(from: u32, names: &[&str]) -> Vec<(u32, Arc<str>)> {
-        (from..).zip(names.iter().map(|&n| Arc::from(n))).collect()
+    fn defs(from: u32, names: &[&str]) -> Vec<(u32, ByteString)> {
+        (from..)
+            .zip(names.iter().map(|&n| ByteString::from(n)))
+            .collect()
     }
 
     #[test]
