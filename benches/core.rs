@@ -70,57 +70,18 @@ fn read_raw(path: &std::path::Path) -> usize {
     bytes
 }
 
-fn single_appends(c: &mut Criterion) {
-    let mut group = c.benchmark_group("single_append_128B");
+/// Appends of `per_call` 128-byte events per call (`Durability::None`),
+/// `APPEND_EVENTS` events per iteration, beside a `BufWriter<File>` writing
+/// one record of the same framed size per call.
+fn appends(c: &mut Criterion, group_name: &str, per_call: usize, frame_bytes: usize) {
+    let mut group = c.benchmark_group(group_name);
     group.sample_size(10);
     group.throughput(Throughput::Elements(APPEND_EVENTS as u64));
     let names = names();
-    let event = [EventData::new("BenchEvent", payload())];
-    group.bench_function("seglog_none", |b| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = Options::new()
-            .durability(Durability::None)
-            .open(dir.path())
-            .expect("open");
-        b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                for i in 0..APPEND_EVENTS {
-                    log.append(&names[i % STREAMS], ExpectedVersion::Any, &event)
-                        .expect("append");
-                }
-            }
-            started.elapsed()
-        });
-        log.close().expect("close");
-    });
-    group.bench_function("raw_bufwriter_same_bytes", |b| {
-        let record = vec![0x5Au8; FRAME_1_BYTES - 8];
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = File::create(dir.path().join("raw.log")).expect("create");
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                for _ in 0..APPEND_EVENTS {
-                    write_raw_record(&mut out, &record).expect("write");
-                }
-                out.flush().expect("flush");
-            }
-            started.elapsed()
-        });
-    });
-    group.finish();
-}
-
-fn batched_appends(c: &mut Criterion) {
-    let mut group = c.benchmark_group("batched_append_100x128B");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(APPEND_EVENTS as u64));
-    let names = names();
-    let batch: Vec<EventData> = (0..BATCH)
+    let events: Vec<EventData> = (0..per_call)
         .map(|_| EventData::new("BenchEvent", payload()))
         .collect();
+    let calls = APPEND_EVENTS / per_call;
     // Steady state: one log (and one file) for every iteration, so segment
     // creation and prefaulting run ahead of the writer as they do in service.
     group.bench_function("seglog_none", |b| {
@@ -132,8 +93,8 @@ fn batched_appends(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let started = Instant::now();
             for _ in 0..iters {
-                for i in 0..APPEND_EVENTS / BATCH {
-                    log.append(&names[i % STREAMS], ExpectedVersion::Any, &batch)
+                for i in 0..calls {
+                    log.append(&names[i % STREAMS], ExpectedVersion::Any, &events)
                         .expect("append");
                 }
             }
@@ -141,16 +102,15 @@ fn batched_appends(c: &mut Criterion) {
         });
         log.close().expect("close");
     });
-    // The same framed bytes: one record per append call, of the frame's size.
     group.bench_function("raw_bufwriter_same_bytes", |b| {
-        let record = vec![0x5Au8; FRAME_100_BYTES - 8];
+        let record = vec![0x5Au8; frame_bytes - 8];
         let dir = tempfile::tempdir().expect("tempdir");
         let file = File::create(dir.path().join("raw.log")).expect("create");
         let mut out = BufWriter::with_capacity(1 << 16, file);
         b.iter_custom(|iters| {
             let started = Instant::now();
             for _ in 0..iters {
-                for _ in 0..APPEND_EVENTS / BATCH {
+                for _ in 0..calls {
                     write_raw_record(&mut out, &record).expect("write");
                 }
                 out.flush().expect("flush");
@@ -159,6 +119,14 @@ fn batched_appends(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+fn single_appends(c: &mut Criterion) {
+    appends(c, "single_append_128B", 1, FRAME_1_BYTES);
+}
+
+fn batched_appends(c: &mut Criterion) {
+    appends(c, "batched_append_100x128B", BATCH, FRAME_100_BYTES);
 }
 
 fn replay(c: &mut Criterion) {

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use commitlog::message::{MessageBuf, MessageSet};
 use commitlog::{LogOptions, ReadLimit};
 
-use super::{Engine, Result, Store, StreamRef, Tally, decode_record, encode_record};
+use super::{Engine, Result, Store, StreamRef, Tally, decode_record, encode_record, tally_stream};
 
 /// The `commitlog` engine.
 pub struct CommitLog;
@@ -128,13 +128,7 @@ impl Store for CommitLogStore {
 
     fn read_stream(&self, stream: StreamRef<'_>) -> Result<Tally> {
         let mut tally = Tally::default();
-        self.scan(&mut |m| {
-            let (id, payload) = decode_record(m)?;
-            if id == stream.id {
-                tally.add(payload);
-            }
-            Ok(())
-        })?;
+        self.scan(&mut tally_stream(stream.id, &mut tally))?;
         Ok(tally)
     }
 

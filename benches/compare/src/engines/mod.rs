@@ -124,6 +124,18 @@ pub fn encode_record(out: &mut Vec<u8>, stream_id: u32, version: u64, payload: &
     out.extend_from_slice(payload);
 }
 
+/// A record visitor for engines that read a stream by scanning the whole
+/// log: tallies the payloads of stream `id`'s records.
+pub fn tally_stream(id: u32, tally: &mut Tally) -> impl FnMut(&[u8]) -> Result<()> + '_ {
+    move |record| {
+        let (of, payload) = decode_record(record)?;
+        if of == id {
+            tally.add(payload);
+        }
+        Ok(())
+    }
+}
+
 /// Splits a record made by [`encode_record`] into stream id and payload.
 pub fn decode_record(record: &[u8]) -> Result<(u32, &[u8])> {
     if record.len() < RECORD_HEADER {

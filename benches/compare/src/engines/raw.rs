@@ -7,7 +7,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Engine, Result, Store, StreamRef, Tally, decode_record, encode_record};
+use super::{Engine, Result, Store, StreamRef, Tally, decode_record, encode_record, tally_stream};
 
 /// Buffer size of both the writer and the reader.
 const BUF_BYTES: usize = 64 << 10;
@@ -149,13 +149,7 @@ impl Store for RawStore {
     fn read_stream(&self, stream: StreamRef<'_>) -> Result<Tally> {
         self.lock().out.flush()?;
         let mut tally = Tally::default();
-        self.scan(&mut |record| {
-            let (id, payload) = decode_record(record)?;
-            if id == stream.id {
-                tally.add(payload);
-            }
-            Ok(())
-        })?;
+        self.scan(&mut tally_stream(stream.id, &mut tally))?;
         Ok(tally)
     }
 
