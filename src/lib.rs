@@ -52,6 +52,7 @@ pub mod limits;
 mod log;
 mod options;
 mod position;
+mod prefetch;
 mod quarantine;
 mod read;
 mod recovery;

@@ -588,6 +588,15 @@ impl Shared {
         tail.streams.find(name).map(|f| (f.id, f.head))
     }
 
+    /// Up to `n` sparse index entries of stream `id` above `version`,
+    /// oldest first.
+    pub(crate) fn index_entries_above(&self, id: u32, version: u64, n: usize) -> Vec<IndexEntry> {
+        let tail = lock(&self.tail);
+        let entries = tail.streams.entries(id);
+        let at = entries.partition_point(|e| e.version <= version);
+        entries[at..].iter().take(n).copied().collect()
+    }
+
     /// The first sparse index entry of stream `id` above `version`.
     pub(crate) fn index_entry_above(&self, id: u32, version: u64) -> Option<IndexEntry> {
         let tail = lock(&self.tail);

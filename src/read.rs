@@ -424,6 +424,41 @@ pub(crate) struct StreamFrame {
     published: bool,
 }
 
+/// Index intervals a forward stream read plans at once: each a chain of
+/// back-links walked in step with the others, so that many misses overlap.
+/// 16 chains of `K` = 32 frames plan ~512 frames (~70 bytes each).
+const PLAN_INTERVALS: usize = 16;
+
+/// One index interval's back-link chain while a forward read plans it.
+#[derive(Default)]
+struct Chain {
+    /// The next frame to load, newest first; `None` once the chain ended.
+    next: Option<u64>,
+    /// The anchor frame below the chain (not part of it); `None` for the
+    /// oldest chain, which ends at the frame holding the version sought.
+    stop: Option<u64>,
+    /// Its frames, newest first.
+    frames: Vec<StreamFrame>,
+}
+
+/// Lines prefetched per frame: its length is unknown until its header is
+/// read, and the checksum reads it whole; 256 bytes cover a single-event
+/// frame with a 128-byte payload.
+const PREFETCH_FRAME_LINES: usize = 4;
+
+/// Starts loading the frame at log offset `at` if it is in `seg` (a
+/// back-link usually stays in its segment or the one before).
+fn prefetch_frame(seg: &Segment, at: u64) {
+    if let Some(addr) = at
+        .checked_sub(seg.base())
+        .and_then(|offset| seg.addr_of(offset))
+    {
+        for line in 0..PREFETCH_FRAME_LINES {
+            crate::prefetch::prefetch(addr + 64 * line);
+        }
+    }
+}
+
 /// Loads and verifies the frame of stream `id` at log offset `at`.
 pub(crate) fn stream_frame(shared: &Shared, id: u32, at: u64) -> Result<StreamFrame> {
     let Some((_, seg)) = shared.segment_for(at) else {
@@ -528,6 +563,9 @@ pub struct ReadStream {
     next_version: u64,
     /// Forward: frames planned for reading, newest at the bottom.
     planned: Vec<StreamFrame>,
+    /// Forward: the back-link chains of the plan being made (kept for
+    /// their vectors).
+    chains: Vec<Chain>,
     /// Backward: the next (older) frame to visit.
     back_link: u64,
     /// Backward: the current frame's events, oldest first.
@@ -573,6 +611,7 @@ impl ReadStream {
             last_version,
             next_version,
             planned: Vec::new(),
+            chains: Vec::new(),
             back_link: frame::NO_PREV_FRAME,
             pending: Vec::new(),
             cache: SegmentBytes::default(),
@@ -600,25 +639,91 @@ impl ReadStream {
     }
 
     /// Forward: plans the frames from the one holding `next_version` up to
-    /// (not including) the next index entry, or to the head.
+    /// (not including) the first index entry past [`PLAN_INTERVALS`] of
+    /// them, or to the head.
+    ///
+    /// Each index interval is a chain of back-links, and each link is a
+    /// frame header in a page the reader has likely not touched: a miss
+    /// (~150 ns here) that the next link waits for. The chains of different
+    /// intervals are independent, so they are walked in lockstep, each
+    /// step prefetching the next frame of its chain: up to
+    /// `PLAN_INTERVALS` misses are in flight instead of one.
     fn plan(&mut self) -> Result<()> {
-        let mut at = self.start_above(self.next_version)?;
-        loop {
-            if at == frame::NO_PREV_FRAME {
-                return Err(corrupt(
-                    &stream_frame(&self.shared, self.id, self.head_frame)?.seg,
-                    0,
-                    "stream back-links end before the version sought",
-                ));
-            }
-            let f = stream_frame(&self.shared, self.id, at)?;
-            let reached = f.info.first_version <= self.next_version;
-            at = f.prev_frame;
-            self.planned.push(f);
-            if reached {
-                return Ok(());
+        let mut entries =
+            self.shared
+                .index_entries_above(self.id, self.next_version, PLAN_INTERVALS);
+        let fetched = entries.len();
+        // Entries of frames appended after this read began are not its to
+        // read: the stream ends at the head it saw.
+        entries.retain(|e| e.frame <= self.head_frame);
+        for entry in &entries {
+            if let Some((_, seg)) = self.shared.segment_for(entry.frame) {
+                prefetch_frame(&seg, entry.frame);
             }
         }
+        let anchors = entries
+            .iter()
+            .map(|e| stream_frame(&self.shared, self.id, e.frame))
+            .collect::<Result<Vec<_>>>()?;
+        // Chain `j` runs back from the frame before anchor `j` to anchor
+        // `j - 1`, exclusive (chain 0: to the frame holding `next_version`).
+        // When every entry above `next_version` was fetched, one more chain
+        // runs back from the head to the last anchor; otherwise the plan
+        // ends at the last anchor and the next plan goes on from there.
+        let whole = fetched < PLAN_INTERVALS || entries.len() < fetched;
+        // The chains' vectors are kept from plan to plan: a long read
+        // allocates them once, not once per plan.
+        let mut chains = std::mem::take(&mut self.chains);
+        let starts = anchors
+            .iter()
+            .map(|a| a.prev_frame)
+            .chain(whole.then_some(self.head_frame));
+        let count = anchors.len() + usize::from(whole);
+        chains.resize_with(count.max(chains.len()), Chain::default);
+        for (j, (chain, start)) in chains.iter_mut().zip(starts).enumerate() {
+            chain.next = Some(start);
+            chain.stop = j.checked_sub(1).map(|below| entries[below].frame);
+            chain.frames.clear();
+        }
+        let live = &mut chains[..count];
+        let mut open = true;
+        while open {
+            open = false;
+            for chain in live.iter_mut() {
+                let Some(at) = chain.next.filter(|&at| Some(at) != chain.stop) else {
+                    chain.next = None;
+                    continue;
+                };
+                if at == frame::NO_PREV_FRAME {
+                    return Err(corrupt(
+                        &stream_frame(&self.shared, self.id, self.head_frame)?.seg,
+                        0,
+                        "stream back-links end before the version sought",
+                    ));
+                }
+                let f = stream_frame(&self.shared, self.id, at)?;
+                let reached = chain.stop.is_none() && f.info.first_version <= self.next_version;
+                chain.next = (!reached).then_some(f.prev_frame);
+                if !reached {
+                    prefetch_frame(&f.seg, f.prev_frame);
+                    open = true;
+                }
+                chain.frames.push(f);
+            }
+        }
+        // `planned` pops from its end, oldest frame first: newest first in
+        // it go the head's chain, then each anchor above its chain.
+        let mut anchors = anchors.into_iter().rev();
+        let mut live = live.iter_mut().rev();
+        if whole && let Some(head_chain) = live.next() {
+            self.planned.append(&mut head_chain.frames);
+        }
+        for chain in live {
+            self.planned.extend(anchors.next());
+            self.planned.append(&mut chain.frames);
+        }
+        self.chains = chains;
+        Ok(())
     }
 
     fn next_forward(&mut self) -> Result<Option<RecordedEvent>> {

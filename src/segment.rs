@@ -2,7 +2,7 @@
 //! sync, and the header with its two watermark slots.
 //!
 //! This is the only module with `unsafe` besides a cache prefetch hint
-//! (`streams/zeroed.rs`): the shared mapping. Soundness rests
+//! (`prefetch.rs`): the shared mapping. Soundness rests
 //! on three rules, enforced by the types here rather than by callers:
 //! - bytes below `published` are immutable: readers only get slices there;
 //! - exactly one [`SegmentWriter`] exists per segment (it is made only by
@@ -478,6 +478,13 @@ impl Segment {
         debug_assert!(end <= self.written());
         self.published
             .fetch_max(end.min(self.written()), Ordering::AcqRel);
+    }
+
+    /// The address of segment offset `at` in the mapping, for a prefetch
+    /// hint (`crate::prefetch`); `None` outside the segment. Never read
+    /// through.
+    pub(crate) fn addr_of(&self, at: u64) -> Option<usize> {
+        (at < self.size).then(|| self.map.as_ptr().addr() + at as usize)
     }
 
     /// Published bytes `[from, to)`, or `None` if any of them is not published.

@@ -168,6 +168,60 @@ fn read_stream_sees_only_what_was_visible_and_continues_after_appends() {
     assert_eq!(versions, vec![9, 10]);
 }
 
+/// A forward read plans 16 index intervals at a time, walking their
+/// back-link chains side by side: a stream of many intervals, interleaved
+/// with another, reads whole and in order from every version, and a read
+/// that began before later appends ends at the head it saw even when the
+/// new frames add index entries past several plans.
+#[test]
+fn forward_reads_across_many_planned_intervals() {
+    let dir = tempdir();
+    let log = Options::new()
+        .index_interval(2)
+        .durability(seglog::Durability::None)
+        .open(dir.path())
+        .expect("open");
+    let event = |v: u64| [EventData::new("E", v.to_le_bytes().to_vec())];
+    for v in 0..150u64 {
+        log.append("long", ExpectedVersion::Any, &event(v))
+            .expect("append");
+        // Frames of several events too, so intervals hold unequal counts.
+        let batch: Vec<EventData> = (0..v % 3 + 1)
+            .map(|i| EventData::new("F", vec![i as u8]))
+            .collect();
+        log.append("other", ExpectedVersion::Any, &batch)
+            .expect("append");
+    }
+    for from in 0..150u64 {
+        let read: Vec<u64> = log
+            .read_stream("long", from)
+            .expect("read")
+            .map(|e| {
+                let e = e.expect("event");
+                let payload = u64::from_le_bytes(e.payload()[..8].try_into().expect("8 bytes"));
+                assert_eq!(
+                    payload,
+                    e.version(),
+                    "event {} holds its own version",
+                    e.version()
+                );
+                e.version()
+            })
+            .collect();
+        assert_eq!(read, (from..150).collect::<Vec<_>>(), "from {from}");
+    }
+    let reader = log.read_stream("long", 0).expect("read");
+    for v in 150..250u64 {
+        log.append("long", ExpectedVersion::Exact(v - 1), &event(v))
+            .expect("append");
+    }
+    let read: Vec<u64> = reader.map(|e| e.expect("event").version()).collect();
+    assert_eq!(read, (0..150).collect::<Vec<_>>(), "the stream as it was");
+    let read = log.read_stream("long", 140).expect("read").count();
+    assert_eq!(read, 110);
+    log.close().expect("close");
+}
+
 /// Segments are the only source of truth: with every other file of the
 /// directory deleted (index files, the lock file), a reopen reads the same.
 #[test]

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::zeroed::{self, Zeroed};
+use super::zeroed::Zeroed;
 
 /// Slots per bucket: one 64-byte cache line.
 const SLOTS: usize = 8;
@@ -86,7 +86,7 @@ impl Whereabouts {
         let buckets = self.buckets.load(Ordering::Relaxed);
         if buckets > 0 {
             let addr = self.addr.load(Ordering::Relaxed);
-            zeroed::prefetch(addr + home(hash, buckets) * std::mem::size_of::<Bucket>());
+            crate::prefetch::prefetch(addr + home(hash, buckets) * std::mem::size_of::<Bucket>());
         }
     }
 }

@@ -55,7 +55,7 @@ impl<T: Pod> Zeroed<T> {
         }
     }
 
-    /// The address of the first value (for [`prefetch`]).
+    /// The address of the first value (for [`crate::prefetch`]).
     pub(crate) fn addr(&self) -> usize {
         self.as_slice().as_ptr().addr()
     }
@@ -80,30 +80,6 @@ impl<T: Pod> Zeroed<T> {
         matches!(self.backing, Backing::Mapped(_))
     }
 }
-
-/// Asks the CPU to start loading the cache line at address `addr` into
-/// cache, so that a read of it after other work finds it there: the work
-/// overlaps the miss instead of following it. The address may be stale (an
-/// array freed since): a prefetch never faults and is never read from.
-///
-/// The only `unsafe` outside `segment.rs`: stable Rust has no safe
-/// prefetch, and a plain load would stall the instructions after it once
-/// the reorder window fills.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-pub(crate) fn prefetch(addr: usize) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    let at: *const i8 = std::ptr::without_provenance(addr);
-    // SAFETY: `_mm_prefetch` is a hint: it neither reads nor writes memory
-    // the program can observe, and it never faults, whatever the address
-    // (LLVM's `llvm.prefetch`: "no effect on the behavior of the program").
-    // SSE, which it needs, is part of every x86_64 target.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(at) }
-}
-
-/// No stable prefetch elsewhere: the lookup simply waits for its miss.
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn prefetch(_addr: usize) {}
 
 /// An anonymous mapping of `bytes`, rounded up to whole huge pages so that
 /// every page of it can be one, advised for them. `None` when the kernel
