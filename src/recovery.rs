@@ -477,7 +477,11 @@ fn finish(
             }
             // Everything below the cursor is whole and now durable: raise the
             // watermark to it (and drop the clean flag before any new write).
-            tail.segment().flush(0, walk.cursor)?;
+            // After a clean close it was durable already: the close synced
+            // it before it wrote the clean flag, so only the slot is written.
+            if !clean_stop {
+                tail.segment().flush(0, walk.cursor)?;
+            }
             tail.write_slot(walk.cursor, 0)?;
             let mut spare = None;
             for (k, (_, mut later)) in rest.enumerate() {
