@@ -431,6 +431,20 @@ impl Log {
         ReadStream::new(Arc::clone(&self.shared), head, from_version, false)
     }
 
+    /// Calls `f` with a borrowed view of every event of `stream` with a
+    /// version `>= from_version`, oldest first, straight from the mapping:
+    /// [`Log::read_stream`] without an owned event (and its reference
+    /// counts) per event, the way [`Log::replay`] is [`Log::read_all`]'s.
+    /// Returns the version after the last event seen: resume from there
+    /// (`from_version` if there was none).
+    pub fn replay_stream<F>(&self, stream: &str, from_version: u64, f: F) -> Result<u64>
+    where
+        F: FnMut(EventRef<'_>),
+    {
+        let head = self.shared.stream_head(stream);
+        read::replay_stream(&self.shared, head, from_version, f)
+    }
+
     /// The events of `stream` with versions `<= from_version`, newest first;
     /// a `from_version` past the end starts at the stream's last event
     /// (`u64::MAX` reads the whole stream backward).

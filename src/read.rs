@@ -738,28 +738,38 @@ impl ReadStream {
                     None => self.frame = None,
                 }
             }
+            let Some(next) = self.next_frame_forward()? else {
+                return Ok(None);
+            };
+            self.frame = Some(OwnedFrame::new(
+                &self.shared,
+                &mut self.cache,
+                &next.seg,
+                next.info,
+            )?);
+        }
+    }
+
+    /// Forward: the next planned frame that holds `next_version` or later,
+    /// its skip set to `next_version`; `None` past what this read may see.
+    fn next_frame_forward(&mut self) -> Result<Option<StreamFrame>> {
+        loop {
             if self.next_version > self.last_version {
                 return Ok(None);
             }
-            let Some(f) = self.planned.pop() else {
+            let Some(mut f) = self.planned.pop() else {
                 self.plan()?;
                 continue;
             };
             if !f.published {
                 return Ok(None);
             }
-            let mut info = f.info;
-            if info.last_version() < self.next_version {
+            if f.info.last_version() < self.next_version {
                 continue;
             }
-            info.skip = u16::try_from(self.next_version.saturating_sub(info.first_version))
+            f.info.skip = u16::try_from(self.next_version.saturating_sub(f.info.first_version))
                 .unwrap_or(u16::MAX);
-            self.frame = Some(OwnedFrame::new(
-                &self.shared,
-                &mut self.cache,
-                &f.seg,
-                info,
-            )?);
+            return Ok(Some(f));
         }
     }
 
@@ -813,6 +823,61 @@ impl Iterator for ReadStream {
             }
         }
     }
+}
+
+/// The borrowed stream read behind
+/// [`Log::replay_stream`](crate::Log::replay_stream): the frames a forward
+/// [`ReadStream`] plans, handed out as `EventRef`s straight from the
+/// mapping. Returns the version after the last event seen.
+pub(crate) fn replay_stream<F>(
+    shared: &Arc<Shared>,
+    stream: Option<(u32, crate::streams::Head)>,
+    from_version: u64,
+    mut f: F,
+) -> Result<u64>
+where
+    F: FnMut(EventRef<'_>),
+{
+    let mut read = ReadStream::new(Arc::clone(shared), stream, from_version, false)?;
+    if read.done {
+        return Ok(from_version);
+    }
+    let mut types = TypeCache::default();
+    while let Some(frame) = read.next_frame_forward()? {
+        let (info, seg) = (frame.info, &frame.seg);
+        let bytes = seg
+            .bytes(info.start, info.start + info.len)
+            .ok_or_else(|| corrupt(seg, info.start, "frame beyond the published end"))?;
+        let name = shared
+            .names
+            .get(info.stream_id as usize)
+            .ok_or_else(|| corrupt(seg, info.start, "unknown stream id"))?;
+        for (i, raw) in EventIter::new(bytes, info.events_start, info.count).enumerate() {
+            let raw = raw.map_err(|e| corrupt(seg, info.start, e))?;
+            let index = i as u16;
+            if index < info.skip {
+                continue;
+            }
+            let event_type = types
+                .check(raw.event_type)
+                .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
+            let version = info.first_version + i as u64;
+            f(EventRef {
+                stream: name,
+                version,
+                position: info.position(index),
+                next_position: info.next_position(index),
+                event_type,
+                schema_version: raw.schema_version,
+                id: raw.id,
+                timestamp_us: info.timestamp_us,
+                metadata: raw.metadata,
+                payload: raw.payload,
+            });
+            read.next_version = version + 1;
+        }
+    }
+    Ok(read.next_version)
 }
 
 /// The borrowed replay path behind [`Log::replay`](crate::Log::replay).

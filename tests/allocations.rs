@@ -1,7 +1,7 @@
 //! Hot paths do not allocate per event: a counting global allocator (this
 //! test binary only) counts the allocations made by the test's own thread
 //! while it appends to existing streams, replays, and reads the log and a
-//! stream back. Each bound is a small constant against 20,000 events, so a
+//! stream back (owned and borrowed). Each bound is a small constant against 20,000 events, so a
 //! single allocation per event, anywhere on the path, fails it.
 //!
 //! The background threads (sync, preparer) are not counted: they work per
@@ -116,9 +116,23 @@ fn appends_replay_and_reads_do_not_allocate_per_event() {
         stream_reading <= BOUND,
         "{stream_reading} allocations to read a {per_stream}-event stream"
     );
+    let (stream_replaying, seen) = allocations(|| {
+        let mut seen = 0usize;
+        log.replay_stream(&names[7], 0, |e| {
+            seen += usize::from(e.version() < per_stream as u64)
+        })
+        .expect("replay_stream");
+        seen
+    });
+    assert_eq!(seen, per_stream);
+    assert!(
+        stream_replaying <= BOUND,
+        "{stream_replaying} allocations to replay a {per_stream}-event stream"
+    );
     eprintln!(
         "allocations for {EVENTS} events: append {appending}, replay {replaying}, \
-         read_all {reading}; read_stream of {per_stream}: {stream_reading}"
+         read_all {reading}; read_stream of {per_stream}: {stream_reading}, \
+         replay_stream: {stream_replaying}"
     );
     log.close().expect("close");
 }

@@ -170,7 +170,8 @@ fn read_stream_sees_only_what_was_visible_and_continues_after_appends() {
 
 /// A forward read plans 16 index intervals at a time, walking their
 /// back-link chains side by side: a stream of many intervals, interleaved
-/// with another, reads whole and in order from every version, and a read
+/// with another, reads whole and in order from every version (owned and
+/// borrowed alike), and a read
 /// that began before later appends ends at the head it saw even when the
 /// new frames add index entries past several plans.
 #[test]
@@ -209,7 +210,31 @@ fn forward_reads_across_many_planned_intervals() {
             })
             .collect();
         assert_eq!(read, (from..150).collect::<Vec<_>>(), "from {from}");
+        // The borrowed path hands out the same events.
+        let mut borrowed = Vec::new();
+        let resume = log
+            .replay_stream("long", from, |e| {
+                assert_eq!(e.stream(), "long");
+                let payload = u64::from_le_bytes(e.payload()[..8].try_into().expect("8 bytes"));
+                assert_eq!(payload, e.version());
+                borrowed.push(e.version());
+            })
+            .expect("replay_stream");
+        assert_eq!(borrowed, read, "replay_stream from {from}");
+        assert_eq!(resume, 150);
     }
+    let mut none = 0;
+    assert_eq!(
+        log.replay_stream("never", 7, |_| none += 1)
+            .expect("replay"),
+        7
+    );
+    assert_eq!(
+        log.replay_stream("long", 150, |_| none += 1)
+            .expect("replay"),
+        150
+    );
+    assert_eq!(none, 0);
     let reader = log.read_stream("long", 0).expect("read");
     for v in 150..250u64 {
         log.append("long", ExpectedVersion::Exact(v - 1), &event(v))
