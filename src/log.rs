@@ -383,6 +383,9 @@ impl Log {
             if shared.options.durability != Durability::Sync {
                 tail.writer.segment().publish(tail.writer.cursor());
             }
+            if writer::crossed_prefault_chunk(at - seg_base, tail.writer.cursor()) {
+                shared.spare_changed();
+            }
             let last_index = (count - 1) as u16;
             let result = AppendResult {
                 first_version,
@@ -682,6 +685,27 @@ impl Shared {
         self.spare_changed
             .wait(guard)
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a change of the spare segment's state, at most `timeout`.
+    pub(crate) fn wait_spare_timeout<'a>(
+        &self,
+        guard: MutexGuard<'a, Spare>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, Spare> {
+        self.spare_changed
+            .wait_timeout(guard, timeout)
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+    }
+
+    /// The segment the writer appends to now (the newest).
+    pub(crate) fn active_segment(&self) -> Option<Arc<Segment>> {
+        self.segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .last()
+            .cloned()
     }
 
     pub(crate) fn spare_changed(&self) {
