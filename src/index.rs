@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -38,11 +39,15 @@ pub(crate) struct SegmentIndex {
     pub(crate) base: u64,
     /// Offset in the segment up to which frames are described.
     pub(crate) covered: u64,
-    /// Names read from a file are slices of the file's bytes (no
-    /// allocation each); the registry copies them when the index is
-    /// applied, so only the tail segment's index, kept until the next roll,
-    /// holds its file's bytes.
-    defs: Vec<(u32, ByteString)>,
+    /// The streams this segment defines: a run of consecutive ids, since
+    /// ids are handed out in order of first append and a segment is one
+    /// stretch of the log. Their names are in the readers' names table when
+    /// the index is written, so recording a definition stores nothing.
+    defined: Range<u32>,
+    /// The names of `defined`, only when the index was read from a file (to
+    /// apply it): slices of the file's bytes, which the registry copies, so
+    /// only the tail segment's index, kept until the next roll, holds them.
+    names: Vec<ByteString>,
     /// Streams whose first frame in this segment was recorded since the
     /// heads were last taken: one push per stream and segment, not one map
     /// update per append.
@@ -59,7 +64,8 @@ impl SegmentIndex {
         SegmentIndex {
             base,
             covered,
-            defs: Vec::new(),
+            defined: 0..0,
+            names: Vec::new(),
             touched: Vec::new(),
             heads: Vec::new(),
             entries: Vec::new(),
@@ -70,14 +76,20 @@ impl SegmentIndex {
     /// `first_here`: the stream had no earlier frame in this segment.
     pub(crate) fn record(
         &mut self,
-        names: &Names,
         defines: bool,
         recorded: &Recorded,
         first_here: bool,
         end: u64,
     ) {
-        if defines && let Some(name) = names.get(recorded.id as usize) {
-            self.defs.push((recorded.id, name.clone()));
+        if defines {
+            if self.defined.is_empty() {
+                self.defined = recorded.id..recorded.id;
+            }
+            debug_assert!(self.defined.end <= recorded.id, "definitions out of order");
+            // A repair may have registered placeholders for quarantined
+            // definitions in between: they are in the range too, under
+            // their placeholder names, as the registry holds them.
+            self.defined.end = recorded.id + 1;
         }
         if first_here {
             self.touched.push(recorded.id);
@@ -113,13 +125,17 @@ impl SegmentIndex {
 
     /// Applies the index to a registry holding every earlier segment.
     pub(crate) fn apply(&self, names: &Names, streams: &mut Streams) -> Result<(), String> {
-        for (i, (id, _)) in self.defs.iter().enumerate() {
-            if *id as usize != streams.len() + i {
-                return Err(format!("stream definition {id} out of order"));
-            }
+        if !self.defined.is_empty() && self.defined.start as usize != streams.len() {
+            return Err(format!(
+                "stream definition {} out of order",
+                self.defined.start
+            ));
+        }
+        if self.names.len() != self.defined.len() {
+            return Err("stream definitions without their names".into());
         }
         streams
-            .insert_all(names, &self.defs)
+            .insert_all(names, &self.names)
             .map_err(|e| format!("stream definitions: {e:?}"))?;
         for &(id, head) in &self.heads {
             if id as usize >= streams.len() {
@@ -139,7 +155,13 @@ impl SegmentIndex {
     /// Writes the index file (temporary name, then rename). Not fsynced: a
     /// torn or lost file only costs a rescan, and it is written only once the
     /// data it describes is durable. [`SegmentIndex::finalize`] first.
-    pub(crate) fn write(&self, storage: &dyn Storage, dir: &Path, log_id: u128) -> Result<()> {
+    pub(crate) fn write(
+        &self,
+        storage: &dyn Storage,
+        dir: &Path,
+        log_id: u128,
+        names: &Names,
+    ) -> Result<()> {
         debug_assert!(self.touched.is_empty(), "index written before finalize");
         let path = dir.join(file_name(self.base));
         let tmp = storage::tmp_path(&path);
@@ -159,11 +181,14 @@ impl SegmentIndex {
             put(&log_id.to_le_bytes())?;
             put(&self.base.to_le_bytes())?;
             put(&self.covered.to_le_bytes())?;
-            put(&(self.defs.len() as u32).to_le_bytes())?;
+            put(&(self.defined.len() as u32).to_le_bytes())?;
             put(&(heads.len() as u32).to_le_bytes())?;
             put(&(self.entries.len() as u32).to_le_bytes())?;
             put(&[0; 4])?;
-            for (id, name) in &self.defs {
+            for id in self.defined.clone() {
+                let name = names
+                    .get(id as usize)
+                    .ok_or_else(|| std::io::Error::other(format!("stream {id} has no name")))?;
                 put(&id.to_le_bytes())?;
                 put(&(name.len() as u16).to_le_bytes())?;
                 put(name.as_bytes())?;
@@ -240,7 +265,7 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         return Err("counts larger than the file");
     }
     let mut index = SegmentIndex::new(base, covered);
-    index.defs.reserve(defs as usize);
+    index.names.reserve(defs as usize);
     for _ in 0..defs {
         let id = r.u32()?;
         let len = usize::from(r.u16()?);
@@ -249,7 +274,14 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         if name.is_empty() {
             return Err("empty stream name");
         }
-        index.defs.push((id, name));
+        if index.names.is_empty() {
+            index.defined = id..id;
+        }
+        if id != index.defined.end {
+            return Err("stream definitions not consecutive");
+        }
+        index.defined.end = id + 1;
+        index.names.push(name);
     }
     index.heads.reserve(heads as usize);
     for _ in 0..heads {
@@ -336,14 +368,28 @@ mod tests {
                 }
             };
             at += 200;
-            index.record(&names, defines, &rec, defines, at);
+            index.record(defines, &rec, defines, at);
         }
         index.finalize(&streams);
         index
-            .write(&crate::storage::RealStorage, dir.path(), 9)
+            .write(&crate::storage::RealStorage, dir.path(), 9, &names)
             .unwrap();
         let loaded = SegmentIndex::read(dir.path(), 9, 0).unwrap();
-        assert_eq!(loaded, index);
+        // The file carries the names a recorded index takes from the table.
+        let names_read: Vec<&str> = loaded.names.iter().map(|n| &**n).collect();
+        let names_written: Vec<&str> = index
+            .defined
+            .clone()
+            .map(|id| &*names[id as usize])
+            .collect();
+        assert_eq!(names_read, names_written);
+        assert_eq!(
+            SegmentIndex {
+                names: Vec::new(),
+                ..loaded.clone()
+            },
+            index
+        );
         let (fresh_names, mut fresh) = (Names::new(), Streams::new(2));
         loaded.apply(&fresh_names, &mut fresh).unwrap();
         for id in 0..10 {

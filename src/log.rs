@@ -374,7 +374,6 @@ impl Log {
             };
             let first_here = head.is_none_or(|h| h.last_frame < seg_base);
             tail.index.record(
-                &shared.names,
                 defines.is_some(),
                 &recorded,
                 first_here,
@@ -513,8 +512,12 @@ impl Log {
         debug_assert_eq!(tail.index.covered, tail.writer.cursor());
         let tail = &mut *tail;
         tail.index.finalize(&tail.streams);
-        tail.index
-            .write(&*shared.options.storage, &shared.dir, shared.log_id)
+        tail.index.write(
+            &*shared.options.storage,
+            &shared.dir,
+            shared.log_id,
+            &shared.names,
+        )
     }
 }
 

@@ -188,7 +188,7 @@ impl Scan<'_> {
                             .map_err(|e| corrupt(seg, o, e))?;
                         o += len;
                         if let Some(Some(index)) = indexes.last_mut() {
-                            index.record(&names, f.defines.is_some(), &recorded, first_here, o);
+                            index.record(f.defines.is_some(), &recorded, first_here, o);
                         }
                         continue;
                     }
@@ -444,7 +444,7 @@ fn finish(
         }
         if walk.rebuilt.contains(&i)
             && let Some(Some(index)) = walk.indexes.get(i)
-            && let Err(e) = index.write(&*options.storage, dir, log_id)
+            && let Err(e) = index.write(&*options.storage, dir, log_id, &walk.names)
         {
             log::warn!("seglog: could not rewrite an index file: {e}");
         }

@@ -167,7 +167,12 @@ fn write_sealed_index(shared: &Shared, base: u64) {
         at.map(|at| pending.swap_remove(at))
     };
     if let Some(index) = index
-        && let Err(e) = index.write(&*shared.options.storage, &shared.dir, shared.log_id)
+        && let Err(e) = index.write(
+            &*shared.options.storage,
+            &shared.dir,
+            shared.log_id,
+            &shared.names,
+        )
     {
         log::warn!("seglog: writing an index file failed: {e}");
     }

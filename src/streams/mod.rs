@@ -332,16 +332,16 @@ impl Streams {
     pub(crate) fn insert_all(
         &mut self,
         names: &Names,
-        defs: &[(u32, ByteString)],
+        defs: &[ByteString],
     ) -> Result<(), InsertError> {
-        let name_bytes = defs.iter().map(|(_, name)| name.len()).sum();
+        let name_bytes = defs.iter().map(|name| name.len()).sum();
         self.reserve(defs.len(), name_bytes);
         let head = Head {
             last_version: 0,
             last_frame: NO_PREV_FRAME,
         };
         let mut slots = Vec::with_capacity(defs.len());
-        for (_, name) in defs {
+        for name in defs {
             let (_, rec) = self.push_record(names, name, head)?;
             slots.push((name_hash(&self.hasher, name), rec));
         }
@@ -671,10 +671,8 @@ mod record_tests {
 mod insert_all_tests {
     use super::*;
 
-    fn defs(from: u32, names: &[&str]) -> Vec<(u32, ByteString)> {
-        (from..)
-            .zip(names.iter().map(|&n| ByteString::from(n)))
-            .collect()
+    fn defs(names: &[&str]) -> Vec<ByteString> {
+        names.iter().map(|&n| ByteString::from(n)).collect()
     }
 
     #[test]
@@ -692,7 +690,7 @@ mod insert_all_tests {
         .unwrap();
         let batch: Vec<String> = (0..5000).map(|i| format!("s-{i}")).collect();
         let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-        s.insert_all(&names, &defs(1, &refs)).unwrap();
+        s.insert_all(&names, &defs(&refs)).unwrap();
         for (i, name) in refs.iter().enumerate() {
             let found = s.find(name).unwrap();
             assert_eq!(found.id, i as u32 + 1);
@@ -714,12 +712,12 @@ mod insert_all_tests {
             )
             .unwrap();
         assert_eq!(
-            again.insert_all(&names, &defs(1, &["b", "a"])),
+            again.insert_all(&names, &defs(&["b", "a"])),
             Err(InsertError::Duplicate)
         );
         let mut within = Streams::new(32);
         assert_eq!(
-            within.insert_all(&Names::new(), &defs(0, &["x", "y", "x"])),
+            within.insert_all(&Names::new(), &defs(&["x", "y", "x"])),
             Err(InsertError::Duplicate)
         );
     }
