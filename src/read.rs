@@ -844,40 +844,57 @@ where
     }
     let mut types = TypeCache::default();
     while let Some(frame) = read.next_frame_forward()? {
-        let (info, seg) = (frame.info, &frame.seg);
-        let bytes = seg
-            .bytes(info.start, info.start + info.len)
-            .ok_or_else(|| corrupt(seg, info.start, "frame beyond the published end"))?;
-        let name = shared
-            .names
-            .get(info.stream_id as usize)
-            .ok_or_else(|| corrupt(seg, info.start, "unknown stream id"))?;
-        for (i, raw) in EventIter::new(bytes, info.events_start, info.count).enumerate() {
-            let raw = raw.map_err(|e| corrupt(seg, info.start, e))?;
-            let index = i as u16;
-            if index < info.skip {
-                continue;
-            }
-            let event_type = types
-                .check(raw.event_type)
-                .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
-            let version = info.first_version + i as u64;
-            f(EventRef {
-                stream: name,
-                version,
-                position: info.position(index),
-                next_position: info.next_position(index),
-                event_type,
-                schema_version: raw.schema_version,
-                id: raw.id,
-                timestamp_us: info.timestamp_us,
-                metadata: raw.metadata,
-                payload: raw.payload,
-            });
-            read.next_version = version + 1;
-        }
+        frame_refs(shared, &frame.seg, &frame.info, &mut types, &mut f)?;
+        read.next_version = frame.info.last_version() + 1;
     }
     Ok(read.next_version)
+}
+
+/// Calls `f` with a borrowed view of each event of the frame `info` of
+/// `seg` from its skip point on: the one loop behind both borrowed paths.
+fn frame_refs<F>(
+    shared: &Shared,
+    seg: &Segment,
+    info: &FrameInfo,
+    types: &mut TypeCache,
+    f: &mut F,
+) -> Result<()>
+where
+    F: FnMut(EventRef<'_>),
+{
+    let bytes = seg
+        .bytes(info.start, info.start + info.len)
+        .ok_or_else(|| corrupt(seg, info.start, "frame beyond the published end"))?;
+    let stream = shared.names.get(info.stream_id as usize).ok_or_else(|| {
+        corrupt(
+            seg,
+            info.start,
+            format!("unknown stream id {}", info.stream_id),
+        )
+    })?;
+    for (i, raw) in EventIter::new(bytes, info.events_start, info.count).enumerate() {
+        let raw = raw.map_err(|e| corrupt(seg, info.start, e))?;
+        let index = i as u16;
+        if index < info.skip {
+            continue;
+        }
+        let event_type = types
+            .check(raw.event_type)
+            .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
+        f(EventRef {
+            stream,
+            version: info.first_version + i as u64,
+            position: info.position(index),
+            next_position: info.next_position(index),
+            event_type,
+            schema_version: raw.schema_version,
+            id: raw.id,
+            timestamp_us: info.timestamp_us,
+            metadata: raw.metadata,
+            payload: raw.payload,
+        });
+    }
+    Ok(())
 }
 
 /// The borrowed replay path behind [`Log::replay`](crate::Log::replay).
@@ -890,38 +907,7 @@ where
     let mut resume = from;
     while let Some(info) = walker.next_frame()? {
         let Some(seg) = walker.segment() else { break };
-        let bytes = seg
-            .bytes(info.start, info.start + info.len)
-            .ok_or_else(|| corrupt(seg, info.start, "frame beyond the published end"))?;
-        let stream = shared.names.get(info.stream_id as usize).ok_or_else(|| {
-            corrupt(
-                seg,
-                info.start,
-                format!("unknown stream id {}", info.stream_id),
-            )
-        })?;
-        for (i, raw) in EventIter::new(bytes, info.events_start, info.count).enumerate() {
-            let raw = raw.map_err(|e| corrupt(seg, info.start, e))?;
-            let index = i as u16;
-            if index < info.skip {
-                continue;
-            }
-            let event_type = types
-                .check(raw.event_type)
-                .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
-            f(EventRef {
-                stream,
-                version: info.first_version + i as u64,
-                position: info.position(index),
-                next_position: info.next_position(index),
-                event_type,
-                schema_version: raw.schema_version,
-                id: raw.id,
-                timestamp_us: info.timestamp_us,
-                metadata: raw.metadata,
-                payload: raw.payload,
-            });
-        }
+        frame_refs(shared, seg, &info, &mut types, &mut f)?;
         resume = Position::new(info.next_global, 0);
     }
     Ok(resume)
