@@ -159,6 +159,30 @@ pub enum Error {
         position: Position,
     },
 
+    /// The log handle a subscription follows was closed (or stopped
+    /// publishing after a failed sync, which reports
+    /// [`Error::Poisoned`] instead): every event it published has been
+    /// handed out. Subscribe again on a newly opened handle to go on.
+    #[error("the log was closed; no more events will be published through it")]
+    Closed,
+
+    /// A consumer name is empty, too long or not allowed.
+    #[error("invalid consumer name {name:?}: {reason}")]
+    InvalidConsumerName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A [`Consumer`](crate::Consumer) of this name is already open on this
+    /// log; two would overwrite each other's checkpoints.
+    #[error("consumer {name:?} is already open")]
+    ConsumerInUse {
+        /// The consumer's name.
+        name: String,
+    },
+
     /// An option was out of its documented range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

@@ -42,6 +42,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod consumer;
 mod error;
 mod event;
 mod frame;
@@ -59,6 +60,8 @@ mod recovery;
 mod segment;
 mod storage;
 mod streams;
+mod subscribe;
+mod watch;
 mod writer;
 
 /// The README's example, compiled as a doctest so it cannot rot.
@@ -66,6 +69,7 @@ mod writer;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};
 pub use crate::event::{AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent};
 pub use crate::log::Log;
@@ -73,3 +77,4 @@ pub use crate::options::{Durability, Options, Preallocate};
 pub use crate::position::Position;
 pub use crate::quarantine::Quarantined;
 pub use crate::read::{ReadAll, ReadStream};
+pub use crate::subscribe::{Filter, Subscription};

@@ -23,3 +23,6 @@ pub const SYNC_QUEUE_DEPTH: usize = 1024;
 pub const DEFAULT_INDEX_INTERVAL: u64 = 32;
 /// Largest index interval accepted.
 pub const MAX_INDEX_INTERVAL: u64 = 65_536;
+/// Longest consumer name, in bytes of UTF-8: its hex form names the
+/// checkpoint file, which must fit a file name (255 bytes).
+pub const MAX_CONSUMER_NAME_BYTES: usize = 100;

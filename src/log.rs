@@ -10,6 +10,7 @@
 //! for the sync thread, which pays one `msync` (~0.2-0.3 ms here) for every
 //! append that arrived while the previous sync ran.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::consumer::Consumer;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, EventRef, ExpectedVersion};
 use crate::frame::{self, BatchMeta, Checksum, NO_PREV_FRAME};
@@ -32,6 +34,8 @@ use crate::recovery;
 use crate::segment::{HEADER_BYTES, OpenSegment, Segment, SegmentWriter};
 use crate::storage::Storage;
 use crate::streams::{Head, IndexEntry, Lookahead, Names, Streams};
+use crate::subscribe::Subscription;
+use crate::watch::Watch;
 use crate::writer::{self, Msg, SyncCursor};
 
 const LOCK_FILE: &str = "seglog.lock";
@@ -107,6 +111,10 @@ pub(crate) struct Shared {
     spare_changed: Condvar,
     /// Index files of sealed segments, waiting for their data to be durable.
     pub(crate) sealed_indexes: Mutex<Vec<SegmentIndex>>,
+    /// The published end, for subscribers waiting at the head.
+    pub(crate) watch: Watch,
+    /// Names of the consumers open now.
+    pub(crate) consumers: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -235,6 +243,8 @@ impl Log {
             spare: Mutex::new(spare),
             spare_changed: Condvar::new(),
             sealed_indexes: Mutex::new(Vec::new()),
+            watch: Watch::new(synced_end),
+            consumers: Mutex::new(HashSet::new()),
             options,
         });
         let spawn_err = |e| Error::io(&shared.dir, e);
@@ -381,6 +391,7 @@ impl Log {
             );
             if shared.options.durability != Durability::Sync {
                 tail.writer.segment().publish(tail.writer.cursor());
+                shared.watch.advance(seg_base + tail.writer.cursor());
             }
             if writer::crossed_prefault_chunk(at - seg_base, tail.writer.cursor()) {
                 shared.spare_changed();
@@ -396,6 +407,8 @@ impl Log {
         };
         if shared.options.durability == Durability::Sync {
             shared.wait_durable(end)?;
+        } else {
+            shared.watch.wake();
         }
         Ok(result)
     }
@@ -455,6 +468,30 @@ impl Log {
         ReadStream::new(Arc::clone(&self.shared), head, from_version, true)
     }
 
+    /// Every event from `from` on, in commit order, then each event as it is
+    /// published, for ever: history and live in one sequence, each event
+    /// once. `from` is a position this log handed out
+    /// ([`RecordedEvent::next_position`] to go on after an event) or
+    /// [`Position::START`]; one past the published end is refused.
+    ///
+    /// [`RecordedEvent::next_position`]: crate::RecordedEvent::next_position
+    pub fn subscribe_all(&self, from: Position) -> Result<Subscription> {
+        Subscription::all(Arc::clone(&self.shared), from)
+    }
+
+    /// The events of `stream` from `from_version` on, then each new one as
+    /// it is published. The history is read through the stream's index; a
+    /// stream that does not exist yet is waited for.
+    pub fn subscribe_stream(&self, stream: &str, from_version: u64) -> Result<Subscription> {
+        Subscription::stream(Arc::clone(&self.shared), stream, from_version)
+    }
+
+    /// The durable consumer `name`: a `$all` subscription that resumes after
+    /// its last checkpoint (see [`Consumer`]).
+    pub fn consumer(&self, name: &str) -> Result<Consumer> {
+        Consumer::open(Arc::clone(&self.shared), name)
+    }
+
     /// Returns once everything appended before the call is on disk.
     pub fn sync(&self) -> Result<()> {
         let end = {
@@ -498,6 +535,8 @@ impl Log {
                 reason: "the sync thread panicked".into(),
             })
         });
+        // Nothing is published through this handle from here on.
+        shared.watch.close();
         *lock(&shared.spare) = Spare::Stop;
         shared.spare_changed();
         let _ = threads.preparer.join();
@@ -559,6 +598,17 @@ impl Shared {
         segs.get(index).map(|s| (index, Arc::clone(s)))
     }
 
+    /// Where log offset `at` stands against what readers may see: below
+    /// the published end (`Less`), at it (`Equal`) or past it (`Greater`).
+    /// Segments publish before the watch advances, so a subscriber can hand
+    /// out an event the watch does not cover yet; this asks the segments.
+    pub(crate) fn against_published(&self, at: u64) -> std::cmp::Ordering {
+        match self.segment_for(at) {
+            Some((_, seg)) => at.cmp(&(seg.base() + seg.published())),
+            None => std::cmp::Ordering::Greater,
+        }
+    }
+
     /// If `events` repeat an append already in stream `id` (a client retry:
     /// every event has an id, and they match the original's in order), the
     /// original result and the log offset its frame ends at.
@@ -603,7 +653,7 @@ impl Shared {
     }
 
     /// Stream `name`'s id and head, taken in one short critical section.
-    fn stream_head(&self, name: &str) -> Option<(u32, Head)> {
+    pub(crate) fn stream_head(&self, name: &str) -> Option<(u32, Head)> {
         let tail = lock(&self.tail);
         tail.streams.find(name).map(|f| (f.id, f.head))
     }
@@ -629,7 +679,7 @@ impl Shared {
         self.poisoned.load(Ordering::Acquire)
     }
 
-    fn poison_error(&self) -> Error {
+    pub(crate) fn poison_error(&self) -> Error {
         let reason = lock(&self.durable)
             .poison
             .clone()
@@ -645,6 +695,7 @@ impl Shared {
         d.poison.get_or_insert_with(|| error.to_string());
         self.poisoned.store(true, Ordering::Release);
         self.durable_changed.notify_all();
+        self.watch.close();
     }
 
     pub(crate) fn set_durable(&self, end: u64) {

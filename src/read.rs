@@ -129,7 +129,8 @@ impl Walker {
                 )
             }
             Some((index, seg)) => (index, Some(seg), HEADER_BYTES, 0, None),
-            None => (0, None, HEADER_BYTES, 0, None),
+            // No segment at all: nothing to walk, now or later.
+            None => (usize::MAX, None, HEADER_BYTES, 0, None),
         };
         Walker {
             shared,
@@ -148,6 +149,11 @@ impl Walker {
     /// The next events frame, `None` at the end of what is published.
     fn next_frame(&mut self) -> Result<Option<FrameInfo>> {
         loop {
+            if self.seg.is_none() {
+                // Past an end marker whose next segment a follower has not
+                // seen yet: look again each time.
+                self.seg = self.shared.segment_at(self.index);
+            }
             let Some(seg) = self.seg.as_ref() else {
                 return Ok(None);
             };
@@ -299,17 +305,22 @@ impl OwnedFrame {
 
     /// The next event at or after the frame's skip point; `None` at its end.
     fn next_event(&mut self, types: &mut TypeCache) -> Option<Result<RecordedEvent>> {
+        self.next_kept(types, &mut |_, _| true)
+    }
+
+    /// [`OwnedFrame::next_event`] for which `keep(version, event type)`
+    /// holds: the others are passed over after parsing their header, without
+    /// a `RecordedEvent` or a reference count made for them.
+    fn next_kept(
+        &mut self,
+        types: &mut TypeCache,
+        keep: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Option<Result<RecordedEvent>> {
         loop {
             if u32::from(self.index) >= self.info.count {
                 return None;
             }
-            let parsed =
-                frame::parse_event(&self.bytes, self.at).and_then(|(raw, next)| {
-                    match types.check(raw.event_type) {
-                        Some(_) => Ok((raw, next)),
-                        None => Err(DecodeError::Malformed("event type not UTF-8")),
-                    }
-                });
+            let parsed = frame::parse_event(&self.bytes, self.at);
             let (raw, next) = match parsed {
                 Ok(ok) => ok,
                 Err(e) => {
@@ -320,13 +331,22 @@ impl OwnedFrame {
             let index = self.index;
             self.at = next;
             self.index += 1;
-            if index < self.info.skip {
+            let version = self.info.first_version + u64::from(index);
+            if index < self.info.skip || !keep(version, raw.event_type) {
                 continue;
+            }
+            if types.check(raw.event_type).is_none() {
+                self.index = u16::MAX;
+                return Some(Err(corrupt(
+                    &self.seg,
+                    self.info.start,
+                    DecodeError::Malformed("event type not UTF-8"),
+                )));
             }
             let slice = |start: usize, len: usize| self.bytes.slice(start..start + len);
             return Some(Ok(RecordedEvent {
                 stream: self.stream.clone(),
-                version: self.info.first_version + u64::from(index),
+                version,
                 position: self.info.position(index),
                 next_position: self.info.next_position(index),
                 event_type: slice(raw.event_type_start, raw.event_type.len()),
@@ -340,12 +360,122 @@ impl OwnedFrame {
     }
 }
 
-/// Iterator over the global log returned by [`Log::read_all`](crate::Log::read_all).
-pub struct ReadAll {
+/// Decides, frame by frame and then event by event, what a [`Cursor`]
+/// hands out. Frames it refuses are passed over whole: no event parsed, no
+/// name looked up.
+pub(crate) trait Select {
+    /// Whether any event of a frame of stream `stream_id` holding versions
+    /// `first..=last` may be kept.
+    fn frame(&mut self, shared: &Shared, stream_id: u32, first: u64, last: u64) -> bool;
+    /// Whether the event at `version`, of type `event_type`, is kept.
+    fn event(&mut self, version: u64, event_type: &[u8]) -> bool;
+}
+
+/// Keeps every event: what `read_all` hands out.
+pub(crate) struct Everything;
+
+impl Select for Everything {
+    fn frame(&mut self, _: &Shared, _: u32, _: u64, _: u64) -> bool {
+        true
+    }
+
+    fn event(&mut self, _: u64, _: &[u8]) -> bool {
+        true
+    }
+}
+
+/// What [`Cursor::next`] found.
+// Moved straight out to the caller; boxing the event would allocate per event.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Step {
+    Event(RecordedEvent),
+    /// The end of what is published.
+    End,
+    /// The frame budget ran out first; call again to go on.
+    Budget,
+}
+
+/// Owned events of the global log from a position on, through what is
+/// published: the walk behind `read_all` and subscriptions.
+pub(crate) struct Cursor {
     walker: Walker,
     cache: SegmentBytes,
     frame: Option<OwnedFrame>,
     types: TypeCache,
+    /// Where a reader that stopped here would go on.
+    resume: Position,
+}
+
+impl Cursor {
+    pub(crate) fn new(shared: Arc<Shared>, from: Position) -> Cursor {
+        Cursor {
+            walker: Walker::new(shared, from),
+            cache: SegmentBytes::default(),
+            frame: None,
+            types: TypeCache::default(),
+            resume: from,
+        }
+    }
+
+    /// The position after the last event handed out or passed over.
+    pub(crate) fn resume(&self) -> Position {
+        self.resume
+    }
+
+    /// The next event `select` keeps, reading at most `budget` more frames.
+    pub(crate) fn next<S: Select + ?Sized>(
+        &mut self,
+        select: &mut S,
+        mut budget: usize,
+    ) -> Result<Step> {
+        loop {
+            if let Some(f) = self.frame.as_mut() {
+                match f.next_kept(&mut self.types, &mut |v, t| select.event(v, t)) {
+                    Some(Ok(event)) => {
+                        self.resume = event.next_position;
+                        return Ok(Step::Event(event));
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => {
+                        self.resume = Position::new(f.info.next_global, 0);
+                        self.frame = None;
+                    }
+                }
+                continue;
+            }
+            if budget == 0 {
+                return Ok(Step::Budget);
+            }
+            budget -= 1;
+            let Some(info) = self.walker.next_frame()? else {
+                return Ok(Step::End);
+            };
+            let Some(seg) = self.walker.segment() else {
+                return Ok(Step::End);
+            };
+            let first = info.first_version + u64::from(info.skip);
+            if !select.frame(
+                &self.walker.shared,
+                info.stream_id,
+                first,
+                info.last_version(),
+            ) {
+                self.resume = Position::new(info.next_global, 0);
+                continue;
+            }
+            self.frame = Some(OwnedFrame::new(
+                &self.walker.shared,
+                &mut self.cache,
+                seg,
+                info,
+            )?);
+        }
+    }
+}
+
+/// Iterator over the global log returned by [`Log::read_all`](crate::Log::read_all).
+pub struct ReadAll {
+    cursor: Cursor,
     done: bool,
 }
 
@@ -360,28 +490,9 @@ impl std::fmt::Debug for ReadAll {
 impl ReadAll {
     pub(crate) fn new(shared: Arc<Shared>, from: Position) -> Result<ReadAll> {
         Ok(ReadAll {
-            walker: Walker::new(shared, from),
-            cache: SegmentBytes::default(),
-            frame: None,
-            types: TypeCache::default(),
+            cursor: Cursor::new(shared, from),
             done: false,
         })
-    }
-
-    fn load_frame(&mut self) -> Result<bool> {
-        let Some(info) = self.walker.next_frame()? else {
-            return Ok(false);
-        };
-        let Some(seg) = self.walker.segment() else {
-            return Ok(false);
-        };
-        self.frame = Some(OwnedFrame::new(
-            &self.walker.shared,
-            &mut self.cache,
-            seg,
-            info,
-        )?);
-        Ok(true)
     }
 }
 
@@ -389,28 +500,20 @@ impl Iterator for ReadAll {
     type Item = Result<RecordedEvent>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            if let Some(f) = self.frame.as_mut() {
-                match f.next_event(&mut self.types) {
-                    Some(Ok(event)) => return Some(Ok(event)),
-                    Some(Err(e)) => {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
-                    None => self.frame = None,
-                }
-                continue;
+        if self.done {
+            return None;
+        }
+        match self.cursor.next(&mut Everything, usize::MAX) {
+            Ok(Step::Event(event)) => Some(Ok(event)),
+            Ok(Step::End | Step::Budget) => {
+                self.done = true;
+                None
             }
-            match self.load_frame() {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
             }
         }
-        None
     }
 }
 

@@ -152,6 +152,10 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
         .segment_at(cursor.index)
         .map_or(0, |seg| seg.base() + cursor.synced);
     shared.set_durable(durable_end);
+    if publish {
+        shared.watch.advance(durable_end);
+        shared.watch.wake();
+    }
     Ok(())
 }
 
