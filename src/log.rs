@@ -70,13 +70,30 @@ pub(crate) enum Spare {
     Stop,
 }
 
-/// The writer's side of the tail: only the holder of this lock appends.
-struct Tail {
+/// The registry and the writer's side of the tail: only the holder of
+/// this lock appends.
+pub(crate) struct Tail {
+    pub(crate) streams: Streams,
+    /// `None` in a read-only follower ([`Reader`](crate::Reader)), which
+    /// applies what another process appends.
+    write: Option<TailWrite>,
+}
+
+pub(crate) struct TailWrite {
     writer: SegmentWriter,
-    streams: Streams,
     /// What the active segment adds to the registry, for its index file.
     index: SegmentIndex,
     last_timestamp_us: u64,
+}
+
+impl Tail {
+    /// The registry of a follower.
+    pub(crate) fn follower(streams: Streams) -> Tail {
+        Tail {
+            streams,
+            write: None,
+        }
+    }
 }
 
 struct Durable {
@@ -96,7 +113,7 @@ pub(crate) struct Shared {
     lookahead: Lookahead,
     pub(crate) quarantine: Vec<Quarantined>,
     segments: RwLock<Vec<Arc<Segment>>>,
-    tail: Mutex<Tail>,
+    pub(crate) tail: Mutex<Tail>,
     durable: Mutex<Durable>,
     durable_changed: Condvar,
     /// `Durable::synced_end`, readable without the lock: each frame records
@@ -226,10 +243,12 @@ impl Log {
             quarantine: rec.quarantine,
             segments: RwLock::new(segments),
             tail: Mutex::new(Tail {
-                writer: rec.writer,
                 streams: rec.streams,
-                index: rec.index,
-                last_timestamp_us: 0,
+                write: Some(TailWrite {
+                    writer: rec.writer,
+                    index: rec.index,
+                    last_timestamp_us: 0,
+                }),
             }),
             durable: Mutex::new(Durable {
                 synced_end,
@@ -301,14 +320,18 @@ impl Log {
             if shared.is_poisoned() {
                 return Err(shared.poison_error());
             }
-            let tail = &mut *tail_guard;
-            let found = tail.streams.find_hashed(hash, stream);
+            let Tail { streams, write } = &mut *tail_guard;
+            // Only a `Reader`'s registry has no writer, and it never appends.
+            let Some(w) = write.as_mut() else {
+                return Err(Error::Closed);
+            };
+            let found = streams.find_hashed(hash, stream);
             let id = found.map(|f| f.id);
             let head = found.map(|f| f.head);
             let actual = head.map(|h| h.last_version);
             if let (Some(id), Some(head)) = (id, head)
                 && let Some((original, end)) =
-                    shared.find_retry(&tail.streams, id, head, expected, events)?
+                    shared.find_retry(streams, id, head, expected, events)?
             {
                 drop(tail_guard);
                 if shared.options.durability == Durability::Sync {
@@ -335,11 +358,11 @@ impl Log {
                     max_bytes: max_frame,
                 });
             }
-            if len + frame::END_BYTES as u64 > tail.writer.remaining() {
-                shared.roll(tail)?;
+            if len + frame::END_BYTES as u64 > w.writer.remaining() {
+                shared.roll(w, streams)?;
             }
-            let seg_base = tail.writer.segment().base();
-            let at = seg_base + tail.writer.cursor();
+            let seg_base = w.writer.segment().base();
+            let at = seg_base + w.writer.cursor();
             if at + len >= MAX_LOG_OFFSET {
                 return Err(Error::LogFull);
             }
@@ -352,24 +375,24 @@ impl Log {
                         last_frame: at,
                     };
                     // The lookup above found no stream: only the limit can refuse.
-                    tail.streams
-                        .insert(&shared.names, stream, head)
-                        .map_err(|_| Error::TooManyStreams {
+                    streams.insert(&shared.names, stream, head).map_err(|_| {
+                        Error::TooManyStreams {
                             max: limits::MAX_STREAMS,
-                        })?
+                        }
+                    })?
                 }
             };
-            tail.last_timestamp_us = tail.last_timestamp_us.max(now);
+            w.last_timestamp_us = w.last_timestamp_us.max(now);
             let meta = BatchMeta {
                 stream_id: id,
                 defines,
                 first_version,
                 prev_frame: head.map_or(NO_PREV_FRAME, |h| h.last_frame),
-                timestamp_us: tail.last_timestamp_us,
+                timestamp_us: w.last_timestamp_us,
                 durable_end: shared.durable_end.load(Ordering::Acquire).min(at),
             };
             let checksum = &shared.checksum;
-            tail.writer.append(len, |out| {
+            w.writer.append(len, |out| {
                 frame::encode_batch(out, at, checksum, &meta, events);
                 debug_assert!(
                     frame::decode(out, at, checksum).is_ok(),
@@ -377,23 +400,18 @@ impl Log {
                 );
             });
             let recorded = match found {
-                Some(found) => tail
-                    .streams
-                    .record_found(found, first_version, last_version, at),
-                None => tail.streams.record(id, first_version, last_version, at),
+                Some(found) => streams.record_found(found, first_version, last_version, at),
+                None => streams.record(id, first_version, last_version, at),
             };
             let first_here = head.is_none_or(|h| h.last_frame < seg_base);
-            tail.index.record(
-                defines.is_some(),
-                &recorded,
-                first_here,
-                tail.writer.cursor(),
-            );
+            w.index
+                .record(defines.is_some(), &recorded, first_here, w.writer.cursor());
             if shared.options.durability != Durability::Sync {
-                tail.writer.segment().publish(tail.writer.cursor());
-                shared.watch.advance(seg_base + tail.writer.cursor());
+                let seg = w.writer.segment();
+                seg.publish(w.writer.cursor());
+                shared.announce(seg, seg_base + w.writer.cursor());
             }
-            if writer::crossed_prefault_chunk(at - seg_base, tail.writer.cursor()) {
+            if writer::crossed_prefault_chunk(at - seg_base, w.writer.cursor()) {
                 shared.spare_changed();
             }
             let last_index = (count - 1) as u16;
@@ -496,7 +514,9 @@ impl Log {
     pub fn sync(&self) -> Result<()> {
         let end = {
             let tail = lock(&self.shared.tail);
-            tail.writer.segment().base() + tail.writer.cursor()
+            tail.write
+                .as_ref()
+                .map_or(0, |w| w.writer.segment().base() + w.writer.cursor())
         };
         self.shared.wait_durable(end)
     }
@@ -548,10 +568,13 @@ impl Log {
             return Err(shared.poison_error());
         }
         let mut tail = lock(&shared.tail);
-        debug_assert_eq!(tail.index.covered, tail.writer.cursor());
-        let tail = &mut *tail;
-        tail.index.finalize(&tail.streams);
-        tail.index.write(
+        let Tail { streams, write } = &mut *tail;
+        let Some(w) = write.as_mut() else {
+            return Ok(());
+        };
+        debug_assert_eq!(w.index.covered, w.writer.cursor());
+        w.index.finalize(streams);
+        w.index.write(
             &*shared.options.storage,
             &shared.dir,
             shared.log_id,
@@ -577,6 +600,62 @@ impl std::fmt::Debug for Log {
 }
 
 impl Shared {
+    /// The state of a read-only follower of the log in `dir`: no writer, no
+    /// background threads of the log's; the follower fills `segments` and
+    /// the registry as it applies what the writer publishes.
+    pub(crate) fn follower(
+        dir: PathBuf,
+        log_id: u128,
+        options: Options,
+        quarantine: Vec<Quarantined>,
+        first: Arc<Segment>,
+    ) -> Shared {
+        let streams = Streams::new(options.index_interval);
+        // Nothing is ever sent: a follower never syncs.
+        let (doorbell, _) = crossbeam_channel::bounded(1);
+        Shared {
+            dir,
+            checksum: Checksum::new(log_id),
+            log_id,
+            names: Names::new(),
+            lookahead: streams.lookahead(),
+            quarantine,
+            watch: Watch::new(first.base() + HEADER_BYTES),
+            segments: RwLock::new(vec![first]),
+            tail: Mutex::new(Tail::follower(streams)),
+            durable: Mutex::new(Durable {
+                synced_end: 0,
+                poison: None,
+            }),
+            durable_changed: Condvar::new(),
+            durable_end: AtomicU64::new(0),
+            poisoned: AtomicBool::new(false),
+            sync_requests: AtomicUsize::new(0),
+            doorbell,
+            spare: Mutex::new(Spare::Stop),
+            spare_changed: Condvar::new(),
+            sealed_indexes: Mutex::new(Vec::new()),
+            consumers: Mutex::new(HashSet::new()),
+            options,
+        }
+    }
+
+    /// Every segment, oldest first.
+    pub(crate) fn segments_snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Adds the next segment a follower reached.
+    pub(crate) fn push_segment(&self, seg: Arc<Segment>) {
+        self.segments
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(seg);
+    }
+
     /// The largest frame a segment created from now on can hold.
     fn max_frame_bytes(&self) -> u64 {
         self.options.segment_size_bytes - HEADER_BYTES - frame::END_BYTES as u64
@@ -596,6 +675,15 @@ impl Shared {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
         let index = segs.partition_point(|s| s.base() <= at).saturating_sub(1);
         segs.get(index).map(|s| (index, Arc::clone(s)))
+    }
+
+    /// After `seg` was published up to log offset `end`: advances the watch
+    /// and wakes follower processes waiting on `seg`. The caller wakes this
+    /// process's subscribers (`watch.wake()`) once its locks are released.
+    pub(crate) fn announce(&self, seg: &Segment, end: u64) {
+        self.watch.advance(end);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        seg.wake_followers();
     }
 
     /// Where log offset `at` stands against what readers may see: below
@@ -806,7 +894,7 @@ impl Shared {
 
     /// Seals the active segment and makes the next one active. Nothing
     /// changes if the next segment cannot be created.
-    fn roll(&self, tail: &mut Tail) -> Result<()> {
+    fn roll(&self, tail: &mut TailWrite, streams: &Streams) -> Result<()> {
         let old = Arc::clone(tail.writer.segment());
         let next = self.next_segment(old.end())?;
         let (seg, next_writer) = next.into_active(HEADER_BYTES);
@@ -824,11 +912,14 @@ impl Shared {
         let mut index =
             std::mem::replace(&mut tail.index, SegmentIndex::new(old.end(), HEADER_BYTES));
         index.covered = old_writer.cursor();
-        index.finalize(&tail.streams);
+        index.finalize(streams);
         // The sync thread writes it once the segment is durable and sealed.
         lock(&self.sealed_indexes).push(index);
         if self.options.durability != Durability::Sync {
             old.publish(old_writer.cursor());
+            // Followers waiting on the old segment must see its end marker.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            old.wake_followers();
         }
         old_writer.seal();
         // Under Periodic the sealed slot and index file follow at the next

@@ -19,7 +19,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use memmap2::MmapRaw;
@@ -43,6 +44,13 @@ pub(crate) const SLOT_SEALED: u32 = 1;
 /// Written at a clean close: nothing was ever written past the watermark.
 pub(crate) const SLOT_CLEAN: u32 = 2;
 const PAGE_BYTES: usize = 4096;
+/// The live words of the header page, outside every checksum and never read
+/// by recovery: how far the writer has published (`u64`), the low 32 bits of
+/// it again as a futex word, and how many follower processes wait on that
+/// word. Stores and loads of them are atomic in every process.
+const LIVE_PUBLISHED: usize = 2048;
+const LIVE_SEQ: usize = 2056;
+const LIVE_WAITERS: usize = 2060;
 
 /// The file name of the segment starting at log offset `base`: zero-padded so
 /// a directory listing sorts in log order.
@@ -192,6 +200,29 @@ pub(crate) struct Segment {
     sealed: AtomicBool,
     /// Serialises slot writes and remembers the next sequence number.
     slots: Mutex<u64>,
+    /// How this process shares the header's live words (see
+    /// [`LIVE_PUBLISHED`]).
+    live: Live,
+}
+
+/// Where this process finds the live words of a segment's header.
+#[derive(Debug)]
+enum Live {
+    /// The writer's process: in the segment's own (writable) mapping.
+    Writer,
+    /// A follower process: a writable mapping of the header page alone
+    /// (the data stays read-only), so it can register as a waiter.
+    Follower(MmapRaw),
+    /// A follower that may not write the file: it reads the words from its
+    /// read-only mapping and polls instead of registering.
+    Polling,
+}
+
+/// The live words of one segment's header, as atomics.
+struct LiveWords<'a> {
+    published: &'a AtomicU64,
+    seq: &'a AtomicU32,
+    waiters: &'a AtomicU32,
 }
 
 /// A segment before it is shared: recovery may read and repair any byte.
@@ -260,8 +291,33 @@ impl OpenSegment {
 
     /// Opens and validates an existing segment file.
     pub(crate) fn open(storage: &Arc<dyn Storage>, path: &Path, base: u64) -> Result<OpenSegment> {
+        let file = storage.open(path).map_err(|e| Error::io(path, e))?;
+        OpenSegment::validate(storage, path, file, base, None)
+    }
+
+    /// Opens an existing segment file for a follower in another process:
+    /// the data mapped read-only, the header page writable if the file may
+    /// be written (to wait on the writer's futex word), else polled.
+    pub(crate) fn open_follower(path: &Path, base: u64) -> Result<OpenSegment> {
+        let storage: Arc<dyn Storage> = Arc::new(storage::RealStorage);
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let header = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .and_then(|rw| memmap2::MmapOptions::new().len(PAGE_BYTES).map_raw(&rw))
+            .map_or(Live::Polling, Live::Follower);
+        OpenSegment::validate(&storage, path, file, base, Some(header))
+    }
+
+    fn validate(
+        storage: &Arc<dyn Storage>,
+        path: &Path,
+        file: File,
+        base: u64,
+        follower: Option<Live>,
+    ) -> Result<OpenSegment> {
         let io_err = |e| Error::io(path, e);
-        let file = storage.open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len < HEADER_BYTES {
             return Err(Error::Corrupt {
@@ -294,14 +350,30 @@ impl OpenSegment {
                 best = Some(slot);
             }
         }
-        let seg = Segment::map(
-            Arc::clone(storage),
-            path.to_path_buf(),
-            file,
-            base,
-            header.size,
-            header.log_id,
-        )?;
+        let seg = match follower {
+            None => Segment::map(
+                Arc::clone(storage),
+                path.to_path_buf(),
+                file,
+                base,
+                header.size,
+                header.log_id,
+            )?,
+            Some(live) => {
+                let map = memmap2::MmapOptions::new()
+                    .len(header.size as usize)
+                    .map_raw_read_only(&file)
+                    .map_err(io_err)?;
+                Segment::new(
+                    Arc::clone(storage),
+                    path.to_path_buf(),
+                    file,
+                    (base, header.size, header.log_id),
+                    map,
+                    live,
+                )
+            }
+        };
         *seg.slots.lock().unwrap_or_else(|p| p.into_inner()) = best.map_or(1, |s| s.seq + 1);
         Ok(OpenSegment { seg, slot: best })
     }
@@ -328,6 +400,12 @@ impl OpenSegment {
     /// syncs: clears a torn tail so no stale frame can ever reappear there.
     pub(crate) fn zero_from(&mut self, from: u64) -> Result<()> {
         let from = from.clamp(HEADER_BYTES, self.seg.size);
+        // A follower must not read what is about to be cleared: a crash can
+        // leave the live word past the frames that survived.
+        if let Some(live) = self.seg.writer_words() {
+            live.published.fetch_min(from, Ordering::AcqRel);
+            live.seq.store(from as u32, Ordering::Release);
+        }
         let mut at = from;
         let mut dirty = false;
         while at < self.seg.size {
@@ -361,7 +439,21 @@ impl OpenSegment {
         seg.written.store(end, Ordering::Release);
         seg.published.store(end, Ordering::Release);
         seg.sealed.store(true, Ordering::Release);
+        // Files from before the live words (zero there) learn them; others
+        // keep their page clean.
+        if let Some(live) = seg.writer_words()
+            && live.published.load(Ordering::Acquire) != end
+        {
+            live.published.store(end, Ordering::Release);
+            live.seq.store(end as u32, Ordering::Release);
+        }
         Arc::new(seg)
+    }
+
+    /// Shares a segment a follower reads: nothing of it is readable until
+    /// [`Segment::follow_to`] says so.
+    pub(crate) fn into_followed(self) -> Arc<Segment> {
+        Arc::new(self.seg)
     }
 
     /// Shares the segment and returns its one writer, appending at `cursor`.
@@ -371,6 +463,10 @@ impl OpenSegment {
         let cursor = cursor.clamp(HEADER_BYTES, seg.size);
         seg.written.store(cursor, Ordering::Release);
         seg.published.store(cursor, Ordering::Release);
+        if let Some(live) = seg.writer_words() {
+            live.published.store(cursor, Ordering::Release);
+            live.seq.store(cursor as u32, Ordering::Release);
+        }
         let seg = Arc::new(seg);
         let writer = SegmentWriter {
             seg: Arc::clone(&seg),
@@ -392,7 +488,25 @@ impl Segment {
         let map = storage
             .map(&file, &path, size)
             .map_err(|e| Error::io(&path, e))?;
-        Ok(Segment {
+        Ok(Segment::new(
+            storage,
+            path,
+            file,
+            (base, size, log_id),
+            map,
+            Live::Writer,
+        ))
+    }
+
+    fn new(
+        storage: Arc<dyn Storage>,
+        path: PathBuf,
+        file: File,
+        (base, size, log_id): (u64, u64, u128),
+        map: MmapRaw,
+        live: Live,
+    ) -> Segment {
+        Segment {
             storage,
             path,
             base,
@@ -404,7 +518,38 @@ impl Segment {
             published: AtomicU64::new(HEADER_BYTES),
             sealed: AtomicBool::new(false),
             slots: Mutex::new(1),
-        })
+            live,
+        }
+    }
+
+    /// The live words where this process may store to them: only the
+    /// writer's.
+    fn writer_words(&self) -> Option<LiveWords<'_>> {
+        matches!(self.live, Live::Writer).then(|| self.live_words())
+    }
+
+    /// The header's live words, as atomics. Only the writer stores to
+    /// them, and a follower only to `waiters` (through its writable header
+    /// page); a `Polling` follower only loads.
+    fn live_words(&self) -> LiveWords<'_> {
+        let page = match &self.live {
+            Live::Writer => self.map.as_mut_ptr(),
+            Live::Follower(header) => header.as_mut_ptr(),
+            Live::Polling => self.map.as_ptr().cast_mut(),
+        };
+        // SAFETY: `page` is the start of a live mapping of the header page
+        // (page-aligned, so each word is aligned), owned by `self` and so
+        // valid for the returned borrow. Every process touches these bytes
+        // only through atomics (recovery reads the fixed header and the
+        // slots, never these offsets). A `Polling` mapping is read-only:
+        // only `committed` loads from it, nothing stores.
+        unsafe {
+            LiveWords {
+                published: AtomicU64::from_ptr(page.add(LIVE_PUBLISHED).cast()),
+                seq: AtomicU32::from_ptr(page.add(LIVE_SEQ).cast()),
+                waiters: AtomicU32::from_ptr(page.add(LIVE_WAITERS).cast()),
+            }
+        }
     }
 
     /// # Safety
@@ -473,11 +618,91 @@ impl Segment {
         self.sealed.load(Ordering::Acquire)
     }
 
-    /// Makes `[.., end)` readable; `end` never exceeds what was written.
+    /// Makes `[.., end)` readable, in this process and (through the live
+    /// words) in followers; `end` never exceeds what was written. One
+    /// publisher per segment (the tail's holder, or the sync thread), so
+    /// plain stores keep it monotonic. Followers waiting on the segment
+    /// learn of it from [`Segment::wake_followers`], after a `SeqCst` fence.
     pub(crate) fn publish(&self, end: u64) {
         debug_assert!(end <= self.written());
-        self.published
-            .fetch_max(end.min(self.written()), Ordering::AcqRel);
+        let end = end.min(self.written());
+        if end <= self.published.load(Ordering::Relaxed) {
+            return;
+        }
+        self.published.store(end, Ordering::Release);
+        if let Some(live) = self.writer_words() {
+            live.published.store(end, Ordering::Release);
+            live.seq.store(end as u32, Ordering::Release);
+        }
+    }
+
+    /// Wakes follower processes waiting for this segment to grow. The
+    /// caller published and then fenced (`SeqCst`): either a follower that
+    /// registered saw the new end, or this load sees the follower.
+    pub(crate) fn wake_followers(&self) {
+        if let Some(live) = self.writer_words()
+            && live.waiters.load(Ordering::Relaxed) > 0
+        {
+            futex::wake_all(live.seq);
+        }
+    }
+
+    /// A follower's view of how far the writer has published this segment
+    /// (at least `HEADER_BYTES`, at most its size).
+    pub(crate) fn committed(&self) -> u64 {
+        self.live_words()
+            .published
+            .load(Ordering::Acquire)
+            .clamp(HEADER_BYTES, self.size)
+    }
+
+    /// A follower waits, at most `timeout`, for the writer to publish past
+    /// `seen` (a value of [`Segment::committed`]). A follower without a
+    /// writable header sleeps out a short poll instead.
+    pub(crate) fn wait_committed(&self, seen: u64, timeout: Duration) {
+        let live = self.live_words();
+        if !matches!(self.live, Live::Follower(_)) {
+            std::thread::sleep(timeout.min(FOLLOWER_POLL));
+            return;
+        }
+        live.waiters.fetch_add(1, Ordering::SeqCst);
+        let now = live.seq.load(Ordering::SeqCst);
+        if now == seen as u32 && live.published.load(Ordering::SeqCst) == seen {
+            futex::wait(live.seq, now, timeout);
+        }
+        live.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes this process's own follower thread waiting on the segment
+    /// (when the reader closes).
+    pub(crate) fn wake_local_waiter(&self) {
+        if matches!(self.live, Live::Follower(_)) {
+            futex::wake_all(self.live_words().seq);
+        }
+    }
+
+    /// A follower makes `[.., end)` readable in this process once it has
+    /// applied the frames there.
+    pub(crate) fn follow_to(&self, end: u64, sealed: bool) {
+        let end = end.clamp(HEADER_BYTES, self.size);
+        debug_assert!(end >= self.published.load(Ordering::Relaxed));
+        self.written.store(end, Ordering::Release);
+        self.published.store(end, Ordering::Release);
+        if sealed {
+            self.sealed.store(true, Ordering::Release);
+        }
+    }
+
+    /// The bytes `[from, committed)` a follower may apply: below the
+    /// writer's published end, so complete and never written again.
+    pub(crate) fn committed_bytes(&self, from: u64, committed: u64) -> Option<&[u8]> {
+        if from < HEADER_BYTES || from > committed || committed > self.size {
+            return None;
+        }
+        // SAFETY: the writer published `[.., committed)` (its live word),
+        // and a published byte is never written again; recovery lowers the
+        // word before it clears anything.
+        Some(unsafe { self.slice_unchecked(from, committed) })
     }
 
     /// The address of segment offset `at` in the mapping, for a prefetch
@@ -603,6 +828,49 @@ impl SegmentWriter {
     }
 }
 
+/// Longest a follower that cannot register as a waiter sleeps between two
+/// looks at the live words.
+const FOLLOWER_POLL: Duration = Duration::from_millis(1);
+
+/// Waiting on a word of a shared file mapping across processes.
+mod futex {
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
+
+    /// Sleeps while `word` holds `expected`, at most `timeout` (spurious
+    /// wake-ups allowed: callers look again). Without the private flag the
+    /// kernel keys the wait on the file page, so a wake from another
+    /// process that maps the same file reaches it.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+        use rustix::thread::futex;
+        let timeout = futex::Timespec {
+            tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: timeout.subsec_nanos().into(),
+        };
+        // Woken, timed out, interrupted or the word changed: the caller
+        // looks again in every case.
+        let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&timeout));
+    }
+
+    /// Wakes every process waiting on `word`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) fn wake_all(word: &AtomicU32) {
+        use rustix::thread::futex;
+        // Nothing to do about a failure: waiters have a timeout.
+        let _ = futex::wake(word, futex::Flags::empty(), u32::MAX);
+    }
+
+    /// Without futexes a follower sleeps out its timeout in short polls.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) fn wait(_: &AtomicU32, _: u32, timeout: Duration) {
+        std::thread::sleep(timeout.min(super::FOLLOWER_POLL));
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) fn wake_all(_: &AtomicU32) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,6 +922,53 @@ mod tests {
         assert_eq!(again.slot().unwrap().watermark, HEADER_BYTES + 8);
         assert_eq!(again.read(HEADER_BYTES, HEADER_BYTES + 8), b"abcdefgh");
         assert_eq!(again.segment().log_id(), 77);
+    }
+
+    /// The cross-process wake: a follower (its own read-only mapping and
+    /// writable header page, as in another process) sleeping on the
+    /// segment's futex word wakes when the writer publishes, long before
+    /// its timeout; and it sees the frame below the new live word.
+    #[test]
+    fn a_waiting_follower_wakes_when_the_writer_publishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = OpenSegment::create(&real(), dir.path(), 0, 1 << 20, 5, Preallocate::Fallocate)
+            .unwrap();
+        let path = seg.segment().path().to_path_buf();
+        let (writer_seg, mut writer) = seg.into_active(HEADER_BYTES);
+        let follower = OpenSegment::open_follower(&path, 0)
+            .unwrap()
+            .into_followed();
+        assert!(matches!(follower.live, Live::Follower(_)));
+        assert_eq!(follower.committed(), HEADER_BYTES);
+        let waiting = {
+            let follower = Arc::clone(&follower);
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                while follower.committed() == HEADER_BYTES {
+                    follower.wait_committed(HEADER_BYTES, Duration::from_secs(30));
+                }
+                started.elapsed()
+            })
+        };
+        while follower.live_words().waiters.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        writer.append(8, |b| b.copy_from_slice(b"followed"));
+        writer_seg.publish(writer.cursor());
+        std::sync::atomic::fence(Ordering::SeqCst);
+        writer_seg.wake_followers();
+        let waited = waiting.join().unwrap();
+        assert!(
+            waited < Duration::from_secs(10),
+            "woken only by the timeout: {waited:?}"
+        );
+        let end = follower.committed();
+        assert_eq!(end, HEADER_BYTES + 8);
+        assert_eq!(
+            follower.committed_bytes(HEADER_BYTES, end),
+            Some(&b"followed"[..])
+        );
+        assert_eq!(follower.live_words().waiters.load(Ordering::SeqCst), 0);
     }
 
     #[test]

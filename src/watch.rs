@@ -8,8 +8,9 @@
 //! otherwise).
 //!
 //! Lost wake-ups are ruled out in the usual way: a waiter registers in
-//! `waiters` (under `lock`) *before* it re-reads the end, and the publisher
-//! stores the end *before* it reads `waiters`, both `SeqCst`. Either the
+//! `waiters` (under `lock`, `SeqCst`) *before* it re-reads the end, and the
+//! publisher stores the end and fences (`SeqCst`) *before* it reads
+//! `waiters`. Either the
 //! waiter sees the new end, or the publisher sees the waiter and notifies
 //! under `lock`, which the waiter only releases inside `wait`.
 
@@ -57,16 +58,18 @@ impl Watch {
 
     /// Records that everything below `end` is published. One publisher at a
     /// time (the tail's holder, or the sync thread), so a plain store keeps
-    /// the end monotonic. Call [`Watch::wake`] after (outside any lock the
-    /// waiters do not need).
+    /// the end monotonic. Then a `SeqCst` fence, then [`Watch::wake`]
+    /// (outside any lock the waiters do not need).
     pub(crate) fn advance(&self, end: u64) {
         debug_assert!(end >= self.end.load(Ordering::Relaxed), "the end went back");
-        self.end.store(end, Ordering::SeqCst);
+        self.end.store(end, Ordering::Release);
     }
 
-    /// Wakes the subscribers waiting at the head, if there are any.
+    /// Wakes the subscribers waiting at the head, if there are any. The
+    /// publisher fenced (`SeqCst`) after [`Watch::advance`]: either a waiter
+    /// that registered saw the new end, or this load sees the waiter.
     pub(crate) fn wake(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.load(Ordering::Relaxed) > 0 {
             let _held = self.lock.lock().unwrap_or_else(|p| p.into_inner());
             self.moved.notify_all();
         }
@@ -132,6 +135,7 @@ mod tests {
             std::thread::yield_now();
         }
         watch.advance(20);
+        std::sync::atomic::fence(Ordering::SeqCst);
         watch.wake();
         assert_eq!(waiter.join().ok(), Some(Woken::Moved));
 

@@ -136,6 +136,8 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
         }
         if publish {
             seg.publish(cursor.synced);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            seg.wake_followers();
         }
         if !sealed {
             break;
@@ -154,6 +156,7 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
     shared.set_durable(durable_end);
     if publish {
         shared.watch.advance(durable_end);
+        std::sync::atomic::fence(Ordering::SeqCst);
         shared.watch.wake();
     }
     Ok(())

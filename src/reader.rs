@@ -1,0 +1,422 @@
+//! `Reader`: a read-only handle on a log that another process (or another
+//! `Log` handle) writes. It never takes the writer's directory lock and
+//! never writes a byte the writer reads, except a waiter count.
+//!
+//! The protocol. Each segment's header page holds live words outside every
+//! checksum (docs/FORMAT.md): the offset up to which the writer has
+//! published the segment, the same offset's low 32 bits as a futex word, and
+//! a count of follower processes waiting on that word. The writer stores the
+//! offset after the frames below it are complete (release), so a follower
+//! that loads it (acquire) may read everything below it: those frames are
+//! published, so acknowledged, and never written again. The writer, after a
+//! `SeqCst` fence, wakes the futex only when the waiter count is non-zero,
+//! so a log nobody follows pays two stores and a load per publish.
+//!
+//! A follower applies what is committed to a registry of its own (names,
+//! heads, sparse index) before it lets its readers see it, so an event is
+//! never handed out before the name of its stream is known. A background
+//! thread sleeps on the futex word of the newest segment and applies each
+//! publish as it comes, then wakes this process's subscribers; reads
+//! (`read_all`, `read_stream`, ...) apply what is committed first, so they
+//! see at least everything published before the call.
+//!
+//! A segment ends at its end marker; the writer creates the next segment's
+//! file before it writes the marker, so the follower opens the next file
+//! when it applies the marker. Sealed segments are loaded from their index
+//! files when they fit, as at open.
+//!
+//! While a writer that crashed has not been reopened yet, a live word may
+//! point past frames a power cut lost; the follower stops at zeroed bytes
+//! and goes on when the writer's recovery has lowered the word.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::consumer::Consumer;
+use crate::error::{Error, Result};
+use crate::frame::{self, Checksum, DecodeError, Frame};
+use crate::index::SegmentIndex;
+use crate::log::Shared;
+use crate::options::Options;
+use crate::position::Position;
+use crate::quarantine;
+use crate::read::{ReadAll, ReadStream};
+use crate::segment::{self, HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment};
+use crate::subscribe::Subscription;
+
+/// Longest the follow thread sleeps without looking at the log: a backstop
+/// for a missed wake (a writer restarted, a segment rolled under it).
+const FOLLOW_BACKSTOP: Duration = Duration::from_millis(100);
+
+/// Where the follower has applied the log up to.
+struct FollowAt {
+    /// Index of the segment being applied.
+    index: usize,
+    /// Offset in it of the next frame to apply.
+    offset: u64,
+}
+
+struct Follower {
+    shared: Arc<Shared>,
+    at: Mutex<FollowAt>,
+    checksum: Checksum,
+    stop: AtomicBool,
+}
+
+/// A read-only handle on a log directory, for another process (or thread)
+/// than the writer's: reads, stream reads and subscriptions that follow the
+/// writer live. It takes no lock the writer takes, and the writer never
+/// waits for it.
+///
+/// ```
+/// use seglog::{EventData, ExpectedVersion, Log, Position, Reader};
+/// # fn main() -> seglog::Result<()> {
+/// let dir = tempfile::tempdir().expect("temporary directory");
+/// let log = Log::open(dir.path())?;
+/// log.append("order-1", ExpectedVersion::NoStream, &[EventData::new("Placed", &b"{}"[..])])?;
+///
+/// let reader = Reader::open(dir.path())?; // usually in another process
+/// let mut live = reader.subscribe_all(Position::START)?;
+/// assert_eq!(live.next_timeout(std::time::Duration::from_secs(5))?.map(|e| e.version()), Some(0));
+/// log.append("order-1", ExpectedVersion::Exact(0), &[EventData::new("Paid", &b"{}"[..])])?;
+/// let paid = live.next_timeout(std::time::Duration::from_secs(5))?.expect("published");
+/// assert_eq!((paid.stream(), paid.event_type()), ("order-1", "Paid"));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Reader {
+    follower: Arc<Follower>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("dir", &self.follower.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn corrupt(seg: &Segment, offset: u64, reason: impl ToString) -> Error {
+    Error::Corrupt {
+        segment: seg.path().to_path_buf(),
+        offset,
+        reason: reason.to_string(),
+    }
+}
+
+impl Reader {
+    /// Opens the log in `dir` read-only: applies what the writer has
+    /// published so far and starts a thread that follows it.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Reader> {
+        let dir = dir.as_ref().to_path_buf();
+        let first = first_segment(&dir)?;
+        let open = OpenSegment::open_follower(&dir.join(segment::file_name(first)), first)?;
+        let log_id = open.segment().log_id();
+        let quarantine = quarantine::load(&dir)?;
+        let sealed = is_sealed(&open);
+        let seg = open.into_followed();
+        let shared = Arc::new(Shared::follower(
+            dir,
+            log_id,
+            Options::new(),
+            quarantine,
+            Arc::clone(&seg),
+        ));
+        let follower = Arc::new(Follower {
+            checksum: Checksum::new(log_id),
+            shared,
+            at: Mutex::new(FollowAt {
+                index: 0,
+                offset: HEADER_BYTES,
+            }),
+            stop: AtomicBool::new(false),
+        });
+        if let Some(watermark) = sealed {
+            follower.load_index(&seg, watermark, &mut lock(&follower.at));
+        }
+        follower.apply()?;
+        let thread = {
+            let follower = Arc::clone(&follower);
+            std::thread::Builder::new()
+                .name("seglog-follow".into())
+                .spawn(move || follower.run())
+        }
+        .map_err(|e| Error::io(&follower.shared.dir, e))?;
+        Ok(Reader {
+            follower,
+            thread: Some(thread),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.follower.shared
+    }
+
+    /// Applies everything the writer has published by now; returns the
+    /// position where the log ends for this reader.
+    pub fn refresh(&self) -> Result<Position> {
+        self.follower.apply()?;
+        Ok(Position::new(self.shared().watch.end(), 0))
+    }
+
+    /// Like [`Log::read_all`](crate::Log::read_all), over everything
+    /// published when called.
+    pub fn read_all(&self, from: Position) -> Result<ReadAll> {
+        self.follower.apply()?;
+        ReadAll::new(Arc::clone(self.shared()), from)
+    }
+
+    /// Like [`Log::read_stream`](crate::Log::read_stream).
+    pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<ReadStream> {
+        self.follower.apply()?;
+        let head = self.shared().stream_head(stream);
+        ReadStream::new(Arc::clone(self.shared()), head, from_version, false)
+    }
+
+    /// Like [`Log::read_stream_backward`](crate::Log::read_stream_backward).
+    pub fn read_stream_backward(&self, stream: &str, from_version: u64) -> Result<ReadStream> {
+        self.follower.apply()?;
+        let head = self.shared().stream_head(stream);
+        ReadStream::new(Arc::clone(self.shared()), head, from_version, true)
+    }
+
+    /// The last version of `stream` the writer has published, if any.
+    pub fn stream_version(&self, stream: &str) -> Result<Option<u64>> {
+        self.follower.apply()?;
+        Ok(self
+            .shared()
+            .stream_head(stream)
+            .map(|(_, h)| h.last_version))
+    }
+
+    /// Like [`Log::subscribe_all`](crate::Log::subscribe_all): history,
+    /// then each event as the writer publishes it. Ends with
+    /// [`Error::Closed`] when this reader is dropped.
+    pub fn subscribe_all(&self, from: Position) -> Result<Subscription> {
+        self.follower.apply()?;
+        Subscription::all(Arc::clone(self.shared()), from)
+    }
+
+    /// Like [`Log::subscribe_stream`](crate::Log::subscribe_stream).
+    pub fn subscribe_stream(&self, stream: &str, from_version: u64) -> Result<Subscription> {
+        self.follower.apply()?;
+        Subscription::stream(Arc::clone(self.shared()), stream, from_version)
+    }
+
+    /// A durable consumer whose checkpoint this process keeps (see
+    /// [`Consumer`]); one per name per reader at a time.
+    pub fn consumer(&self, name: &str) -> Result<Consumer> {
+        self.follower.apply()?;
+        Consumer::open(Arc::clone(self.shared()), name)
+    }
+
+    /// The directory of the log.
+    pub fn dir(&self) -> &Path {
+        &self.shared().dir
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.follower.stop.store(true, Ordering::SeqCst);
+        for seg in self.shared().segments_snapshot() {
+            seg.wake_local_waiter();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.shared().watch.close();
+    }
+}
+
+/// The base of the first segment file in `dir`.
+fn first_segment(dir: &Path) -> Result<u64> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut first = None;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some(base) = entry
+            .file_name()
+            .to_str()
+            .and_then(segment::parse_file_name)
+        {
+            first = first.min(Some(base)).or(Some(base));
+        }
+    }
+    first.ok_or_else(|| {
+        Error::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no segment files: not a log"),
+        )
+    })
+}
+
+/// The watermark of a segment whose slot says it is sealed.
+fn is_sealed(open: &OpenSegment) -> Option<u64> {
+    open.slot()
+        .filter(|s| s.flags & SLOT_SEALED != 0)
+        .map(|s| s.watermark)
+}
+
+impl Follower {
+    /// The follow thread: apply, then sleep on the newest segment's futex
+    /// word until the writer publishes past what was applied.
+    fn run(&self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            if let Err(e) = self.apply() {
+                log::warn!("seglog: following {:?}: {e}", self.shared.dir);
+            }
+            let (seg, applied) = {
+                let at = lock(&self.at);
+                (self.shared.segment_at(at.index), at.offset)
+            };
+            match seg {
+                // Also when the word is past what could be applied (zeroed
+                // bytes after a crash): wait for it to change.
+                Some(seg) => seg.wait_committed(seg.committed().max(applied), FOLLOW_BACKSTOP),
+                // The next segment's file is not there yet.
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
+    /// Applies sealed segment `seg`'s index file, if it fits, and moves
+    /// past the segment.
+    fn load_index(&self, seg: &Arc<Segment>, watermark: u64, at: &mut FollowAt) -> bool {
+        let Some(index) = SegmentIndex::read(&self.shared.dir, self.shared.log_id, seg.base())
+        else {
+            return false;
+        };
+        if index.covered != watermark {
+            return false;
+        }
+        let applied = {
+            let mut tail = lock(&self.shared.tail);
+            index.apply(&self.shared.names, &mut tail.streams)
+        };
+        if let Err(e) = applied {
+            log::warn!("seglog: index of {:?} unusable ({e}); scanning", seg.path());
+            return false;
+        }
+        seg.follow_to(watermark, true);
+        at.index += 1;
+        at.offset = HEADER_BYTES;
+        true
+    }
+
+    /// Applies every frame published since the last call, segment after
+    /// segment, then lets this process's readers and subscribers see them.
+    fn apply(&self) -> Result<()> {
+        let mut at = lock(&self.at);
+        let lenient = !self.shared.quarantine.is_empty();
+        loop {
+            let Some(seg) = self.shared.segment_at(at.index) else {
+                if self.open_next(&mut at)? {
+                    continue;
+                }
+                break;
+            };
+            let committed = seg.committed();
+            let mut o = at.offset;
+            let mut ended = false;
+            if o < committed {
+                let bytes = seg
+                    .committed_bytes(o, committed)
+                    .ok_or_else(|| corrupt(&seg, o, "live word out of range"))?;
+                let start = o;
+                let mut tail = lock(&self.shared.tail);
+                while o < committed {
+                    let here = &bytes[(o - start) as usize..];
+                    let global = seg.base() + o;
+                    match frame::decode(here, global, &self.checksum) {
+                        Ok((Frame::Events(f), len)) => {
+                            tail.streams
+                                .apply(&self.shared.names, &f, global, lenient)
+                                .map_err(|e| corrupt(&seg, o, e))?;
+                            o += len;
+                        }
+                        Ok((Frame::End, len)) => {
+                            o += len;
+                            ended = true;
+                            break;
+                        }
+                        // A live word past what survived a crash: wait for
+                        // the writer's recovery.
+                        Err(DecodeError::Zero) => break,
+                        Err(e) => match quarantine::find(&self.shared.quarantine, global) {
+                            Some(q) => o = q.global_end - seg.base(),
+                            None => return Err(corrupt(&seg, o, e)),
+                        },
+                    }
+                }
+            }
+            if o > at.offset || ended {
+                seg.follow_to(o, ended);
+                at.offset = o;
+            }
+            if !ended {
+                break;
+            }
+            at.index += 1;
+            at.offset = HEADER_BYTES;
+        }
+        // Past an end marker whose next segment is not open yet, the log
+        // ends with that marker.
+        let end = match self.shared.segment_at(at.index) {
+            Some(seg) => seg.base() + at.offset,
+            None => self
+                .shared
+                .active_segment()
+                .map_or(0, |seg| seg.base() + seg.published()),
+        };
+        if end > self.shared.watch.end() {
+            self.shared.watch.advance(end);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            self.shared.watch.wake();
+        }
+        Ok(())
+    }
+
+    /// Opens the segment after the last one, if its file exists, applying
+    /// its index file when it is sealed and the index fits. `false` when
+    /// there is no such file yet.
+    fn open_next(&self, at: &mut FollowAt) -> Result<bool> {
+        let Some(prev) = at
+            .index
+            .checked_sub(1)
+            .and_then(|i| self.shared.segment_at(i))
+        else {
+            return Ok(false);
+        };
+        let base = prev.end();
+        let path = self.shared.dir.join(segment::file_name(base));
+        let open = match OpenSegment::open_follower(&path, base) {
+            Ok(open) => open,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        if open.segment().log_id() != self.shared.log_id {
+            return Err(Error::UnsupportedFormat {
+                path,
+                reason: "segment belongs to another log".into(),
+            });
+        }
+        let sealed = is_sealed(&open);
+        let seg = open.into_followed();
+        self.shared.push_segment(Arc::clone(&seg));
+        if let Some(watermark) = sealed {
+            self.load_index(&seg, watermark, at);
+        }
+        Ok(true)
+    }
+}
