@@ -184,15 +184,15 @@ impl Consumer {
         }
     }
 
-    /// Records that the event at `position` (and everything before it) is
-    /// processed. In memory only; an older position than the last one
-    /// acknowledged changes nothing.
+    /// Records that the event at `position` (its
+    /// [`RecordedEvent::position`](crate::RecordedEvent::position), not its
+    /// `next_position`) and everything before it is processed; the consumer
+    /// resumes after it. In memory only; an older position than the last
+    /// one acknowledged changes nothing. A position that names no event of
+    /// the log is refused ([`Error::InvalidPosition`]), so a checkpoint
+    /// always names one.
     pub fn ack(&mut self, position: Position) -> Result<()> {
-        if !self
-            .shared
-            .against_published(position.frame_offset())
-            .is_lt()
-        {
+        if !crate::read::is_event(&self.shared, position) {
             return Err(Error::InvalidPosition { position });
         }
         self.acked = self.acked.max(Some(position));

@@ -804,13 +804,15 @@ impl Shared {
         }
         let mut d = lock(&self.durable);
         loop {
+            // Durable before a later sync failed is durable: subscribers
+            // may have seen it, so its append must not report a failure.
+            if d.synced_end >= end {
+                return Ok(());
+            }
             if let Some(reason) = &d.poison {
                 return Err(Error::Poisoned {
                     reason: reason.clone(),
                 });
-            }
-            if d.synced_end >= end {
-                return Ok(());
             }
             d = self
                 .durable_changed

@@ -8,8 +8,11 @@ use std::fmt;
 /// in the log, and the event's index inside that frame, so it maps to a
 /// segment and an offset with no index lookup. Positions only grow in commit
 /// order. Persist one with [`Position::as_u64`] and restore it with
-/// [`Position::from_u64`]; a consumer checkpoints
-/// [`RecordedEvent::next_position`](crate::RecordedEvent::next_position).
+/// [`Position::from_u64`]. To resume a read or a subscription after an
+/// event, start from its
+/// [`RecordedEvent::next_position`](crate::RecordedEvent::next_position);
+/// a [`Consumer`](crate::Consumer) is acknowledged with the event's own
+/// [`RecordedEvent::position`](crate::RecordedEvent::position).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Position(u64);
 

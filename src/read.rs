@@ -596,6 +596,26 @@ pub(crate) fn stream_frame(shared: &Shared, id: u32, at: u64) -> Result<StreamFr
     }
 }
 
+/// Whether `position` names a published event: a verified events frame
+/// starts at its offset and holds its index. One checksum pass over the
+/// frame.
+pub(crate) fn is_event(shared: &Shared, position: Position) -> bool {
+    let at = position.frame_offset();
+    let Some((_, seg)) = shared.segment_for(at) else {
+        return false;
+    };
+    let Some(buf) = at
+        .checked_sub(seg.base())
+        .and_then(|start| seg.bytes(start, seg.published()))
+    else {
+        return false;
+    };
+    matches!(
+        frame::decode_lazy(buf, at, &shared.checksum),
+        Ok((Frame::Events(f), _)) if u32::from(position.index_in_frame()) < f.event_count
+    )
+}
+
 /// Finds the frame of stream `id` that starts at `version`, walking back
 /// from the newest frame before the first index entry above `version` (or
 /// from `head_frame`). `None` when no frame starts there.

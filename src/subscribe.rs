@@ -180,9 +180,15 @@ enum Mode {
 /// Pull with [`Subscription::next_timeout`], or iterate: the iterator
 /// blocks at the head and ends when the log is closed. An event becomes
 /// visible when it is published: under [`Durability::Sync`](crate::Durability::Sync)
-/// once it is on disk (when its append returns), otherwise when its
-/// append returns. A subscriber never sees an event its writer has not
-/// been told about.
+/// once it is on disk and its append has been released to return `Ok`,
+/// otherwise just before its append returns. A subscriber never sees an
+/// event whose append fails or has not been acknowledged; it may receive
+/// one while the appending thread is still on its way out of `append`.
+///
+/// A filtered subscription moves [`Subscription::position`] past what it
+/// passed over only when a call returns: a `next_timeout` over a tail of
+/// non-matching events returns `Ok(None)` at its deadline, positioned at
+/// the head.
 pub struct Subscription {
     shared: Arc<Shared>,
     filter: Filter,

@@ -119,6 +119,9 @@ fn next_message(rx: &Receiver<Msg>, tick: Option<Duration>) -> Option<Msg> {
 /// each segment's watermark and seal; then publishes and wakes waiters.
 fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
     let publish = shared.options.durability == Durability::Sync;
+    // Published only once the whole round succeeded and the appenders are
+    // released: a subscriber must never see an event whose append fails.
+    let mut synced = Vec::new();
     loop {
         let Some(seg) = shared.segment_at(cursor.index) else {
             break;
@@ -135,9 +138,7 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
             cursor.synced = written;
         }
         if publish {
-            seg.publish(cursor.synced);
-            std::sync::atomic::fence(Ordering::SeqCst);
-            seg.wake_followers();
+            synced.push((Arc::clone(&seg), cursor.synced));
         }
         if !sealed {
             break;
@@ -154,6 +155,11 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
         .segment_at(cursor.index)
         .map_or(0, |seg| seg.base() + cursor.synced);
     shared.set_durable(durable_end);
+    for (seg, end) in &synced {
+        seg.publish(*end);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        seg.wake_followers();
+    }
     if publish {
         shared.watch.advance(durable_end);
         std::sync::atomic::fence(Ordering::SeqCst);

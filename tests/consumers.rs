@@ -72,7 +72,7 @@ fn a_consumer_resumes_after_its_checkpoint_across_reopens() {
     consumer.checkpoint().expect("checkpoint");
     // An older ack changes nothing.
     let last = consumer.acked();
-    consumer.ack(Position::START).expect("ack");
+    consumer.ack(third).expect("ack");
     assert_eq!(consumer.acked(), last);
     drop((sub, consumer));
     log.close().expect("close");
@@ -127,6 +127,26 @@ fn bad_names_and_positions_are_errors() {
         c.ack(past),
         Err(Error::InvalidPosition { position }) if position == past
     ));
+    // Only an event's own position: not one inside a frame, not an index
+    // past its frame's events, not the position after the last event.
+    let last = log
+        .read_all(positions[1])
+        .expect("read")
+        .next()
+        .expect("event")
+        .expect("event");
+    let not_events = [
+        Position::from_u64(positions[0].as_u64() + (8 << 16)),
+        Position::from_u64(positions[0].as_u64() + 1),
+        last.next_position(),
+    ];
+    for p in not_events {
+        assert!(
+            matches!(c.ack(p), Err(Error::InvalidPosition { position }) if position == p),
+            "{p:?}"
+        );
+    }
+    assert_eq!(c.acked(), None);
     c.ack(positions[0]).expect("ack");
     c.checkpoint().expect("checkpoint");
     let files: Vec<String> = std::fs::read_dir(dir.path())
