@@ -136,3 +136,97 @@ fn appends_replay_and_reads_do_not_allocate_per_event() {
     );
     log.close().expect("close");
 }
+
+/// Subscriptions are cursors over the log, not queues: subscribers that do
+/// not read cost appends nothing, catching up allocates per segment, not
+/// per event, and a filter passes over what it does not match without
+/// building events.
+#[test]
+fn subscriptions_hold_no_copies_and_filters_build_nothing_they_skip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Options::new()
+        .durability(Durability::None)
+        .open(dir.path())
+        .expect("open");
+    let names: Vec<String> = (0..STREAMS).map(|i| format!("account-{i}")).collect();
+    let event = [EventData::new("Deposited", Bytes::from(vec![7u8; 128]))];
+    for name in &names {
+        log.append(name, ExpectedVersion::NoStream, &event)
+            .expect("create");
+    }
+    // Slow subscribers: they never read while the appends run.
+    let mut idle = log.subscribe_all(Position::START).expect("subscribe");
+    let mut nothing = log
+        .subscribe_all(Position::START)
+        .expect("subscribe")
+        .filter(seglog::Filter::stream_prefix("nobody-"));
+    let mut rare = log
+        .subscribe_all(Position::START)
+        .expect("subscribe")
+        .filter(seglog::Filter::all().event_types(["Closed"]));
+    let (appending, ()) = allocations(|| {
+        for i in 0..EVENTS {
+            log.append(&names[i % STREAMS], ExpectedVersion::Any, &event)
+                .expect("append");
+        }
+    });
+    assert!(
+        appending <= BOUND,
+        "{appending} allocations for {EVENTS} appends with slow subscribers"
+    );
+    log.append(
+        "account-3",
+        ExpectedVersion::Any,
+        &[EventData::new("Closed", &b""[..])],
+    )
+    .expect("append");
+    let end = log
+        .read_all(Position::START)
+        .expect("read")
+        .last()
+        .expect("events")
+        .expect("event")
+        .next_position();
+
+    let no_wait = std::time::Duration::ZERO;
+    let (catching_up, seen) = allocations(|| {
+        let mut seen = 0usize;
+        while let Some(e) = idle.next_timeout(no_wait).expect("next") {
+            seen += e.payload().len();
+        }
+        seen
+    });
+    assert_eq!(seen, (EVENTS + STREAMS) * 128);
+    assert!(
+        catching_up <= BOUND,
+        "{catching_up} allocations to catch up"
+    );
+    // A zero timeout returns every few thousand frames: go on until the end.
+    let (skipping, ()) = allocations(|| {
+        while nothing.position() < end {
+            assert!(nothing.next_timeout(no_wait).expect("next").is_none());
+        }
+    });
+    assert_eq!(nothing.position(), end);
+    assert!(
+        skipping <= 8,
+        "{skipping} allocations passing over every frame"
+    );
+    let (finding, got) = allocations(|| {
+        loop {
+            if let Some(e) = rare.next_timeout(no_wait).expect("next") {
+                return e;
+            }
+        }
+    });
+    assert_eq!(got.event_type(), "Closed");
+    assert!(
+        finding <= 8,
+        "{finding} allocations to find one event among {EVENTS}"
+    );
+    eprintln!(
+        "allocations: {EVENTS} appends with 3 slow subscribers {appending}, catching up \
+         {catching_up}, a filter matching nothing {skipping}, a rare type {finding}"
+    );
+    log.close().expect("close");
+}
