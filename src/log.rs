@@ -682,7 +682,6 @@ impl Shared {
     /// process's subscribers (`watch.wake()`) once its locks are released.
     pub(crate) fn announce(&self, seg: &Segment, end: u64) {
         self.watch.advance(end);
-        std::sync::atomic::fence(Ordering::SeqCst);
         seg.wake_followers();
     }
 

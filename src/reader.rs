@@ -379,7 +379,6 @@ impl Follower {
         };
         if end > self.shared.watch.end() {
             self.shared.watch.advance(end);
-            std::sync::atomic::fence(Ordering::SeqCst);
             self.shared.watch.wake();
         }
         Ok(())

@@ -622,7 +622,8 @@ impl Segment {
     /// words) in followers; `end` never exceeds what was written. One
     /// publisher per segment (the tail's holder, or the sync thread), so
     /// plain stores keep it monotonic. Followers waiting on the segment
-    /// learn of it from [`Segment::wake_followers`], after a `SeqCst` fence.
+    /// learn of it from [`Segment::wake_followers`], after a `SeqCst`
+    /// fence or swap.
     pub(crate) fn publish(&self, end: u64) {
         debug_assert!(end <= self.written());
         let end = end.min(self.written());
@@ -637,11 +638,11 @@ impl Segment {
     }
 
     /// Wakes follower processes waiting for this segment to grow. The
-    /// caller published and then fenced (`SeqCst`): either a follower that
+    /// caller published and then fenced or swapped (`SeqCst`): either a follower that
     /// registered saw the new end, or this load sees the follower.
     pub(crate) fn wake_followers(&self) {
         if let Some(live) = self.writer_words()
-            && live.waiters.load(Ordering::Relaxed) > 0
+            && live.waiters.load(Ordering::SeqCst) > 0
         {
             futex::wake_all(live.seq);
         }

@@ -162,7 +162,6 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
     }
     if publish {
         shared.watch.advance(durable_end);
-        std::sync::atomic::fence(Ordering::SeqCst);
         shared.watch.wake();
     }
     Ok(())
