@@ -1,5 +1,5 @@
-//! Concurrency soak: writers, per-stream readers and `read_all` tailers run
-//! together, checking all the time that readers see only whole,
+//! Concurrency soak: writers, per-stream readers, `read_all` tailers and
+//! subscriptions (`$all` and one stream) run together, checking all the time that readers see only whole,
 //! acknowledged-or-about-to-be events, each version once and in order, and
 //! positions that only increase.
 //!
@@ -91,11 +91,17 @@ fn writers_readers_and_tailers_agree() {
             let (log, stop, acked) = (&log, &stop, &acked);
             s.spawn(move || read_streams_loop(log, stop, acked))
         };
+        let subscriber = {
+            let (log, stop) = (&log, &stop);
+            s.spawn(move || subscribe_loop(log, stop))
+        };
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         stop.store(true, Ordering::Relaxed);
         let tailed: u64 = tailers.into_iter().map(|t| t.join().expect("tailer")).sum();
+        let subscribed = subscriber.join().expect("subscriber");
+        assert!(subscribed > 0, "the subscribers ran");
         (tailed, reader.join().expect("reader"))
     });
     assert!(tailed > 0 && read_streams > 0, "readers ran");
@@ -145,6 +151,47 @@ fn tail(log: &Log, stop: &AtomicBool) -> u64 {
             check(e.stream(), e.version(), e.payload());
             next_version[slot] += 1;
             from = e.next_position();
+            seen += 1;
+        }
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// A `$all` subscription and a subscription to one stream, both from the
+/// start, live while the writers run: each event once, in order, whole.
+/// Returns how many events they handed out.
+fn subscribe_loop(log: &Log, stop: &AtomicBool) -> u64 {
+    let mut all = log.subscribe_all(Position::START).expect("subscribe");
+    let one_name = stream(1, 2);
+    let mut one = log.subscribe_stream(&one_name, 0).expect("subscribe");
+    let mut next_version = vec![0u64; (WRITERS * STREAMS_PER_WRITER) as usize];
+    let mut one_next = 0;
+    let mut last = None;
+    let mut seen = 0;
+    let wait = Duration::from_millis(1);
+    loop {
+        let done = stop.load(Ordering::Relaxed);
+        while let Some(e) = all.next_timeout(wait).expect("subscription") {
+            assert!(Some(e.position()) > last, "positions only increase");
+            last = Some(e.position());
+            let (w, k) = parse(e.stream());
+            let slot = (w * STREAMS_PER_WRITER + k) as usize;
+            assert_eq!(
+                e.version(),
+                next_version[slot],
+                "{} in order, once",
+                e.stream()
+            );
+            check(e.stream(), e.version(), e.payload());
+            next_version[slot] += 1;
+            seen += 1;
+        }
+        while let Some(e) = one.next_timeout(Duration::ZERO).expect("subscription") {
+            assert_eq!((e.stream(), e.version()), (one_name.as_str(), one_next));
+            check(e.stream(), e.version(), e.payload());
+            one_next += 1;
             seen += 1;
         }
         if done {
