@@ -785,11 +785,17 @@ impl Shared {
         self.watch.close();
     }
 
-    pub(crate) fn set_durable(&self, end: u64) {
+    /// Records that `[.., end)` is durable, runs `publish` and only then
+    /// releases the appenders waiting for it, all under the `durable` lock:
+    /// a reader that sees a published event knows its append can only
+    /// return `Ok` (the durable end is set first), and an appender that
+    /// returns finds its events published (read-your-writes).
+    pub(crate) fn set_durable(&self, end: u64, publish: impl FnOnce()) {
         let mut d = lock(&self.durable);
         debug_assert!(end >= d.synced_end, "durable end went back");
         d.synced_end = d.synced_end.max(end);
         self.durable_end.store(d.synced_end, Ordering::Release);
+        publish();
         self.durable_changed.notify_all();
     }
 

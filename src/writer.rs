@@ -119,8 +119,9 @@ fn next_message(rx: &Receiver<Msg>, tick: Option<Duration>) -> Option<Msg> {
 /// each segment's watermark and seal; then publishes and wakes waiters.
 fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
     let publish = shared.options.durability == Durability::Sync;
-    // Published only once the whole round succeeded and the appenders are
-    // released: a subscriber must never see an event whose append fails.
+    // Published only once the whole round succeeded, with the durable end
+    // (`set_durable`): a subscriber must never see an event whose append
+    // fails, and an append that returned must find its events published.
     let mut synced = Vec::new();
     loop {
         let Some(seg) = shared.segment_at(cursor.index) else {
@@ -154,14 +155,17 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
     let durable_end = shared
         .segment_at(cursor.index)
         .map_or(0, |seg| seg.base() + cursor.synced);
-    shared.set_durable(durable_end);
-    for (seg, end) in &synced {
-        seg.publish(*end);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        seg.wake_followers();
-    }
+    shared.set_durable(durable_end, || {
+        for (seg, end) in &synced {
+            seg.publish(*end);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            seg.wake_followers();
+        }
+        if publish {
+            shared.watch.advance(durable_end);
+        }
+    });
     if publish {
-        shared.watch.advance(durable_end);
         shared.watch.wake();
     }
     Ok(())

@@ -393,3 +393,45 @@ fn positions_past_the_end_are_refused() {
         Err(Error::InvalidPosition { position }) if position == past
     ));
 }
+
+/// Read-your-writes under `Sync`: when `append` returns, its events are
+/// published, for the appender's own reads and for every subscriber.
+#[test]
+fn an_append_that_returned_is_readable_at_once_under_sync() {
+    let dir = tempdir();
+    let log = Arc::new(
+        Options::new()
+            .durability(Durability::Sync)
+            .open(dir.path())
+            .expect("open"),
+    );
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0..60u8 {
+                    let r = log
+                        .append(
+                            &format!("t-{t}"),
+                            ExpectedVersion::Any,
+                            &[EventData::new("E", vec![i])],
+                        )
+                        .expect("append");
+                    let e = log
+                        .read_all(r.first_position)
+                        .expect("read_all")
+                        .next()
+                        .expect("the event just appended")
+                        .expect("event");
+                    assert_eq!(
+                        (e.position(), e.payload().as_ref()),
+                        (r.first_position, &[i][..])
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("appender");
+    }
+}
