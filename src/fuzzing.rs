@@ -223,7 +223,8 @@ const MODEL_STREAMS: [&str; 4] = ["a", "bb", "order-3", "invoice-44"];
 /// `1 + c % 3` events to stream `a % 4` (expected version `Any`, the
 /// model's `Exact`, or `NoStream`, by `b % 3`; a wrong expectation must be
 /// refused); 3 reads a stream forward from version `b % 8`; 4 reads it
-/// backward; 5 reads everything; 6 closes and reopens; 7 cuts the power
+/// backward; 5 reads everything (`read_all`, or with an odd `b` through a
+/// `$all` and a stream subscription); 6 closes and reopens; 7 cuts the power
 /// (the next open sees only what was synced); 8 makes the next flush fail
 /// with EIO (the log is poisoned until reopened); 9 fills the disk for
 /// segment creation, 10 frees it.
@@ -355,6 +356,48 @@ pub fn ops_model(data: &[u8], dir: &std::path::Path) -> usize {
                     got.len(),
                     want.len()
                 );
+            }
+            5 if b % 2 == 1 => {
+                // Subscriptions: `$all` from the start and one stream from
+                // `c % 8` hand out the model's events, then find the head.
+                let Some(l) = log.as_ref() else { continue };
+                if pending.is_some() {
+                    continue;
+                }
+                let drain = |mut sub: crate::Subscription| {
+                    let mut got = Vec::new();
+                    loop {
+                        match sub.next_timeout(std::time::Duration::ZERO) {
+                            Ok(Some(e)) => got.push(e),
+                            Ok(None) => return got,
+                            Err(Error::Poisoned { .. }) if poisoned => return got,
+                            Err(e) => panic!("subscription: unexpected {e}"),
+                        }
+                    }
+                };
+                let mut counts = vec![0usize; MODEL_STREAMS.len()];
+                for e in drain(l.subscribe_all(Position::START).expect("subscribe_all")) {
+                    let s = MODEL_STREAMS
+                        .iter()
+                        .position(|n| *n == e.stream())
+                        .expect("known");
+                    assert_eq!(e.version(), counts[s] as u64, "subscription order");
+                    assert!(
+                        e.payload() == &model[s][counts[s]][..],
+                        "subscription payload"
+                    );
+                    counts[s] += 1;
+                }
+                let lens: Vec<usize> = model.iter().map(Vec::len).collect();
+                assert_eq!(counts, lens, "subscribe_all");
+                let from = usize::from(c % 8);
+                let got: Vec<Vec<u8>> =
+                    drain(l.subscribe_stream(name, from as u64).expect("subscribe"))
+                        .iter()
+                        .map(|e| e.payload().to_vec())
+                        .collect();
+                let want: Vec<Vec<u8>> = model[s].iter().skip(from).cloned().collect();
+                assert!(got == want, "subscribe_stream {name} from {from}");
             }
             5 => {
                 let Some(l) = log.as_ref() else { continue };
