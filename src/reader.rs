@@ -37,13 +37,14 @@ use std::time::Duration;
 
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
+use crate::event::EventRef;
 use crate::frame::{self, Checksum, DecodeError, Frame};
 use crate::index::SegmentIndex;
 use crate::log::Shared;
 use crate::options::Options;
 use crate::position::Position;
 use crate::quarantine;
-use crate::read::{ReadAll, ReadStream};
+use crate::read::{self, ReadAll, ReadStream};
 use crate::segment::{self, HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment};
 use crate::subscribe::Subscription;
 
@@ -172,6 +173,26 @@ impl Reader {
     pub fn read_all(&self, from: Position) -> Result<ReadAll> {
         self.follower.apply()?;
         ReadAll::new(Arc::clone(self.shared()), from)
+    }
+
+    /// Like [`Log::replay`](crate::Log::replay): borrowed views straight
+    /// from the mapping, over everything published when called.
+    pub fn replay<F>(&self, from: Position, f: F) -> Result<Position>
+    where
+        F: FnMut(EventRef<'_>),
+    {
+        self.follower.apply()?;
+        read::replay(self.shared(), from, f)
+    }
+
+    /// Like [`Log::replay_stream`](crate::Log::replay_stream).
+    pub fn replay_stream<F>(&self, stream: &str, from_version: u64, f: F) -> Result<u64>
+    where
+        F: FnMut(EventRef<'_>),
+    {
+        self.follower.apply()?;
+        let head = self.shared().stream_head(stream);
+        read::replay_stream(self.shared(), head, from_version, f)
     }
 
     /// Like [`Log::read_stream`](crate::Log::read_stream).

@@ -83,6 +83,18 @@ fn a_reader_sees_what_the_writer_published_across_rolls() {
         .map(|e| key(&e.expect("event")))
         .collect();
     assert!(read == all, "read_all differs from the log");
+    let mut replayed = Vec::new();
+    let end = reader
+        .replay(Position::START, |e| replayed.push(e.position().as_u64()))
+        .expect("replay");
+    assert_eq!(replayed.len(), all.len());
+    assert_eq!(end, read_all(&log).last().expect("events").next_position());
+    let mut versions = Vec::new();
+    reader
+        .replay_stream("s-4", 0, |e| versions.push(e.version()))
+        .expect("replay_stream");
+    assert_eq!(versions, (0..versions.len() as u64).collect::<Vec<_>>());
+    assert_eq!(Some(versions.len() as u64 - 1), log.stream_version("s-4"));
     for s in 0..20 {
         let name = format!("s-{s}");
         assert_eq!(
