@@ -2,7 +2,8 @@
 //! each pair opens two fresh logs, writes 1M single 128-byte events
 //! (untimed) so both have the same size and the same dirty page cache
 //! behind them, then times 1M more, round robin, into each; it prints each
-//! pair's ratio and the median. On a noisy shared machine the ratio of one
+//! pair's ratio and the median. Then the same with `append_many`, 100
+//! single-event appends per call. On a noisy shared machine the ratio of one
 //! pair is far steadier than two criterion groups run minutes apart.
 //!
 //! It also measures what bounds the 1M case: the latency of one load from
@@ -10,20 +11,24 @@
 //! (a pointer chase, so each load waits for the one before).
 //!
 //! Usage: `cargo run --release --example stream_scaling -- [pairs]`
-//! (default 7; ~3 s per pair).
+//! (default 7; ~3 s per pair, twice).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use seglog::{Durability, EventData, ExpectedVersion, Options};
+use seglog::{AppendRequest, Durability, EventData, ExpectedVersion, Options};
 
 const EVENTS: usize = 1_000_000;
 const PAYLOAD_BYTES: usize = 128;
 
+/// Requests per `append_many` call in the batched rounds.
+const PER_CALL: usize = 100;
+
 /// Milliseconds to append `EVENTS` single events round robin over the first
-/// `streams` of `names`, after as many untimed.
-fn timed_round(names: &[String], streams: usize) -> seglog::Result<f64> {
+/// `streams` of `names`, after as many untimed: one `append` each, or
+/// (`many`) `append_many` calls of [`PER_CALL`] single-event appends.
+fn timed_round(names: &[String], streams: usize, many: bool) -> seglog::Result<f64> {
     let dir = tempfile::tempdir().map_err(|e| seglog::Error::Io {
         path: std::env::temp_dir(),
         source: e,
@@ -41,8 +46,23 @@ fn timed_round(names: &[String], streams: usize) -> seglog::Result<f64> {
     // Let the preparer get ahead of the writer, as in a running service.
     std::thread::sleep(Duration::from_millis(100));
     let started = Instant::now();
-    for i in 0..EVENTS {
-        log.append(&names[i % streams], ExpectedVersion::Any, &event)?;
+    if many {
+        let mut requests = Vec::with_capacity(PER_CALL);
+        for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(PER_CALL) {
+            requests.clear();
+            requests.extend(chunk.iter().map(|&i| AppendRequest {
+                stream: &names[i % streams],
+                expected: ExpectedVersion::Any,
+                events: &event,
+            }));
+            for r in log.append_many(&requests)? {
+                r?;
+            }
+        }
+    } else {
+        for i in 0..EVENTS {
+            log.append(&names[i % streams], ExpectedVersion::Any, &event)?;
+        }
     }
     let ms = started.elapsed().as_secs_f64() * 1e3;
     log.close()?;
@@ -94,23 +114,25 @@ fn main() -> seglog::Result<()> {
         );
     }
     let names: Vec<String> = (0..EVENTS).map(|i| format!("stream-{i:07}")).collect();
-    let (mut few, mut many, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..pairs {
-        let a = timed_round(&names, 1_000)?;
-        let b = timed_round(&names, EVENTS)?;
+    for (label, batched) in [("append", false), ("append_many x100", true)] {
+        let (mut few, mut many, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..pairs {
+            let a = timed_round(&names, 1_000, batched)?;
+            let b = timed_round(&names, EVENTS, batched)?;
+            println!(
+                "1M events by {label}: 1k streams {a:.0} ms, 1M streams {b:.0} ms, ratio {:.2}",
+                b / a
+            );
+            few.push(a);
+            many.push(b);
+            ratios.push(b / a);
+        }
         println!(
-            "1M appends: 1k streams {a:.0} ms, 1M streams {b:.0} ms, ratio {:.2}",
-            b / a
+            "{label}, medians of {pairs} pairs: 1k streams {:.0} ms, 1M streams {:.0} ms, ratio {:.2}",
+            median(few),
+            median(many),
+            median(ratios)
         );
-        few.push(a);
-        many.push(b);
-        ratios.push(b / a);
     }
-    println!(
-        "medians of {pairs} pairs: 1k streams {:.0} ms, 1M streams {:.0} ms, ratio {:.2}",
-        median(few),
-        median(many),
-        median(ratios)
-    );
     Ok(())
 }

@@ -121,6 +121,15 @@ pub enum Error {
         max: usize,
     },
 
+    /// An `append_many` call has more appends than [`MAX_APPENDS_PER_CALL`](crate::limits::MAX_APPENDS_PER_CALL).
+    #[error("{count} appends in one call, over the limit of {max}")]
+    TooManyAppends {
+        /// Appends in the call.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+
     /// One event alone can never fit in a segment of this log.
     #[error("event {index} needs {size_bytes} bytes, more than a segment holds ({max_bytes})")]
     EventTooLarge {

@@ -89,6 +89,19 @@ impl ExpectedVersion {
     }
 }
 
+/// One append of [`Log::append_many`](crate::Log::append_many): `events`
+/// to `stream` as one atomic frame, if the stream's version matches
+/// `expected`.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendRequest<'a> {
+    /// The stream appended to.
+    pub stream: &'a str,
+    /// The version the stream must be at.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: &'a [EventData],
+}
+
 /// What a successful append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AppendResult {

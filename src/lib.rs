@@ -72,7 +72,9 @@ pub struct ReadmeDoctests;
 
 pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};
-pub use crate::event::{AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent};
+pub use crate::event::{
+    AppendRequest, AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent,
+};
 pub use crate::log::Log;
 pub use crate::options::{Durability, Options, Preallocate};
 pub use crate::position::Position;

@@ -7,6 +7,8 @@ pub const MAX_STREAM_NAME_BYTES: usize = 256;
 pub const MAX_EVENT_TYPE_BYTES: usize = 256;
 /// Most events in one `append` call (one frame).
 pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
+/// Most appends in one `append_many` call.
+pub const MAX_APPENDS_PER_CALL: usize = 4_096;
 /// Most streams one log holds (stream ids are 32-bit).
 pub const MAX_STREAMS: u64 = u32::MAX as u64;
 /// Highest version a stream can reach.

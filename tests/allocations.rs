@@ -84,13 +84,33 @@ fn appends_replay_and_reads_do_not_allocate_per_event() {
         "{appending} allocations for {EVENTS} appends to existing streams"
     );
 
+    let requests: Vec<seglog::AppendRequest<'_>> = (0..100)
+        .map(|i| seglog::AppendRequest {
+            stream: &names[i % STREAMS],
+            expected: ExpectedVersion::Any,
+            events: &event,
+        })
+        .collect();
+    let (batching, ()) = allocations(|| {
+        for _ in 0..EVENTS / requests.len() {
+            let results = log.append_many(&requests).expect("append_many");
+            assert!(results.iter().all(Result::is_ok));
+        }
+    });
+    // The results vector is the only allocation of a call.
+    let calls = (EVENTS / requests.len()) as u64;
+    assert!(
+        batching <= calls + BOUND,
+        "{batching} allocations for {calls} append_many calls of 100"
+    );
+
     let (replaying, seen) = allocations(|| {
         let mut seen = 0usize;
         log.replay(Position::START, |e| seen += e.payload().len())
             .expect("replay");
         seen
     });
-    assert_eq!(seen, (EVENTS + STREAMS) * 128);
+    assert_eq!(seen, (2 * EVENTS + STREAMS) * 128);
     assert!(replaying <= BOUND, "{replaying} allocations to replay");
 
     let (reading, seen) = allocations(|| {
@@ -100,10 +120,10 @@ fn appends_replay_and_reads_do_not_allocate_per_event() {
         }
         seen
     });
-    assert_eq!(seen, (EVENTS + STREAMS) * 128);
+    assert_eq!(seen, (2 * EVENTS + STREAMS) * 128);
     assert!(reading <= BOUND, "{reading} allocations for read_all");
 
-    let per_stream = EVENTS / STREAMS + 1;
+    let per_stream = 2 * EVENTS / STREAMS + 1;
     let (stream_reading, seen) = allocations(|| {
         let mut seen = 0usize;
         for e in log.read_stream(&names[7], 0).expect("read_stream") {
@@ -130,9 +150,10 @@ fn appends_replay_and_reads_do_not_allocate_per_event() {
         "{stream_replaying} allocations to replay a {per_stream}-event stream"
     );
     eprintln!(
-        "allocations for {EVENTS} events: append {appending}, replay {replaying}, \
-         read_all {reading}; read_stream of {per_stream}: {stream_reading}, \
-         replay_stream: {stream_replaying}"
+        "allocations for {EVENTS} events: append {appending}, append_many {batching} \
+         ({calls} calls); for {} events: replay {replaying}, read_all {reading}; \
+         read_stream of {per_stream}: {stream_reading}, replay_stream: {stream_replaying}",
+        2 * EVENTS + STREAMS
     );
     log.close().expect("close");
 }

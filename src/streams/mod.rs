@@ -72,7 +72,7 @@ pub(crate) enum InsertError {
 
 /// A name's hash from [`Lookahead::prefetch`], for the same registry's
 /// [`Streams::find_hashed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct NameHash(u32);
 
 /// Starts a registry lookup without the registry: appenders call it before
