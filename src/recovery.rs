@@ -443,7 +443,7 @@ fn finish(
             open.write_slot(end, SLOT_SEALED)?;
         }
         if walk.rebuilt.contains(&i)
-            && let Some(Some(index)) = walk.indexes.get(i)
+            && let Some(Some(index)) = walk.indexes.get_mut(i)
             && let Err(e) = index.write(&*options.storage, dir, log_id, &walk.names)
         {
             log::warn!("seglog: could not rewrite an index file: {e}");

@@ -182,7 +182,7 @@ fn write_sealed_index(shared: &Shared, base: u64) {
         let at = pending.iter().position(|x| x.base == base);
         at.map(|at| pending.swap_remove(at))
     };
-    if let Some(index) = index
+    if let Some(mut index) = index
         && let Err(e) = index.write(
             &*shared.options.storage,
             &shared.dir,

@@ -419,8 +419,13 @@ impl Streams {
         }
     }
 
-    /// Appends a sparse entry to a stream's list (loading an index file).
-    pub(crate) fn push_entry(&mut self, id: u32, entry: IndexEntry) {
+    /// Appends sparse entries, in version order, to a stream's list
+    /// (loading an index file): one reservation for all of them.
+    pub(crate) fn extend_entries(
+        &mut self,
+        id: u32,
+        new: impl ExactSizeIterator<Item = IndexEntry>,
+    ) {
         let Some(list) = self.list_of.get_mut(id as usize) else {
             return;
         };
@@ -429,8 +434,11 @@ impl Streams {
             self.lists.push(Vec::new());
         }
         if let Some(entries) = self.lists.get_mut(*list as usize) {
-            debug_assert!(entries.last().is_none_or(|e| e.version < entry.version));
-            entries.push(entry);
+            entries.reserve(new.len());
+            for entry in new {
+                debug_assert!(entries.last().is_none_or(|e| e.version < entry.version));
+                entries.push(entry);
+            }
         }
     }
 
@@ -469,7 +477,7 @@ impl Streams {
             frame,
         });
         if let Some(entry) = entry {
-            self.push_entry(id, entry);
+            self.extend_entries(id, std::iter::once(entry));
         }
         Recorded { id, head, entry }
     }
