@@ -245,12 +245,21 @@ fn prefault(seg: &Segment, from: u64, to: u64) -> bool {
     true
 }
 
+/// Drops the page-table entries of `[from, to)` of `seg`, finished by the
+/// writer, so that writing it back costs no TLB shootdowns; best effort.
+fn release(seg: &Segment, from: u64, to: u64) {
+    if let Err(e) = seg.release(from, to) {
+        log::debug!("seglog: releasing {:?} failed: {e}", seg.path());
+    }
+}
+
 /// Body of the preparer thread: keeps the active segment faulted in up to
 /// [`PREFAULT_AHEAD_BYTES`] ahead of the writer, and creates each segment
 /// the writer will need next (its first stretch faulted in already).
 pub(crate) fn run_preparer(shared: Arc<Shared>, active: Arc<Segment>, cursor: u64) {
     let mut current = active;
     let mut faulted = cursor;
+    let mut released = HEADER_BYTES;
     loop {
         let mut spare = shared.lock_spare();
         match *spare {
@@ -294,8 +303,17 @@ pub(crate) fn run_preparer(shared: Arc<Shared>, active: Arc<Segment>, cursor: u6
         if let Some(newest) = shared.active_segment()
             && newest.base() != current.base()
         {
+            release(&current, released, current.size());
             current = newest;
             faulted = HEADER_BYTES;
+            released = HEADER_BYTES;
+        }
+        // Finished chunks a chunk behind the writer leave the page tables.
+        let behind =
+            (current.written() / PREFAULT_CHUNK_BYTES).saturating_sub(1) * PREFAULT_CHUNK_BYTES;
+        if behind > released {
+            release(&current, released, behind);
+            released = behind;
         }
         let target = (current.written() + PREFAULT_AHEAD_BYTES).min(current.size());
         faulted = faulted.max(current.written());
