@@ -318,25 +318,13 @@ impl Log {
         let max_frame = shared.max_frame_bytes();
         validate(stream, events, max_frame)?;
         let now = now_us();
-        let (result, end) = {
-            let mut tail = lock(&shared.tail);
-            if shared.is_poisoned() {
-                return Err(shared.poison_error());
-            }
-            let Tail { streams, write } = &mut *tail;
-            // Only a `Reader`'s registry has no writer, and it never appends.
-            let Some(w) = write.as_mut() else {
-                return Err(Error::Closed);
-            };
-            let request = AppendRequest {
-                stream,
-                expected,
-                events,
-            };
-            let appended = shared.append_locked(streams, w, hash, &request, now)?;
-            shared.publish_tail(w);
-            appended
+        let request = AppendRequest {
+            stream,
+            expected,
+            events,
         };
+        let (result, end) = shared
+            .appending(|streams, w| shared.append_locked(streams, w, hash, &request, now))??;
         if shared.options.durability == Durability::Sync {
             shared.wait_durable(end)?;
         } else {
@@ -380,15 +368,7 @@ impl Log {
         let mut results = Vec::with_capacity(requests.len());
         let now = now_us();
         let mut end = 0;
-        {
-            let mut tail = lock(&shared.tail);
-            if shared.is_poisoned() {
-                return Err(shared.poison_error());
-            }
-            let Tail { streams, write } = &mut *tail;
-            let Some(w) = write.as_mut() else {
-                return Err(Error::Closed);
-            };
+        shared.appending(|streams, w| {
             for (i, request) in requests.iter().enumerate() {
                 let slot = i % PREFETCH_AHEAD;
                 let hash = hashes[slot];
@@ -402,8 +382,7 @@ impl Log {
                     result
                 }));
             }
-            shared.publish_tail(w);
-        }
+        })?;
         if shared.options.durability == Durability::Sync {
             if end > 0 {
                 shared.wait_durable(end)?;
@@ -658,6 +637,23 @@ impl Shared {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
         let index = segs.partition_point(|s| s.base() <= at).saturating_sub(1);
         segs.get(index).map(|s| (index, Arc::clone(s)))
+    }
+
+    /// Runs `f` with the registry and the writer under the tail lock, then
+    /// publishes what it appended. A poisoned log refuses.
+    fn appending<R>(&self, f: impl FnOnce(&mut Streams, &mut TailWrite) -> R) -> Result<R> {
+        let mut tail = lock(&self.tail);
+        if self.is_poisoned() {
+            return Err(self.poison_error());
+        }
+        let Tail { streams, write } = &mut *tail;
+        // Only a `Reader`'s registry has no writer, and it never appends.
+        let Some(w) = write.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let out = f(streams, w);
+        self.publish_tail(w);
+        Ok(out)
     }
 
     /// One append under the tail lock: look the stream up, check, encode the

@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use bytes::Bytes;
-use seglog::{Durability, EventData, ExpectedVersion, Options, Position};
+use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position};
 
 struct Counting;
 
@@ -58,20 +58,27 @@ const EVENTS: usize = 20_000;
 /// segment's shared owner. Far below one per event.
 const BOUND: u64 = 128;
 
-#[test]
-fn appends_replay_and_reads_do_not_allocate_per_event() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A log in `dir` holding `STREAMS` streams of one event, their names and
+/// the event appended to them. Creating a stream allocates (its name is
+/// kept): the tests create them before they count.
+fn log_with_streams(dir: &std::path::Path) -> (Log, Vec<String>, [EventData; 1]) {
     let log = Options::new()
         .durability(Durability::None)
-        .open(dir.path())
+        .open(dir)
         .expect("open");
     let names: Vec<String> = (0..STREAMS).map(|i| format!("account-{i}")).collect();
     let event = [EventData::new("Deposited", Bytes::from(vec![7u8; 128]))];
-    // Creating a stream allocates (its name is kept): create them first.
     for name in &names {
         log.append(name, ExpectedVersion::NoStream, &event)
             .expect("create");
     }
+    (log, names, event)
+}
+
+#[test]
+fn appends_replay_and_reads_do_not_allocate_per_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, names, event) = log_with_streams(dir.path());
 
     let (appending, ()) = allocations(|| {
         for i in 0..EVENTS {
@@ -165,16 +172,7 @@ fn appends_replay_and_reads_do_not_allocate_per_event() {
 #[test]
 fn subscriptions_hold_no_copies_and_filters_build_nothing_they_skip() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Options::new()
-        .durability(Durability::None)
-        .open(dir.path())
-        .expect("open");
-    let names: Vec<String> = (0..STREAMS).map(|i| format!("account-{i}")).collect();
-    let event = [EventData::new("Deposited", Bytes::from(vec![7u8; 128]))];
-    for name in &names {
-        log.append(name, ExpectedVersion::NoStream, &event)
-            .expect("create");
-    }
+    let (log, names, event) = log_with_streams(dir.path());
     // Slow subscribers: they never read while the appends run.
     let mut idle = log.subscribe_all(Position::START).expect("subscribe");
     let mut nothing = log

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position};
+use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position, RecordedEvent};
 
 const WRITERS: u64 = 3;
 const STREAMS_PER_WRITER: u64 = 4;
@@ -129,6 +129,20 @@ fn parse(name: &str) -> (u64, u64) {
     )
 }
 
+/// Checks that `e` is the next version of its stream, whole, and counts it.
+fn check_next(e: &RecordedEvent, next_version: &mut [u64]) {
+    let (w, k) = parse(e.stream());
+    let slot = (w * STREAMS_PER_WRITER + k) as usize;
+    assert_eq!(
+        e.version(),
+        next_version[slot],
+        "{} in order, once",
+        e.stream()
+    );
+    check(e.stream(), e.version(), e.payload());
+    next_version[slot] += 1;
+}
+
 /// Follows the log with `read_all` from where it last stopped; returns how
 /// many events it saw.
 fn tail(log: &Log, stop: &AtomicBool) -> u64 {
@@ -140,16 +154,7 @@ fn tail(log: &Log, stop: &AtomicBool) -> u64 {
         for e in log.read_all(from).expect("read_all") {
             let e = e.expect("event");
             assert!(e.position() >= from, "positions only increase");
-            let (w, k) = parse(e.stream());
-            let slot = (w * STREAMS_PER_WRITER + k) as usize;
-            assert_eq!(
-                e.version(),
-                next_version[slot],
-                "{} in order, once",
-                e.stream()
-            );
-            check(e.stream(), e.version(), e.payload());
-            next_version[slot] += 1;
+            check_next(&e, &mut next_version);
             from = e.next_position();
             seen += 1;
         }
@@ -176,16 +181,7 @@ fn subscribe_loop(log: &Log, stop: &AtomicBool) -> u64 {
         while let Some(e) = all.next_timeout(wait).expect("subscription") {
             assert!(Some(e.position()) > last, "positions only increase");
             last = Some(e.position());
-            let (w, k) = parse(e.stream());
-            let slot = (w * STREAMS_PER_WRITER + k) as usize;
-            assert_eq!(
-                e.version(),
-                next_version[slot],
-                "{} in order, once",
-                e.stream()
-            );
-            check(e.stream(), e.version(), e.payload());
-            next_version[slot] += 1;
+            check_next(&e, &mut next_version);
             seen += 1;
         }
         while let Some(e) = one.next_timeout(Duration::ZERO).expect("subscription") {

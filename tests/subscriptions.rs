@@ -23,6 +23,18 @@ fn key(e: &RecordedEvent) -> (Position, String, u64) {
     (e.position(), e.stream().to_string(), e.version())
 }
 
+/// What `sub` hands out until it waits 20 ms for nothing.
+fn drain(sub: &mut Subscription) -> Vec<(Position, String, u64)> {
+    let mut got = Vec::new();
+    while let Some(e) = sub
+        .next_timeout(Duration::from_millis(20))
+        .expect("subscription")
+    {
+        got.push(key(&e));
+    }
+    got
+}
+
 /// Events from `sub` up to and including the first of type `Done` (of
 /// `stream`, if given).
 fn until_done(sub: &mut Subscription, stream: Option<&str>) -> Vec<RecordedEvent> {
@@ -294,13 +306,7 @@ fn filters_pass_only_matching_streams_and_types() {
             .subscribe_all(from)
             .expect("subscribe")
             .filter(filter.clone());
-        let mut got = Vec::new();
-        while let Some(e) = sub
-            .next_timeout(Duration::from_millis(20))
-            .expect("subscription")
-        {
-            got.push(key(&e));
-        }
+        let got = drain(&mut sub);
         let want: Vec<_> = all
             .iter()
             .filter(|e| e.position() >= from && filter.matches(e.stream(), e.event_type()))
@@ -320,13 +326,7 @@ fn filters_pass_only_matching_streams_and_types() {
         .subscribe_stream("order-7", 0)
         .expect("subscribe")
         .filter(Filter::all().event_types(["Paid"]));
-    let mut got = Vec::new();
-    while let Some(e) = sub
-        .next_timeout(Duration::from_millis(20))
-        .expect("subscription")
-    {
-        got.push(key(&e));
-    }
+    let got = drain(&mut sub);
     let want: Vec<_> = all
         .iter()
         .filter(|e| e.stream() == "order-7" && e.event_type() == "Paid")
