@@ -75,17 +75,23 @@ fn log_with_streams(dir: &std::path::Path) -> (Log, Vec<String>, [EventData; 1])
     (log, names, event)
 }
 
+/// Allocations for `EVENTS` appends round robin over `names`.
+fn appends_counted(log: &Log, names: &[String], event: &[EventData]) -> u64 {
+    allocations(|| {
+        for i in 0..EVENTS {
+            log.append(&names[i % STREAMS], ExpectedVersion::Any, event)
+                .expect("append");
+        }
+    })
+    .0
+}
+
 #[test]
 fn appends_replay_and_reads_do_not_allocate_per_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, names, event) = log_with_streams(dir.path());
 
-    let (appending, ()) = allocations(|| {
-        for i in 0..EVENTS {
-            log.append(&names[i % STREAMS], ExpectedVersion::Any, &event)
-                .expect("append");
-        }
-    });
+    let appending = appends_counted(&log, &names, &event);
     assert!(
         appending <= BOUND,
         "{appending} allocations for {EVENTS} appends to existing streams"
@@ -183,12 +189,7 @@ fn subscriptions_hold_no_copies_and_filters_build_nothing_they_skip() {
         .subscribe_all(Position::START)
         .expect("subscribe")
         .filter(seglog::Filter::all().event_types(["Closed"]));
-    let (appending, ()) = allocations(|| {
-        for i in 0..EVENTS {
-            log.append(&names[i % STREAMS], ExpectedVersion::Any, &event)
-                .expect("append");
-        }
-    });
+    let appending = appends_counted(&log, &names, &event);
     assert!(
         appending <= BOUND,
         "{appending} allocations for {EVENTS} appends with slow subscribers"
