@@ -782,15 +782,12 @@ impl Shared {
         seg.wake_followers();
     }
 
-    /// Where log offset `at` stands against what readers may see: below
-    /// the published end (`Less`), at it (`Equal`) or past it (`Greater`).
-    /// Segments publish before the watch advances, so a subscriber can hand
-    /// out an event the watch does not cover yet; this asks the segments.
-    pub(crate) fn against_published(&self, at: u64) -> std::cmp::Ordering {
-        match self.segment_for(at) {
-            Some((_, seg)) => at.cmp(&(seg.base() + seg.published())),
-            None => std::cmp::Ordering::Greater,
-        }
+    /// Whether log offset `at` lies past what readers may see. Segments
+    /// publish before the watch advances, so a subscriber can hand out an
+    /// event the watch does not cover yet; this asks the segments.
+    pub(crate) fn is_past_published(&self, at: u64) -> bool {
+        self.segment_for(at)
+            .is_none_or(|(_, seg)| at > seg.base() + seg.published())
     }
 
     /// If `events` repeat an append already in stream `id` (a client retry:

@@ -212,7 +212,7 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     pub(crate) fn all(shared: Arc<Shared>, from: Position) -> Result<Subscription> {
-        if shared.against_published(from.frame_offset()).is_gt() {
+        if shared.is_past_published(from.frame_offset()) {
             return Err(Error::InvalidPosition { position: from });
         }
         Ok(Subscription {
@@ -272,7 +272,9 @@ impl Subscription {
 
     /// The next event, waiting at most `timeout` for one to be published.
     /// `Ok(None)` when the time ran out; [`Error::Closed`] once the log was
-    /// closed and everything it published has been handed out.
+    /// closed and everything it published has been handed out. After any
+    /// other error (damaged data, a poisoned log) the subscription is over:
+    /// later calls return [`Error::Closed`].
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<RecordedEvent>> {
         self.next_until(Instant::now().checked_add(timeout))
     }
