@@ -297,7 +297,9 @@ impl OpenSegment {
 
     /// Opens an existing segment file for a follower in another process:
     /// the data mapped read-only, the header page writable if the file may
-    /// be written (to wait on the writer's futex word), else polled.
+    /// be written (to wait on the writer's futex word), else polled. A
+    /// follower's files and mappings bypass the storage seam: it makes
+    /// nothing durable (the seam exists for the writer's fault tests).
     pub(crate) fn open_follower(path: &Path, base: u64) -> Result<OpenSegment> {
         let storage: Arc<dyn Storage> = Arc::new(storage::RealStorage);
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
