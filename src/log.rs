@@ -893,6 +893,12 @@ impl Shared {
         self.durable_changed.notify_all();
     }
 
+    /// Hands the sync thread `msg` if its queue has room (a full queue has a
+    /// sync due already).
+    pub(crate) fn ring(&self, msg: Msg) {
+        let _ = self.doorbell.try_send(msg);
+    }
+
     /// Rings the sync thread and waits until `[.., end)` is durable.
     fn wait_durable(&self, end: u64) -> Result<()> {
         self.sync_requests.fetch_add(1, Ordering::AcqRel);
@@ -1023,10 +1029,10 @@ impl Shared {
             old.wake_followers();
         }
         old_writer.seal();
-        // Under Periodic the sealed slot and index file follow at the next
-        // tick. Under None nothing syncs until asked: a sync of the whole
-        // segment here cost appenders a storm of TLB-shootdown interrupts
-        // (perf), so they wait for `sync()` or the close.
+        // Under None and Periodic the preparer rings the sync thread for
+        // the sealed segment once it has dropped the segment's pages from
+        // the page tables: a sync of it here, still mapped, cost appenders
+        // a storm of TLB-shootdown interrupts (perf).
         if self.options.durability == Durability::Sync {
             let _ = self.doorbell.try_send(Msg::Sync);
         }

@@ -18,8 +18,10 @@ pub enum Durability {
     /// Acknowledge after the write into the mapping; a background sync runs at
     /// most `interval` later. A crash may lose up to `interval` of appends.
     Periodic(Duration),
-    /// Acknowledge after the write; the OS writes back when it likes.
-    /// [`Log::sync`] forces everything appended so far to disk.
+    /// Acknowledge after the write; nothing syncs per append. Each sealed
+    /// segment is made durable in the background soon after the writer
+    /// leaves it, so a crash loses at most the active segment's appends
+    /// since the last [`Log::sync`], which forces everything to disk.
     None,
 }
 

@@ -25,6 +25,12 @@ use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment
 pub(crate) enum Msg {
     /// Sync everything written so far.
     Sync,
+    /// Make the sealed segments durable, not the active one. The preparer
+    /// sends it (under `None` and `Periodic`) once it has dropped a sealed
+    /// segment's pages from the page tables, so writing them back costs the
+    /// appenders no TLB shootdowns and a later sync is left with the active
+    /// segment alone.
+    SyncSealed,
     /// Sync, mark the tail clean and stop.
     Shutdown,
 }
@@ -49,19 +55,25 @@ pub(crate) fn run_sync(
     };
     let mut last_group = 0;
     loop {
-        let mut shutdown = match next_message(&rx, tick) {
-            Some(msg) => msg == Msg::Shutdown,
-            None => true,
-        };
-        if !shutdown {
-            gather(&shared, last_group);
-        }
-        // Counted requests wrote their frames before counting: the sync
-        // below, which reads the written end after this, covers them all.
-        last_group = shared.sync_requests.swap(0, Ordering::AcqRel);
+        let first = next_message(&rx, tick);
+        let mut shutdown = first.is_none_or(|msg| msg == Msg::Shutdown);
+        let mut sealed_only = first == Some(Msg::SyncSealed);
         // Everything queued now rides on this one sync.
         for msg in rx.try_iter().take(limits::SYNC_QUEUE_DEPTH) {
             shutdown |= msg == Msg::Shutdown;
+            sealed_only &= msg == Msg::SyncSealed;
+        }
+        // An appender may count its request and find the queue full: then
+        // the round must cover it.
+        sealed_only &= !shutdown && shared.sync_requests.load(Ordering::Acquire) == 0;
+        if !sealed_only {
+            if !shutdown {
+                gather(&shared, last_group);
+            }
+            // Counted requests wrote their frames before counting: the
+            // sync below, which reads the written end after this, covers
+            // them all.
+            last_group = shared.sync_requests.swap(0, Ordering::AcqRel);
         }
         if shared.is_poisoned() {
             if shutdown {
@@ -69,7 +81,7 @@ pub(crate) fn run_sync(
             }
             continue;
         }
-        if let Err(e) = sync_round(&shared, &mut cursor) {
+        if let Err(e) = sync_round(&shared, &mut cursor, sealed_only) {
             shared.poison(&e);
             if shutdown {
                 return Err(e);
@@ -115,9 +127,10 @@ fn next_message(rx: &Receiver<Msg>, tick: Option<Duration>) -> Option<Msg> {
     }
 }
 
-/// Syncs every written byte not yet durable, segment by segment, recording
-/// each segment's watermark and seal; then publishes and wakes waiters.
-fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
+/// Syncs every written byte not yet durable (with `sealed_only`, only
+/// those of sealed segments), segment by segment, recording each segment's
+/// watermark and seal; then publishes and wakes waiters.
+fn sync_round(shared: &Shared, cursor: &mut SyncCursor, sealed_only: bool) -> Result<()> {
     let publish = shared.options.durability == Durability::Sync;
     // Published only once the whole round succeeded, with the durable end
     // (`set_durable`): a subscriber must never see an event whose append
@@ -129,6 +142,9 @@ fn sync_round(shared: &Shared, cursor: &mut SyncCursor) -> Result<()> {
         };
         // Sealed is read before written: once sealed, written covers the marker.
         let sealed = seg.is_sealed();
+        if sealed_only && !sealed {
+            break;
+        }
         let written = seg.written();
         debug_assert!(written >= cursor.synced);
         if written > cursor.synced {
@@ -304,6 +320,9 @@ pub(crate) fn run_preparer(shared: Arc<Shared>, active: Arc<Segment>, cursor: u6
             && newest.base() != current.base()
         {
             release(&current, released, current.size());
+            if shared.options.durability != Durability::Sync {
+                shared.ring(Msg::SyncSealed);
+            }
             current = newest;
             faulted = HEADER_BYTES;
             released = HEADER_BYTES;

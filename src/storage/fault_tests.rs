@@ -398,3 +398,64 @@ fn every_power_cut_keeps_the_last_checkpoint() {
     });
     assert!(checked > 8, "only {checked} points");
 }
+
+/// Under `Durability::None` nothing syncs per append, but a sealed segment
+/// is made durable in the background once the preparer has dropped its
+/// pages: a power cut then keeps every sealed segment whole, with no
+/// `sync()` ever called.
+#[test]
+fn under_none_sealed_segments_become_durable_without_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("log");
+    let storage = Arc::new(FaultStorage::default());
+    let log = options(&storage)
+        .durability(Durability::None)
+        .open(&log_dir)
+        .unwrap();
+    let payload = vec![7u8; 10_000];
+    let mut positions = Vec::new();
+    for i in 0..330u32 {
+        let r = log
+            .append(
+                &format!("s-{}", i % 5),
+                ExpectedVersion::Any,
+                &event(&payload),
+            )
+            .unwrap();
+        positions.push(r.first_position);
+    }
+    // Segments 0 and 1 are sealed (3 MiB of 1 MiB segments): wait for the
+    // sync thread to write the second one's index file, its last step.
+    let index = log_dir.join(crate::index::file_name(SEGMENT));
+    let started = std::time::Instant::now();
+    while !index.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no background sync of the sealed segments"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let points = storage.durability_points();
+    log.close().unwrap();
+    let mut image = None;
+    storage.replay(|k, img, _| {
+        if k == points {
+            image = Some(img.clone());
+        }
+    });
+    let crash = dir.path().join("crash");
+    image
+        .unwrap()
+        .write_to(&log_dir, &crash, None, |_| false)
+        .unwrap();
+    let kept = contents(&crash).len();
+    let sealed = positions
+        .iter()
+        .filter(|p| p.frame_offset() < 2 * SEGMENT)
+        .count();
+    assert!(sealed > 150, "{sealed}");
+    assert!(
+        kept >= sealed,
+        "a power cut kept {kept} events of {sealed} in sealed segments"
+    );
+}
