@@ -427,12 +427,7 @@ pub fn ops_model(data: &[u8], dir: &std::path::Path) -> usize {
                         // (the log is dropped after, so its threads stop).
                         let points = storage.durability_points();
                         drop(l);
-                        let mut image = None;
-                        storage.replay(|k, img, _| {
-                            if k == points {
-                                image = Some(img.clone());
-                            }
-                        });
+                        let image = storage.image_at(points);
                         generation += 1;
                         let next = dir.with_extension(format!("cut{generation}"));
                         if let Some(image) = image {

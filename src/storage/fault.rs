@@ -226,6 +226,20 @@ impl FaultStorage {
     }
 }
 
+impl FaultStorage {
+    /// The durable state a power cut right after `points` durability points
+    /// would leave, if there were that many.
+    pub(crate) fn image_at(&self, points: usize) -> Option<Image> {
+        let mut image = None;
+        self.replay(|k, img, _| {
+            if k == points {
+                image = Some(img.clone());
+            }
+        });
+        image
+    }
+}
+
 impl Image {
     fn apply(&mut self, change: &Change) {
         match change {

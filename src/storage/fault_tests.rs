@@ -437,14 +437,9 @@ fn under_none_sealed_segments_become_durable_without_a_sync() {
     }
     let points = storage.durability_points();
     log.close().unwrap();
-    let mut image = None;
-    storage.replay(|k, img, _| {
-        if k == points {
-            image = Some(img.clone());
-        }
-    });
     let crash = dir.path().join("crash");
-    image
+    storage
+        .image_at(points)
         .unwrap()
         .write_to(&log_dir, &crash, None, |_| false)
         .unwrap();
