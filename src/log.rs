@@ -138,7 +138,7 @@ pub(crate) struct Shared {
     pub(crate) consumers: Mutex<HashSet<String>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of our locks cannot leave torn state behind
     // that matters more than refusing service would: keep going.
     m.lock().unwrap_or_else(|p| p.into_inner())

@@ -18,7 +18,7 @@ use crate::frame::{self, DecodeError, EventIter, Frame};
 use crate::log::Shared;
 use crate::position::Position;
 use crate::quarantine;
-use crate::segment::{HEADER_BYTES, Segment};
+use crate::segment::{HEADER_BYTES, Segment, corrupt};
 use crate::streams::IndexEntry;
 
 /// A verified events frame found by the walker.
@@ -73,14 +73,6 @@ impl FrameInfo {
         } else {
             Position::new(self.next_global, 0)
         }
-    }
-}
-
-fn corrupt(seg: &Segment, offset: u64, reason: impl ToString) -> Error {
-    Error::Corrupt {
-        segment: seg.path().to_path_buf(),
-        offset,
-        reason: reason.to_string(),
     }
 }
 

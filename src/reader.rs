@@ -31,7 +31,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -40,12 +40,12 @@ use crate::error::{Error, Result};
 use crate::event::EventRef;
 use crate::frame::{self, Checksum, DecodeError, Frame};
 use crate::index::SegmentIndex;
-use crate::log::Shared;
+use crate::log::{Shared, lock};
 use crate::options::Options;
 use crate::position::Position;
 use crate::quarantine;
 use crate::read::{self, ReadAll, ReadStream};
-use crate::segment::{self, HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment};
+use crate::segment::{self, HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment, corrupt};
 use crate::subscribe::Subscription;
 
 /// Longest the follow thread sleeps without looking at the log: a backstop
@@ -98,18 +98,6 @@ impl std::fmt::Debug for Reader {
         f.debug_struct("Reader")
             .field("dir", &self.follower.shared.dir)
             .finish_non_exhaustive()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn corrupt(seg: &Segment, offset: u64, reason: impl ToString) -> Error {
-    Error::Corrupt {
-        segment: seg.path().to_path_buf(),
-        offset,
-        reason: reason.to_string(),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::index::SegmentIndex;
 use crate::options::Options;
 use crate::quarantine::{self, Quarantined};
 use crate::segment::{
-    self, HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment, SegmentWriter,
+    self, HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment, SegmentWriter, corrupt,
 };
 use crate::storage::Storage;
 use crate::streams::{Names, Streams};
@@ -72,14 +72,6 @@ fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<(u64, PathBuf)
     }
     found.sort_unstable();
     Ok(found)
-}
-
-fn corrupt(seg: &Segment, offset: u64, reason: impl ToString) -> Error {
-    Error::Corrupt {
-        segment: seg.path().to_path_buf(),
-        offset,
-        reason: reason.to_string(),
-    }
 }
 
 fn is_sealed(seg: &OpenSegment) -> bool {

@@ -180,6 +180,15 @@ pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
     storage.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
+/// `Error::Corrupt` for `offset` of segment `seg`.
+pub(crate) fn corrupt(seg: &Segment, offset: u64, reason: impl ToString) -> Error {
+    Error::Corrupt {
+        segment: seg.path().to_path_buf(),
+        offset,
+        reason: reason.to_string(),
+    }
+}
+
 /// A mapped segment shared by the writer and any number of readers.
 #[derive(Debug)]
 pub(crate) struct Segment {
