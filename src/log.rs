@@ -88,6 +88,10 @@ pub(crate) struct TailWrite {
     /// What the active segment adds to the registry, for its index file.
     index: SegmentIndex,
     last_timestamp_us: u64,
+    /// The active segment may be written: its slot no longer says `CLEAN`
+    /// on disk. A copy of [`Durable::writable`] read under the tail lock
+    /// alone, so appends check the durable lock only until it is set.
+    writable: bool,
 }
 
 impl Tail {
@@ -104,6 +108,9 @@ struct Durable {
     /// Log offset below which everything is on disk.
     synced_end: u64,
     poison: Option<String>,
+    /// The sync thread dropped the clean flag of the active segment's slot
+    /// (or open found nothing to drop): appends may write.
+    writable: bool,
 }
 
 /// State shared by the handle, readers and background threads.
@@ -252,11 +259,13 @@ impl Log {
                     writer: rec.writer,
                     index: rec.index,
                     last_timestamp_us: 0,
+                    writable: !rec.clean_tail,
                 }),
             }),
             durable: Mutex::new(Durable {
                 synced_end,
                 poison: None,
+                writable: !rec.clean_tail,
             }),
             durable_changed: Condvar::new(),
             durable_end: AtomicU64::new(synced_end),
@@ -271,11 +280,12 @@ impl Log {
             options,
         });
         let spawn_err = |e| Error::io(&shared.dir, e);
+        let clean_tail = rec.clean_tail;
         let sync = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("seglog-sync".into())
-                .spawn(move || writer::run_sync(shared, rx, cursor))
+                .spawn(move || writer::run_sync(shared, rx, cursor, clean_tail))
                 .map_err(spawn_err)?
         };
         let preparer = {
@@ -588,6 +598,7 @@ impl Shared {
             durable: Mutex::new(Durable {
                 synced_end: 0,
                 poison: None,
+                writable: false,
             }),
             durable_changed: Condvar::new(),
             durable_end: AtomicU64::new(0),
@@ -651,6 +662,10 @@ impl Shared {
         let Some(w) = write.as_mut() else {
             return Err(Error::Closed);
         };
+        if !w.writable {
+            self.wait_writable()?;
+            w.writable = true;
+        }
         let out = f(streams, w);
         self.publish_tail(w);
         Ok(out)
@@ -891,6 +906,34 @@ impl Shared {
         self.durable_end.store(d.synced_end, Ordering::Release);
         publish();
         self.durable_changed.notify_all();
+    }
+
+    /// Lets appends write to the active segment: its slot no longer says
+    /// `CLEAN` on disk.
+    pub(crate) fn open_for_writes(&self) {
+        lock(&self.durable).writable = true;
+        self.durable_changed.notify_all();
+    }
+
+    /// Waits until appends may write (see [`Shared::open_for_writes`]). The
+    /// first append after a clean open waits here for at most the one
+    /// header sync the sync thread starts at open.
+    fn wait_writable(&self) -> Result<()> {
+        let mut d = lock(&self.durable);
+        loop {
+            if d.writable {
+                return Ok(());
+            }
+            if let Some(reason) = &d.poison {
+                return Err(Error::Poisoned {
+                    reason: reason.clone(),
+                });
+            }
+            d = self
+                .durable_changed
+                .wait(d)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Hands the sync thread `msg` if its queue has room (a full queue has a

@@ -37,6 +37,10 @@ pub(crate) struct Recovered {
     pub(crate) quarantine: Vec<Quarantined>,
     /// The active segment's index so far.
     pub(crate) index: SegmentIndex,
+    /// The active segment's slot still says `CLEAN` (a clean close, and
+    /// open wrote nothing): the slot must be rewritten without it, and that
+    /// made durable, before the first byte past the clean end is written.
+    pub(crate) clean_tail: bool,
 }
 
 /// Zero pages are skipped this many bytes at a time when looking ahead.
@@ -371,6 +375,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
             streams: Streams::new(options.index_interval),
             quarantine: known,
             index: SegmentIndex::new(0, HEADER_BYTES),
+            clean_tail: false,
         });
     }
     let mut segs = Vec::with_capacity(found.len());
@@ -450,7 +455,7 @@ fn finish(
         }
         None => SegmentIndex::new(tail_base, HEADER_BYTES),
     };
-    let (active, writer, spare) = match rest.next() {
+    let (active, writer, spare, clean_tail) = match rest.next() {
         Some((_, mut tail)) => {
             let clean_stop = tail
                 .slot()
@@ -468,13 +473,13 @@ fn finish(
                 tail.zero_from(walk.cursor)?;
             }
             // Everything below the cursor is whole and now durable: raise the
-            // watermark to it (and drop the clean flag before any new write).
-            // After a clean close it was durable already: the close synced
-            // it before it wrote the clean flag, so only the slot is written.
+            // watermark to it. After a clean close it was durable already
+            // and the slot says so; the sync thread drops the clean flag,
+            // off the open path, before the first new write (`clean_tail`).
             if !clean_stop {
                 tail.segment().flush(0, walk.cursor)?;
+                tail.write_slot(walk.cursor, 0)?;
             }
-            tail.write_slot(walk.cursor, 0)?;
             let mut spare = None;
             for (k, (_, mut later)) in rest.enumerate() {
                 if later.slot().is_some_and(|s| s.watermark > HEADER_BYTES) {
@@ -503,7 +508,7 @@ fn finish(
                 }
             }
             let (active, writer) = tail.into_active(walk.cursor);
-            (active, writer, spare)
+            (active, writer, spare, clean_stop)
         }
         None => {
             let open = OpenSegment::create(
@@ -515,7 +520,7 @@ fn finish(
                 options.preallocate,
             )?;
             let (active, writer) = open.into_active(HEADER_BYTES);
-            (active, writer, None)
+            (active, writer, None, false)
         }
     };
     if !walk.found.is_empty() {
@@ -532,5 +537,6 @@ fn finish(
         streams: walk.streams,
         quarantine: known,
         index,
+        clean_tail,
     })
 }

@@ -67,6 +67,25 @@ pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Bytes from the start of a segment file that hold the fixed header and
+/// both slots.
+const HEAD_READ_BYTES: usize = SLOT_OFFSETS[1] as usize + SLOT_BYTES;
+
+/// The newest valid slot in `head` (a segment file's first bytes, at least
+/// through the second slot) whose watermark fits a segment of `size` bytes.
+pub(crate) fn newest_slot(head: &[u8], size: u64) -> Option<Slot> {
+    let mut best: Option<Slot> = None;
+    for at in SLOT_OFFSETS {
+        if let Some(slot) = head.get(at as usize..).and_then(Slot::decode)
+            && (HEADER_BYTES..=size).contains(&slot.watermark)
+            && best.is_none_or(|b| slot.seq > b.seq)
+        {
+            best = Some(slot);
+        }
+    }
+    best
+}
+
 /// One watermark slot: the newest valid slot of the two wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
@@ -337,8 +356,11 @@ impl OpenSegment {
                 reason: format!("segment file is {len} bytes, shorter than its header"),
             });
         }
+        // The fixed header and both slots in one read.
+        let mut head = [0u8; HEAD_READ_BYTES];
+        file.read_exact_at(&mut head, 0).map_err(io_err)?;
         let mut fixed = [0u8; FIXED_HEADER_BYTES];
-        file.read_exact_at(&mut fixed, 0).map_err(io_err)?;
+        fixed.copy_from_slice(&head[..FIXED_HEADER_BYTES]);
         let header = decode_header(path, &fixed, base)?;
         if len != header.size {
             return Err(Error::Corrupt {
@@ -350,17 +372,7 @@ impl OpenSegment {
                 ),
             });
         }
-        let mut best: Option<Slot> = None;
-        for at in SLOT_OFFSETS {
-            let mut raw = [0u8; SLOT_BYTES];
-            file.read_exact_at(&mut raw, at).map_err(io_err)?;
-            if let Some(slot) = Slot::decode(&raw)
-                && (HEADER_BYTES..=header.size).contains(&slot.watermark)
-                && best.is_none_or(|b| slot.seq > b.seq)
-            {
-                best = Some(slot);
-            }
-        }
+        let best = newest_slot(&head, header.size);
         let seg = match follower {
             None => Segment::map(
                 Arc::clone(storage),

@@ -44,11 +44,23 @@ pub(crate) struct SyncCursor {
 }
 
 /// Body of the sync thread. Returns the result of the final clean-close sync.
+///
+/// With `clean_tail` (open found a clean close and wrote nothing), it first
+/// drops the clean flag, off the open path: until that is durable, no append
+/// may write past the clean end, for a clean slot tells recovery that
+/// nothing was ever written there.
 pub(crate) fn run_sync(
     shared: Arc<Shared>,
     rx: Receiver<Msg>,
     mut cursor: SyncCursor,
+    clean_tail: bool,
 ) -> Result<()> {
+    if clean_tail {
+        match drop_clean_flag(&shared, cursor) {
+            Ok(()) => shared.open_for_writes(),
+            Err(e) => shared.poison(&e),
+        }
+    }
     let tick = match shared.options.durability {
         Durability::Periodic(interval) => Some(interval),
         Durability::Sync | Durability::None => None,
@@ -208,6 +220,16 @@ fn write_sealed_index(shared: &Shared, base: u64) {
     {
         log::warn!("seglog: writing an index file failed: {e}");
     }
+}
+
+/// Rewrites the active segment's slot without `CLEAN` (same watermark) and
+/// syncs it.
+fn drop_clean_flag(shared: &Shared, cursor: SyncCursor) -> Result<()> {
+    if let Some(seg) = shared.segment_at(cursor.index) {
+        seg.write_slot(cursor.synced, 0)?;
+        seg.flush(0, HEADER_BYTES)?;
+    }
+    Ok(())
 }
 
 /// After the final sync: the tail's watermark is its end and nothing was

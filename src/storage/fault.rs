@@ -241,6 +241,12 @@ impl FaultStorage {
 }
 
 impl Image {
+    /// The durable bytes of the file at `path`, if it exists in the image.
+    #[cfg(test)]
+    pub(crate) fn file(&self, path: &Path) -> Option<&[u8]> {
+        self.files.get(path).map(|(content, _)| content.as_slice())
+    }
+
     fn apply(&mut self, change: &Change) {
         match change {
             Change::Bytes {

@@ -454,3 +454,56 @@ fn under_none_sealed_segments_become_durable_without_a_sync() {
         "a power cut kept {kept} events of {sealed} in sealed segments"
     );
 }
+
+/// After a clean close the tail's slot says `CLEAN`: recovery then trusts
+/// that nothing was ever written past its watermark, neither clearing nor
+/// looking there. Open leaves the flag to the sync thread, so while the
+/// disk still says clean, appends must not write past the clean end: a
+/// power cut could otherwise keep frames (or a torn one) there that the
+/// next recovery would not look at. Each flush of the tail shows its bytes
+/// of that moment; any flush while the disk says clean must find nothing
+/// past the watermark.
+#[test]
+fn nothing_is_written_past_a_clean_end_before_the_flag_is_dropped() {
+    use crate::segment::{self, SLOT_CLEAN};
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("log");
+    let storage = Arc::new(FaultStorage::with_snapshots(1));
+    for round in 0..4u8 {
+        let log = options(&storage)
+            .durability(Durability::None)
+            .open(&log_dir)
+            .unwrap();
+        // At once, racing the sync thread that drops the flag.
+        for i in 0..20 {
+            log.append(
+                &format!("s-{i}"),
+                ExpectedVersion::Any,
+                &event(&[round; 300]),
+            )
+            .unwrap();
+        }
+        log.close().unwrap();
+    }
+    let tail = log_dir.join(segment::file_name(0));
+    let mut clean_end: Option<u64> = None;
+    let mut checked = 0;
+    storage.replay(|point, image, current| {
+        if let (Some(end), Some((_, bytes))) = (clean_end, current.filter(|(p, _)| *p == tail)) {
+            let past = &bytes[end as usize..];
+            assert!(
+                past.iter().all(|&b| b == 0),
+                "point {point}: written past the clean end {end} while the disk says clean"
+            );
+            checked += 1;
+        }
+        clean_end = image
+            .file(&tail)
+            .and_then(|b| segment::newest_slot(b, SEGMENT))
+            .filter(|s| s.flags & SLOT_CLEAN != 0)
+            .map(|s| s.watermark);
+    });
+    // Three reopens of a clean log, each dropping the flag with a flush.
+    assert!(checked >= 3, "only {checked} flushes while clean");
+    assert_eq!(contents(&log_dir).len(), 80);
+}
