@@ -145,6 +145,9 @@ pub(crate) struct Streams {
     /// Per stream: index into `lists`, or [`NO_LIST`].
     list_of: Vec<u32>,
     lists: Vec<Vec<IndexEntry>>,
+    /// At open, by id: how many entries each stream's list is about to get
+    /// from index files, so it is allocated once ([`Streams::expect_entries`]).
+    expected_entries: Vec<u32>,
     /// The chunk the next readers' names are cut from.
     name_chunk: BytesMut,
     hasher: DefaultHashBuilder,
@@ -190,6 +193,7 @@ impl Streams {
             rec_of: Vec::new(),
             list_of: Vec::new(),
             lists: Vec::new(),
+            expected_entries: Vec::new(),
             name_chunk: BytesMut::new(),
             hasher: DefaultHashBuilder::default(),
             interval: interval.max(1),
@@ -419,6 +423,17 @@ impl Streams {
         }
     }
 
+    /// Sizes each stream's entry list, when first made, for `counts[id]`
+    /// entries; [`Streams::done_expecting`] forgets the counts.
+    pub(crate) fn expect_entries(&mut self, counts: Vec<u32>) {
+        self.expected_entries = counts;
+    }
+
+    /// Drops what [`Streams::expect_entries`] was told.
+    pub(crate) fn done_expecting(&mut self) {
+        self.expected_entries = Vec::new();
+    }
+
     /// Appends sparse entries, in version order, to a stream's list
     /// (loading an index file): one reservation for all of them.
     pub(crate) fn extend_entries(
@@ -431,7 +446,11 @@ impl Streams {
         };
         if *list == NO_LIST {
             *list = self.lists.len() as u32;
-            self.lists.push(Vec::new());
+            let expected = self
+                .expected_entries
+                .get(id as usize)
+                .map_or(0, |&n| n as usize);
+            self.lists.push(Vec::with_capacity(expected.max(new.len())));
         }
         if let Some(entries) = self.lists.get_mut(*list as usize) {
             entries.reserve(new.len());
