@@ -248,6 +248,10 @@ pub fn ops_model(data: &[u8], dir: &std::path::Path) -> usize {
     let mut model: Vec<Vec<Vec<u8>>> = vec![Vec::new(); MODEL_STREAMS.len()];
     let mut pending: Option<Pending> = None;
     let mut poisoned = false;
+    // A flush failure was injected since the last open: the sync thread's
+    // own flushes (dropping the clean flag after a reopen) may meet it, so
+    // the log may be poisoned without an append having failed.
+    let mut flush_fault = false;
     let mut generation = 0;
     let mut ran = 0;
 
@@ -370,7 +374,7 @@ pub fn ops_model(data: &[u8], dir: &std::path::Path) -> usize {
                         match sub.next_timeout(std::time::Duration::ZERO) {
                             Ok(Some(e)) => got.push(e),
                             Ok(None) => return got,
-                            Err(Error::Poisoned { .. }) if poisoned => return got,
+                            Err(Error::Poisoned { .. }) if poisoned || flush_fault => return got,
                             Err(e) => panic!("subscription: unexpected {e}"),
                         }
                     }
@@ -439,6 +443,7 @@ pub fn ops_model(data: &[u8], dir: &std::path::Path) -> usize {
                 }
                 storage.heal();
                 poisoned = false;
+                flush_fault = false;
                 match open(&dir) {
                     Ok(l) => {
                         reconcile(&l, &mut model, &mut pending);
@@ -447,7 +452,10 @@ pub fn ops_model(data: &[u8], dir: &std::path::Path) -> usize {
                     Err(e) => panic!("reopen: {e}"),
                 }
             }
-            8 => storage.fail(Op::Flush, 0, 5, false),
+            8 => {
+                storage.fail(Op::Flush, 0, 5, false);
+                flush_fault = true;
+            }
             9 => storage.fail(Op::Reserve, 0, 28, true),
             _ => storage.heal(),
         }
