@@ -386,6 +386,52 @@ pub(crate) fn decode_lazy<'a>(
     position: u64,
     checksum: &Checksum,
 ) -> Result<(Frame<'a>, u64), DecodeError> {
+    decode_header_checked(buf, position, Some(checksum))
+}
+
+/// Like [`decode_lazy`] for a frame whose checksum [`verify`] already
+/// matched over these same bytes (which never change once published): the
+/// header and lengths are still checked, the checksum is not computed again.
+#[inline]
+pub(crate) fn decode_verified(buf: &[u8]) -> Result<(Frame<'_>, u64), DecodeError> {
+    decode_header_checked(buf, 0, None)
+}
+
+/// What [`verify`] found at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verified {
+    /// An events frame whose checksum matches, of this padded length.
+    Events(u64),
+    /// A segment's end marker, checksum matching.
+    End,
+}
+
+/// Checks only the length and checksum of the frame at the start of `buf`
+/// (at log offset `position`), for a reader verifying ahead of another;
+/// `None` when they do not hold (that reader then checks for itself).
+#[inline]
+pub(crate) fn verify(buf: &[u8], position: u64, checksum: &Checksum) -> Option<Verified> {
+    let (len, stored) = (u32_at(buf, 0)?, u32_at(buf, 4)?);
+    if (len as usize) < END_BYTES {
+        return None;
+    }
+    let bytes = buf.get(..len as usize)?;
+    if checksum.of_frame(bytes, position) != stored {
+        return None;
+    }
+    match bytes.get(8) {
+        Some(&KIND_END) if len as usize == END_BYTES => Some(Verified::End),
+        Some(&KIND_EVENTS) => Some(Verified::Events(padded(u64::from(len)))),
+        _ => None,
+    }
+}
+
+#[inline(always)]
+fn decode_header_checked<'a>(
+    buf: &'a [u8],
+    position: u64,
+    checksum: Option<&Checksum>,
+) -> Result<(Frame<'a>, u64), DecodeError> {
     let available = buf.len() as u64;
     let (Some(len), Some(stored)) = (u32_at(buf, 0), u32_at(buf, 4)) else {
         return Err(if buf.iter().all(|&b| b == 0) {
@@ -406,9 +452,11 @@ pub(crate) fn decode_lazy<'a>(
             available,
         });
     };
-    let computed = checksum.of_frame(bytes, position);
-    if computed != stored {
-        return Err(DecodeError::Checksum { stored, computed });
+    if let Some(checksum) = checksum {
+        let computed = checksum.of_frame(bytes, position);
+        if computed != stored {
+            return Err(DecodeError::Checksum { stored, computed });
+        }
     }
     let padded_len = padded(u64::from(len));
     match bytes.get(8) {

@@ -42,6 +42,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod ahead;
 mod consumer;
 mod error;
 mod event;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use bytestring::ByteString;
 
+use crate::ahead::{self, Ahead};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, EventRef, RecordedEvent};
 use crate::frame::{self, DecodeError, EventIter, Frame};
@@ -103,6 +104,12 @@ struct Walker {
     skip: u16,
     /// A caller-given position not yet proven to be a frame boundary.
     unproven: Option<Position>,
+    /// A helper checking checksums ahead (see `ahead.rs`), with the last
+    /// offset it was seen to have verified up to and frames since the
+    /// walker last said where it is.
+    ahead: Option<Arc<Ahead>>,
+    verified_to: u64,
+    frames: u32,
 }
 
 impl Walker {
@@ -131,6 +138,33 @@ impl Walker {
             offset,
             skip,
             unproven,
+            ahead: None,
+            verified_to: 0,
+            frames: 0,
+        }
+    }
+
+    /// Whether the helper `ahead` checked the frame at log offset `at`
+    /// already; `verified_to` caches how far it was last seen to have got.
+    #[inline]
+    fn is_verified(ahead: Option<&Ahead>, verified_to: &mut u64, at: u64) -> bool {
+        let Some(ahead) = ahead else {
+            return false;
+        };
+        if at >= *verified_to {
+            *verified_to = ahead.verified();
+        }
+        at < *verified_to
+    }
+
+    /// Tells the helper, every few frames, where the next frame is.
+    #[inline]
+    fn passed_frame(&mut self, next: u64) {
+        if let Some(ahead) = &self.ahead {
+            self.frames += 1;
+            if self.frames.is_multiple_of(ahead::FRAMES_PER_STORE) {
+                ahead.replay_at(next);
+            }
         }
     }
 
@@ -163,7 +197,14 @@ impl Walker {
                 return Ok(None);
             };
             let at = seg.base() + self.offset;
-            match frame::decode_lazy(buf, at, &self.shared.checksum) {
+            let decoded = if Walker::is_verified(self.ahead.as_deref(), &mut self.verified_to, at) {
+                #[cfg(test)]
+                ahead::TRUSTED.with(|n| n.set(n.get() + 1));
+                frame::decode_verified(buf)
+            } else {
+                frame::decode_lazy(buf, at, &self.shared.checksum)
+            };
+            match decoded {
                 Ok((Frame::Events(f), padded)) => {
                     // A caller's index past the frame's last event names no
                     // event: refuse it rather than resume at the next frame.
@@ -175,6 +216,7 @@ impl Walker {
                     let skip = std::mem::take(&mut self.skip);
                     let info = FrameInfo::new(seg, self.offset, &f, padded, skip);
                     self.offset += padded;
+                    self.passed_frame(at + padded);
                     return Ok(Some(info));
                 }
                 Ok((Frame::End, _)) => {
@@ -1013,17 +1055,56 @@ where
 }
 
 /// The borrowed replay path behind [`Log::replay`](crate::Log::replay).
+///
+/// A long replay (see `ahead.rs`) gets a helper thread checking checksums
+/// ahead of it, started once the first frame proved the start a boundary.
 pub(crate) fn replay<F>(shared: &Arc<Shared>, from: Position, mut f: F) -> Result<Position>
 where
     F: FnMut(EventRef<'_>),
 {
     let mut walker = Walker::new(Arc::clone(shared), from);
     let mut types = TypeCache::default();
-    let mut resume = from;
-    while let Some(info) = walker.next_frame()? {
+    let Some(next) = replay_frames(shared, &mut walker, &mut types, &mut f, Some(1))? else {
+        return Ok(from);
+    };
+    if !ahead::worth_it(shared, next.frame_offset()) {
+        return Ok(replay_frames(shared, &mut walker, &mut types, &mut f, None)?.unwrap_or(next));
+    }
+    let helper = Arc::new(Ahead::new(next.frame_offset()));
+    std::thread::scope(|s| {
+        let spawned = std::thread::Builder::new()
+            .name("seglog-verify".into())
+            .spawn_scoped(s, || ahead::verify(shared, &helper));
+        if spawned.is_ok() {
+            walker.ahead = Some(Arc::clone(&helper));
+        }
+        let replayed = replay_frames(shared, &mut walker, &mut types, &mut f, None);
+        helper.stop();
+        Ok(replayed?.unwrap_or(next))
+    })
+}
+
+/// Replays up to `limit` frames (all with `None`); returns where to resume
+/// after the last one, `None` if there was none.
+fn replay_frames<F>(
+    shared: &Shared,
+    walker: &mut Walker,
+    types: &mut TypeCache,
+    f: &mut F,
+    limit: Option<usize>,
+) -> Result<Option<Position>>
+where
+    F: FnMut(EventRef<'_>),
+{
+    let mut resume = None;
+    let mut left = limit.unwrap_or(usize::MAX);
+    while left > 0
+        && let Some(info) = walker.next_frame()?
+    {
         let Some(seg) = walker.segment() else { break };
-        frame_refs(shared, seg, &info, &mut types, &mut f)?;
-        resume = Position::new(info.next_global, 0);
+        frame_refs(shared, seg, &info, types, f)?;
+        resume = Some(Position::new(info.next_global, 0));
+        left -= 1;
     }
     Ok(resume)
 }
