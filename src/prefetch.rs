@@ -7,9 +7,8 @@
 /// overlaps the miss instead of following it. The address may be stale (an
 /// array freed since): a prefetch never faults and is never read from.
 ///
-/// The only `unsafe` outside `segment.rs`: stable Rust has no safe
-/// prefetch, and a plain load would stall the instructions after it once
-/// the reorder window fills (and a locked instruction, such as an `Arc`
+/// `unsafe` because stable Rust has no safe prefetch, and a plain load
+/// would stall the instructions after it once the reorder window fills (and a locked instruction, such as an `Arc`
 /// clone, waits for every load before it; a prefetch it does not).
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
