@@ -523,6 +523,37 @@ mod tests {
             assert_eq!(&*fresh_names[id as usize], &*names[id as usize]);
         }
         assert!(SegmentIndex::read(dir.path(), 8, 0).is_none(), "other log");
+        // Counting sizes lists only for streams the files define: an entry
+        // naming any other id (a file that checks but lies) adds nothing,
+        // and applying the file refuses it.
+        let (mut counts, mut known) = (Vec::new(), 0);
+        read.count_entries(&mut counts, &mut known);
+        assert_eq!(known, 10);
+        assert_eq!(counts.len(), 10);
+        assert_eq!(counts.iter().sum::<u32>() as usize, read.entry_count());
+        let mut lying = index.clone();
+        lying.entries.push((
+            4_000_000_000,
+            IndexEntry {
+                version: 0,
+                frame: 1 << 20,
+            },
+        ));
+        lying
+            .write(&crate::storage::RealStorage, dir.path(), 9, &names)
+            .unwrap();
+        let lying = SegmentIndex::read(dir.path(), 9, 0).unwrap();
+        let (mut counts, mut known) = (Vec::new(), 0);
+        lying.count_entries(&mut counts, &mut known);
+        assert_eq!(counts.len(), 10);
+        let (lying_names, mut lying_streams) = (Names::new(), Streams::new(2));
+        assert_eq!(
+            lying.apply(&lying_names, &mut lying_streams),
+            Err("entry of undefined stream 4000000000".to_string())
+        );
+        index
+            .write(&crate::storage::RealStorage, dir.path(), 9, &names)
+            .unwrap();
         let path = dir.path().join(file_name(0));
         let mut raw = std::fs::read(&path).unwrap();
         raw[70] ^= 4;
