@@ -136,6 +136,7 @@ pub(crate) fn verify(shared: &Shared, ahead: &Ahead) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{Events, all_events};
     use crate::{Durability, Error, EventData, ExpectedVersion, Log, Options, Position};
 
     const SEGMENT: u64 = crate::limits::MIN_SEGMENT_SIZE_BYTES;
@@ -164,9 +165,7 @@ mod tests {
         frames
     }
 
-    type Seen = Vec<(String, u64, Vec<u8>)>;
-
-    fn replayed(log: &Log, from: Position) -> (Seen, Result<Position, Error>) {
+    fn replayed(log: &Log, from: Position) -> (Events, Result<Position, Error>) {
         let mut seen = Vec::new();
         let result = log.replay(from, |e| {
             seen.push((e.stream().to_string(), e.version(), e.payload().to_vec()));
@@ -182,14 +181,7 @@ mod tests {
             .segment_size(SEGMENT)
             .open(dir.path())
             .unwrap();
-        let owned: Vec<_> = log
-            .read_all(Position::START)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.stream().to_string(), e.version(), e.payload().to_vec())
-            })
-            .collect();
+        let owned = all_events(&log);
         let before = TRUSTED.with(|n| n.get());
         let (seen, result) = replayed(&log, Position::START);
         let trusted = TRUSTED.with(|n| n.get()) - before;

@@ -63,6 +63,8 @@ mod segment;
 mod storage;
 mod streams;
 mod subscribe;
+#[cfg(test)]
+mod test_support;
 mod watch;
 mod writer;
 

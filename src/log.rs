@@ -919,9 +919,16 @@ impl Shared {
     /// first append after a clean open waits here for at most the one
     /// header sync the sync thread starts at open.
     fn wait_writable(&self) -> Result<()> {
+        self.wait_until(|d| d.writable)
+    }
+
+    /// Waits on the `durable` lock until `ready` holds or the log is
+    /// poisoned; `ready` is asked first, so what was reached before a later
+    /// failure still counts.
+    fn wait_until(&self, ready: impl Fn(&Durable) -> bool) -> Result<()> {
         let mut d = lock(&self.durable);
         loop {
-            if d.writable {
+            if ready(&d) {
                 return Ok(());
             }
             if let Some(reason) = &d.poison {
@@ -950,23 +957,9 @@ impl Shared {
             Ok(()) | Err(TrySendError::Full(_)) => {}
             Err(TrySendError::Disconnected(_)) => return Err(self.poison_error()),
         }
-        let mut d = lock(&self.durable);
-        loop {
-            // Durable before a later sync failed is durable: subscribers
-            // may have seen it, so its append must not report a failure.
-            if d.synced_end >= end {
-                return Ok(());
-            }
-            if let Some(reason) = &d.poison {
-                return Err(Error::Poisoned {
-                    reason: reason.clone(),
-                });
-            }
-            d = self
-                .durable_changed
-                .wait(d)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        // Durable before a later sync failed is durable: subscribers may
+        // have seen it, so its append must not report a failure.
+        self.wait_until(|d| d.synced_end >= end)
     }
 
     pub(crate) fn lock_spare(&self) -> MutexGuard<'_, Spare> {

@@ -24,20 +24,13 @@ fn event(payload: &[u8]) -> [EventData; 1] {
 }
 
 /// Every event in `dir` as (stream, version, payload), opened without faults.
-fn contents(dir: &Path) -> Vec<(String, u64, Vec<u8>)> {
+fn contents(dir: &Path) -> crate::test_support::Events {
     let log = Options::new()
         .segment_size(SEGMENT)
         .durability(Durability::None)
         .open(dir)
         .unwrap();
-    let events = log
-        .read_all(Position::START)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.stream().to_string(), e.version(), e.payload().to_vec())
-        })
-        .collect();
+    let events = crate::test_support::all_events(&log);
     log.close().unwrap();
     events
 }
