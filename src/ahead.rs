@@ -70,10 +70,16 @@ impl Ahead {
     pub(crate) fn replay_at(&self, at: u64) {
         self.replay_at.store(at, Ordering::Relaxed);
     }
+}
 
-    /// Tells the helper to return.
-    pub(crate) fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+/// Tells the helper to return when dropped: at the end of the replay, and
+/// also when it unwinds (a panicking callback), where the scope would
+/// otherwise wait for the helper to reach the end of the log.
+pub(crate) struct StopOnDrop<'a>(pub(crate) &'a Ahead);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Relaxed);
     }
 }
 

@@ -1078,9 +1078,8 @@ where
         if spawned.is_ok() {
             walker.ahead = Some(Arc::clone(&helper));
         }
-        let replayed = replay_frames(shared, &mut walker, &mut types, &mut f, None);
-        helper.stop();
-        Ok(replayed?.unwrap_or(next))
+        let _stop = ahead::StopOnDrop(&helper);
+        Ok(replay_frames(shared, &mut walker, &mut types, &mut f, None)?.unwrap_or(next))
     })
 }
 

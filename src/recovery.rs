@@ -43,9 +43,9 @@ pub(crate) struct Recovered {
     pub(crate) clean_tail: bool,
 }
 
-/// Most sparse entries (24 bytes each, decoded) of index files read ahead
-/// at open to size each stream's entry list: 96 MiB, about the index of a
-/// 200 GB log of 200-byte single-event frames.
+/// Most sparse entries of index files mapped ahead at open to size each
+/// stream's entry list: 80 MiB of mappings (20 bytes an entry in a file),
+/// about the index of a 200 GB log of 200-byte single-event frames.
 const PRELOAD_INDEX_ENTRIES: usize = 4 << 20;
 
 /// Zero pages are skipped this many bytes at a time when looking ahead.
@@ -118,13 +118,13 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    /// Reads the index files of the first segments, up to
+    /// Maps the index files of the first segments, up to
     /// [`PRELOAD_INDEX_ENTRIES`] entries in all, and tells `streams` how many
     /// entries each stream will get from them: applying them then sizes each
     /// stream's list once instead of growing it file after file (a quarter
     /// of a clean open of 1M events over 1,000 streams went to that growth).
-    /// Files past the budget are read one at a time, as the walk reaches
-    /// them, so an open holds at most the budget's worth at once.
+    /// Files past the budget are mapped one at a time, as the walk reaches
+    /// them, so an open holds at most the budget's worth mapped at once.
     fn preload_indexes(&self, streams: &mut Streams) -> Vec<Option<SegmentIndex>> {
         let mut preloaded = Vec::new();
         let mut entries = 0;
