@@ -14,10 +14,17 @@
 //! `verified` only ever covers a run of frames checked one after another
 //! from such a start.
 //!
-//! Memory: none. CPU: one more core while a long replay runs, only when the
-//! machine has one ([`worth_it`]).
+//! Memory: none. CPU: one more core while a long read runs, only when the
+//! machine has one to spare: helpers in the whole process are limited to
+//! one fewer than the CPUs ([`Slot`]), so many readers at once do not pile
+//! threads onto cores their own callbacks need.
+//!
+//! Two users: `replay` runs its helper in a thread scope; `read_all`, an
+//! iterator, starts a detached one that stops when the iterator is dropped
+//! ([`Running`]) or reaches the published end.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::frame::{self, Verified};
 use crate::log::Shared;
@@ -83,14 +90,75 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-/// Whether a replay from log offset `from` should get a helper.
-pub(crate) fn worth_it(shared: &Shared, from: u64) -> bool {
-    let end = shared
-        .segments_snapshot()
-        .last()
-        .map_or(0, |seg| seg.base() + seg.published());
-    end.saturating_sub(from) >= MIN_BYTES
-        && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+/// Helpers running now, in the whole process.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the helpers allowed to run at once; given back when dropped (by
+/// the helper's thread, when it returns).
+#[derive(Debug)]
+pub(crate) struct Slot(());
+
+impl Slot {
+    /// A slot for a read from log offset `from`, if that read is long
+    /// enough to be worth a thread and a CPU is free for one.
+    pub(crate) fn take(shared: &Shared, from: u64) -> Option<Slot> {
+        static MAX: OnceLock<usize> = OnceLock::new();
+        let max = *MAX.get_or_init(|| {
+            std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1))
+        });
+        let end = shared
+            .segments_snapshot()
+            .last()
+            .map_or(0, |seg| seg.base() + seg.published());
+        if end.saturating_sub(from) < MIN_BYTES {
+            return None;
+        }
+        RUNNING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A detached helper, stopped when dropped.
+#[derive(Debug)]
+pub(crate) struct Running(Arc<Ahead>);
+
+impl Running {
+    /// Starts a helper thread for a read whose next frame is at log offset
+    /// `at` (a frame boundary the read reached), if [`Slot::take`] allows.
+    pub(crate) fn start(shared: &Arc<Shared>, at: u64) -> Option<Running> {
+        let slot = Slot::take(shared, at)?;
+        let ahead = Arc::new(Ahead::new(at));
+        let (shared, theirs) = (Arc::clone(shared), Arc::clone(&ahead));
+        std::thread::Builder::new()
+            .name("seglog-verify".into())
+            .spawn(move || {
+                verify(&shared, &theirs);
+                drop(slot);
+            })
+            .ok()?;
+        Some(Running(ahead))
+    }
+
+    /// What the read shares with its helper.
+    pub(crate) fn ahead(&self) -> Arc<Ahead> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The helper: checks frames from log offset `ahead.replay_at` on, until
@@ -147,6 +215,52 @@ mod tests {
 
     const SEGMENT: u64 = crate::limits::MIN_SEGMENT_SIZE_BYTES;
 
+    /// Helpers are limited per process and these tests run in parallel:
+    /// each takes this lock.
+    fn alone() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for every helper to return (a detached one stops soon after
+    /// its read is dropped).
+    fn no_helper_running() {
+        let started = std::time::Instant::now();
+        while RUNNING.load(Ordering::Acquire) > 0 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "a helper never returned"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// Runs `read` until a helper got ahead of it at least once (a helper
+    /// thread may not be scheduled in time on a busy machine): returns what
+    /// that run returned.
+    fn with_helper<T>(mut read: impl FnMut() -> T) -> T {
+        for _ in 0..50 {
+            no_helper_running();
+            let before = TRUSTED.with(|n| n.get());
+            let out = read();
+            if TRUSTED.with(|n| n.get()) > before {
+                return out;
+            }
+        }
+        panic!("a helper never got ahead of 50 reads");
+    }
+
+    /// Flips a bit inside the frame at log offset `at`; returns its
+    /// segment file and offset there.
+    fn damage(dir: &std::path::Path, at: u64) -> (std::path::PathBuf, u64) {
+        let base = at / SEGMENT * SEGMENT;
+        let path = dir.join(crate::segment::file_name(base));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[(at - base) as usize + 150] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        (path, at - base)
+    }
+
     /// A closed log of 1 MiB segments holding about `bytes` of 200-byte
     /// frames over 7 streams; returns each append's frame offset.
     fn log_of(dir: &std::path::Path, bytes: u64) -> Vec<u64> {
@@ -181,6 +295,7 @@ mod tests {
 
     #[test]
     fn a_long_replay_skips_only_checksums_its_helper_matched() {
+        let _alone = alone();
         let dir = tempfile::tempdir().unwrap();
         let frames = log_of(dir.path(), 3 * MIN_BYTES / 2);
         let log = Options::new()
@@ -188,18 +303,16 @@ mod tests {
             .open(dir.path())
             .unwrap();
         let owned = all_events(&log);
-        let before = TRUSTED.with(|n| n.get());
-        let (seen, result) = replayed(&log, Position::START);
-        let trusted = TRUSTED.with(|n| n.get()) - before;
+        let (seen, result) = with_helper(|| replayed(&log, Position::START));
         assert_eq!(seen, owned);
         assert_eq!(seen.len(), frames.len());
         assert!(result.is_ok());
-        assert!(trusted > 0, "the helper never got ahead");
         // From the middle of the log: the helper starts after the first frame.
         let mid = frames.len() / 3;
         let (seen, _) = replayed(&log, Position::new(frames[mid], 0));
         assert_eq!(seen, owned[mid..]);
         // A short replay gets no helper.
+        no_helper_running();
         let before = TRUSTED.with(|n| n.get());
         let tail = frames.len() - 100;
         let (seen, _) = replayed(&log, Position::new(frames[tail], 0));
@@ -212,34 +325,102 @@ mod tests {
     /// event before it.
     #[test]
     fn a_damaged_frame_past_the_helper_is_still_caught() {
+        let _alone = alone();
         let dir = tempfile::tempdir().unwrap();
         let frames = log_of(dir.path(), 3 * MIN_BYTES / 2);
         let bad = frames.len() * 4 / 5;
-        let at = frames[bad];
-        let base = at / SEGMENT * SEGMENT;
-        let path = dir.path().join(crate::segment::file_name(base));
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[(at - base) as usize + 150] ^= 0x10;
-        std::fs::write(&path, &bytes).unwrap();
+        let (path, offset) = damage(dir.path(), frames[bad]);
         let log = Options::new()
             .segment_size(SEGMENT)
             .open(dir.path())
             .unwrap();
-        let before = TRUSTED.with(|n| n.get());
-        let (seen, result) = replayed(&log, Position::START);
-        assert!(
-            TRUSTED.with(|n| n.get()) > before,
-            "the helper never got ahead"
-        );
+        let (seen, result) = with_helper(|| replayed(&log, Position::START));
         assert_eq!(seen.len(), bad);
         match result {
             Err(Error::Corrupt {
-                segment, offset, ..
+                segment, offset: o, ..
             }) => {
                 assert_eq!(segment, path);
-                assert_eq!(offset, at - base);
+                assert_eq!(o, offset);
             }
             other => panic!("expected the damage to be reported, got {other:?}"),
         }
+    }
+
+    /// `read_all` starts a detached helper after its first event; damage
+    /// far into the log is still reported where it is, after every event
+    /// before it.
+    #[test]
+    fn read_all_gets_a_helper_and_still_reports_damage() {
+        let _alone = alone();
+        let dir = tempfile::tempdir().unwrap();
+        let frames = log_of(dir.path(), 3 * MIN_BYTES / 2);
+        let clean = {
+            let log = Options::new()
+                .segment_size(SEGMENT)
+                .open(dir.path())
+                .unwrap();
+            let events = all_events(&log);
+            log.close().unwrap();
+            events
+        };
+        let bad = frames.len() * 4 / 5;
+        let (path, offset) = damage(dir.path(), frames[bad]);
+        let log = Options::new()
+            .segment_size(SEGMENT)
+            .open(dir.path())
+            .unwrap();
+        let (seen, failure) = with_helper(|| {
+            let mut seen = Vec::new();
+            let mut failure = None;
+            for event in log.read_all(Position::START).unwrap() {
+                match event {
+                    Ok(e) => seen.push((e.stream().to_string(), e.version(), e.payload().to_vec())),
+                    Err(e) => failure = Some(e),
+                }
+            }
+            (seen, failure)
+        });
+        assert_eq!(seen, clean[..bad]);
+        match failure {
+            Some(Error::Corrupt {
+                segment, offset: o, ..
+            }) => {
+                assert_eq!(segment, path);
+                assert_eq!(o, offset);
+            }
+            other => panic!("expected the damage to be reported, got {other:?}"),
+        }
+    }
+
+    /// Helpers never outnumber the spare CPUs, whoever asks; a short read
+    /// gets none.
+    #[test]
+    fn no_more_helpers_than_spare_cpus() {
+        let _alone = alone();
+        no_helper_running();
+        let dir = tempfile::tempdir().unwrap();
+        log_of(dir.path(), 3 * MIN_BYTES / 2);
+        let log = Options::new()
+            .segment_size(SEGMENT)
+            .open(dir.path())
+            .unwrap();
+        let spare = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
+        let held: Vec<Slot> = (0..=spare)
+            .filter_map(|_| Slot::take(&log.shared, 0))
+            .collect();
+        assert!(
+            held.len() <= spare,
+            "{} helpers for {spare} spare CPUs",
+            held.len()
+        );
+        drop(held);
+        let end = log
+            .shared
+            .segments_snapshot()
+            .last()
+            .map(|s| s.base() + s.published())
+            .unwrap();
+        assert!(Slot::take(&log.shared, end - MIN_BYTES / 2).is_none());
     }
 }

@@ -48,7 +48,7 @@ const PREFETCH_AHEAD: usize = 16;
 ///
 /// Dropping it closes it cleanly (like [`Log::close`], ignoring errors).
 pub struct Log {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     threads: Option<Threads>,
     /// Held by the handle, not by `Shared`: readers that outlive the handle
     /// keep their mappings but not the directory.

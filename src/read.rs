@@ -511,6 +511,10 @@ impl Cursor {
 pub struct ReadAll {
     cursor: Cursor,
     done: bool,
+    /// A helper checking checksums ahead, asked for once the first frame
+    /// proved the start a boundary (see `ahead.rs`); stopped on drop.
+    helper: Option<ahead::Running>,
+    asked_for_helper: bool,
 }
 
 impl std::fmt::Debug for ReadAll {
@@ -526,7 +530,22 @@ impl ReadAll {
         Ok(ReadAll {
             cursor: Cursor::new(shared, from),
             done: false,
+            helper: None,
+            asked_for_helper: false,
         })
+    }
+
+    /// Starts a helper at the walker's next frame, once.
+    fn ask_for_helper(&mut self) {
+        self.asked_for_helper = true;
+        let walker = &mut self.cursor.walker;
+        let Some(at) = walker.seg.as_ref().map(|seg| seg.base() + walker.offset) else {
+            return;
+        };
+        if let Some(running) = ahead::Running::start(&walker.shared, at) {
+            walker.ahead = Some(running.ahead());
+            self.helper = Some(running);
+        }
     }
 }
 
@@ -538,7 +557,12 @@ impl Iterator for ReadAll {
             return None;
         }
         match self.cursor.next(&mut Everything, usize::MAX) {
-            Ok(Step::Event(event)) => Some(Ok(event)),
+            Ok(Step::Event(event)) => {
+                if !self.asked_for_helper {
+                    self.ask_for_helper();
+                }
+                Some(Ok(event))
+            }
             Ok(Step::End | Step::Budget) => {
                 self.done = true;
                 None
@@ -1067,14 +1091,18 @@ where
     let Some(next) = replay_frames(shared, &mut walker, &mut types, &mut f, Some(1))? else {
         return Ok(from);
     };
-    if !ahead::worth_it(shared, next.frame_offset()) {
+    let Some(slot) = ahead::Slot::take(shared, next.frame_offset()) else {
         return Ok(replay_frames(shared, &mut walker, &mut types, &mut f, None)?.unwrap_or(next));
-    }
+    };
     let helper = Arc::new(Ahead::new(next.frame_offset()));
     std::thread::scope(|s| {
+        let theirs = &helper;
         let spawned = std::thread::Builder::new()
             .name("seglog-verify".into())
-            .spawn_scoped(s, || ahead::verify(shared, &helper));
+            .spawn_scoped(s, move || {
+                ahead::verify(shared, theirs);
+                drop(slot);
+            });
         if spawned.is_ok() {
             walker.ahead = Some(Arc::clone(&helper));
         }
