@@ -106,11 +106,7 @@ impl Slot {
         let max = *MAX.get_or_init(|| {
             std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1))
         });
-        let end = shared
-            .segments_snapshot()
-            .last()
-            .map_or(0, |seg| seg.base() + seg.published());
-        if end.saturating_sub(from) < MIN_BYTES {
+        if shared.watch.end().saturating_sub(from) < MIN_BYTES {
             return None;
         }
         RUNNING
@@ -250,15 +246,33 @@ mod tests {
         panic!("a helper never got ahead of 50 reads");
     }
 
-    /// Flips a bit inside the frame at log offset `at`; returns its
+    /// A long log in `dir` with a bit flipped in the frame four fifths in,
+    /// reopened: the log, the number of events before that frame, and its
     /// segment file and offset there.
-    fn damage(dir: &std::path::Path, at: u64) -> (std::path::PathBuf, u64) {
+    fn damaged_log(dir: &std::path::Path) -> (Log, usize, std::path::PathBuf, u64) {
+        let frames = log_of(dir, 3 * MIN_BYTES / 2);
+        let bad = frames.len() * 4 / 5;
+        let at = frames[bad];
         let base = at / SEGMENT * SEGMENT;
         let path = dir.join(crate::segment::file_name(base));
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[(at - base) as usize + 150] ^= 0x10;
         std::fs::write(&path, &bytes).unwrap();
-        (path, at - base)
+        let log = Options::new().segment_size(SEGMENT).open(dir).unwrap();
+        (log, bad, path, at - base)
+    }
+
+    /// `error` reports damage in segment file `path` at `offset`.
+    fn assert_corrupt_at(error: Option<Error>, path: &std::path::Path, offset: u64) {
+        match error {
+            Some(Error::Corrupt {
+                segment, offset: o, ..
+            }) => {
+                assert_eq!(segment, path);
+                assert_eq!(o, offset);
+            }
+            other => panic!("expected the damage to be reported, got {other:?}"),
+        }
     }
 
     /// A closed log of 1 MiB segments holding about `bytes` of 200-byte
@@ -327,24 +341,10 @@ mod tests {
     fn a_damaged_frame_past_the_helper_is_still_caught() {
         let _alone = alone();
         let dir = tempfile::tempdir().unwrap();
-        let frames = log_of(dir.path(), 3 * MIN_BYTES / 2);
-        let bad = frames.len() * 4 / 5;
-        let (path, offset) = damage(dir.path(), frames[bad]);
-        let log = Options::new()
-            .segment_size(SEGMENT)
-            .open(dir.path())
-            .unwrap();
+        let (log, bad, path, offset) = damaged_log(dir.path());
         let (seen, result) = with_helper(|| replayed(&log, Position::START));
         assert_eq!(seen.len(), bad);
-        match result {
-            Err(Error::Corrupt {
-                segment, offset: o, ..
-            }) => {
-                assert_eq!(segment, path);
-                assert_eq!(o, offset);
-            }
-            other => panic!("expected the damage to be reported, got {other:?}"),
-        }
+        assert_corrupt_at(result.err(), &path, offset);
     }
 
     /// `read_all` starts a detached helper after its first event; damage
@@ -354,22 +354,7 @@ mod tests {
     fn read_all_gets_a_helper_and_still_reports_damage() {
         let _alone = alone();
         let dir = tempfile::tempdir().unwrap();
-        let frames = log_of(dir.path(), 3 * MIN_BYTES / 2);
-        let clean = {
-            let log = Options::new()
-                .segment_size(SEGMENT)
-                .open(dir.path())
-                .unwrap();
-            let events = all_events(&log);
-            log.close().unwrap();
-            events
-        };
-        let bad = frames.len() * 4 / 5;
-        let (path, offset) = damage(dir.path(), frames[bad]);
-        let log = Options::new()
-            .segment_size(SEGMENT)
-            .open(dir.path())
-            .unwrap();
+        let (log, bad, path, offset) = damaged_log(dir.path());
         let (seen, failure) = with_helper(|| {
             let mut seen = Vec::new();
             let mut failure = None;
@@ -381,16 +366,11 @@ mod tests {
             }
             (seen, failure)
         });
-        assert_eq!(seen, clean[..bad]);
-        match failure {
-            Some(Error::Corrupt {
-                segment, offset: o, ..
-            }) => {
-                assert_eq!(segment, path);
-                assert_eq!(o, offset);
-            }
-            other => panic!("expected the damage to be reported, got {other:?}"),
-        }
+        // Every event before the damaged frame, as a plain replay hands out.
+        let (before, _) = replayed(&log, Position::START);
+        assert_eq!(seen.len(), bad);
+        assert_eq!(seen, before);
+        assert_corrupt_at(failure, &path, offset);
     }
 
     /// Helpers never outnumber the spare CPUs, whoever asks; a short read
@@ -415,12 +395,7 @@ mod tests {
             held.len()
         );
         drop(held);
-        let end = log
-            .shared
-            .segments_snapshot()
-            .last()
-            .map(|s| s.base() + s.published())
-            .unwrap();
+        let end = log.shared.watch.end();
         assert!(Slot::take(&log.shared, end - MIN_BYTES / 2).is_none());
     }
 }
