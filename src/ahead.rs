@@ -19,9 +19,9 @@
 //! one fewer than the CPUs ([`Slot`]), so many readers at once do not pile
 //! threads onto cores their own callbacks need.
 //!
-//! Two users: `replay` runs its helper in a thread scope; `read_all`, an
-//! iterator, starts a detached one that stops when the iterator is dropped
-//! ([`Running`]) or reaches the published end.
+//! Two users: `replay` runs its helper in a thread scope; the owned cursor
+//! behind `read_all` and subscriptions starts a detached one that stops
+//! when the cursor is dropped ([`Running`]) or reaches the published end.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -371,6 +371,40 @@ mod tests {
         assert_eq!(seen.len(), bad);
         assert_eq!(seen, before);
         assert_corrupt_at(failure, &path, offset);
+    }
+
+    /// A filtered subscription catching up passes over most frames whole,
+    /// where the checksum is nearly all the work: it gets a helper too, and
+    /// hands out exactly the matching events.
+    #[test]
+    fn a_subscription_catching_up_gets_a_helper() {
+        let _alone = alone();
+        let dir = tempfile::tempdir().unwrap();
+        log_of(dir.path(), 3 * MIN_BYTES / 2);
+        let log = Options::new()
+            .segment_size(SEGMENT)
+            .open(dir.path())
+            .unwrap();
+        let want: Events = all_events(&log)
+            .into_iter()
+            .filter(|(stream, _, _)| stream == "s-3")
+            .collect();
+        let got = with_helper(|| {
+            let mut sub = log
+                .subscribe_all(Position::START)
+                .unwrap()
+                .filter(crate::Filter::stream_prefix("s-3"));
+            let mut got = Vec::new();
+            while let Some(e) = sub
+                .next_timeout(std::time::Duration::from_millis(100))
+                .unwrap()
+            {
+                got.push((e.stream().to_string(), e.version(), e.payload().to_vec()));
+            }
+            got
+        });
+        assert!(!want.is_empty());
+        assert_eq!(got, want);
     }
 
     /// Helpers never outnumber the spare CPUs, whoever asks; a short read

@@ -438,6 +438,12 @@ pub(crate) struct Cursor {
     types: TypeCache,
     /// Where a reader that stopped here would go on.
     resume: Position,
+    /// A helper checking checksums ahead (see `ahead.rs`), asked for once,
+    /// when the first frame proved the start a boundary: a cursor far
+    /// behind (`read_all`, a subscription catching up) gets one; it returns
+    /// at the published end and is stopped when the cursor is dropped.
+    helper: Option<ahead::Running>,
+    asked_for_helper: bool,
 }
 
 impl Cursor {
@@ -448,6 +454,22 @@ impl Cursor {
             frame: None,
             types: TypeCache::default(),
             resume: from,
+            helper: None,
+            asked_for_helper: false,
+        }
+    }
+
+    /// Starts a helper at the walker's next frame, if a read from there is
+    /// long enough and a CPU is spare.
+    fn ask_for_helper(&mut self) {
+        self.asked_for_helper = true;
+        let walker = &mut self.walker;
+        let Some(at) = walker.seg.as_ref().map(|seg| seg.base() + walker.offset) else {
+            return;
+        };
+        if let Some(running) = ahead::Running::start(&walker.shared, at) {
+            walker.ahead = Some(running.ahead());
+            self.helper = Some(running);
         }
     }
 
@@ -484,6 +506,9 @@ impl Cursor {
             let Some(info) = self.walker.next_frame()? else {
                 return Ok(Step::End);
             };
+            if !self.asked_for_helper {
+                self.ask_for_helper();
+            }
             let Some(seg) = self.walker.segment() else {
                 return Ok(Step::End);
             };
@@ -511,10 +536,6 @@ impl Cursor {
 pub struct ReadAll {
     cursor: Cursor,
     done: bool,
-    /// A helper checking checksums ahead, asked for once the first frame
-    /// proved the start a boundary (see `ahead.rs`); stopped on drop.
-    helper: Option<ahead::Running>,
-    asked_for_helper: bool,
 }
 
 impl std::fmt::Debug for ReadAll {
@@ -530,22 +551,7 @@ impl ReadAll {
         Ok(ReadAll {
             cursor: Cursor::new(shared, from),
             done: false,
-            helper: None,
-            asked_for_helper: false,
         })
-    }
-
-    /// Starts a helper at the walker's next frame, once.
-    fn ask_for_helper(&mut self) {
-        self.asked_for_helper = true;
-        let walker = &mut self.cursor.walker;
-        let Some(at) = walker.seg.as_ref().map(|seg| seg.base() + walker.offset) else {
-            return;
-        };
-        if let Some(running) = ahead::Running::start(&walker.shared, at) {
-            walker.ahead = Some(running.ahead());
-            self.helper = Some(running);
-        }
     }
 }
 
@@ -557,12 +563,7 @@ impl Iterator for ReadAll {
             return None;
         }
         match self.cursor.next(&mut Everything, usize::MAX) {
-            Ok(Step::Event(event)) => {
-                if !self.asked_for_helper {
-                    self.ask_for_helper();
-                }
-                Some(Ok(event))
-            }
+            Ok(Step::Event(event)) => Some(Ok(event)),
             Ok(Step::End | Step::Budget) => {
                 self.done = true;
                 None
