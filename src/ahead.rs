@@ -246,6 +246,14 @@ mod tests {
         panic!("a helper never got ahead of 50 reads");
     }
 
+    /// A closed log in `dir` long enough for a helper, reopened; with each
+    /// append's frame offset.
+    fn long_log(dir: &std::path::Path) -> (Log, Vec<u64>) {
+        let frames = log_of(dir, 3 * MIN_BYTES / 2);
+        let log = Options::new().segment_size(SEGMENT).open(dir).unwrap();
+        (log, frames)
+    }
+
     /// A long log in `dir` with a bit flipped in the frame four fifths in,
     /// reopened: the log, the number of events before that frame, and its
     /// segment file and offset there.
@@ -311,11 +319,7 @@ mod tests {
     fn a_long_replay_skips_only_checksums_its_helper_matched() {
         let _alone = alone();
         let dir = tempfile::tempdir().unwrap();
-        let frames = log_of(dir.path(), 3 * MIN_BYTES / 2);
-        let log = Options::new()
-            .segment_size(SEGMENT)
-            .open(dir.path())
-            .unwrap();
+        let (log, frames) = long_log(dir.path());
         let owned = all_events(&log);
         let (seen, result) = with_helper(|| replayed(&log, Position::START));
         assert_eq!(seen, owned);
@@ -380,11 +384,7 @@ mod tests {
     fn a_subscription_catching_up_gets_a_helper() {
         let _alone = alone();
         let dir = tempfile::tempdir().unwrap();
-        log_of(dir.path(), 3 * MIN_BYTES / 2);
-        let log = Options::new()
-            .segment_size(SEGMENT)
-            .open(dir.path())
-            .unwrap();
+        let (log, _) = long_log(dir.path());
         let want: Events = all_events(&log)
             .into_iter()
             .filter(|(stream, _, _)| stream == "s-3")
@@ -414,11 +414,7 @@ mod tests {
         let _alone = alone();
         no_helper_running();
         let dir = tempfile::tempdir().unwrap();
-        log_of(dir.path(), 3 * MIN_BYTES / 2);
-        let log = Options::new()
-            .segment_size(SEGMENT)
-            .open(dir.path())
-            .unwrap();
+        let (log, _) = long_log(dir.path());
         let spare = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
         let held: Vec<Slot> = (0..=spare)
             .filter_map(|_| Slot::take(&log.shared, 0))
