@@ -411,19 +411,16 @@ pub(crate) enum Verified {
 /// `None` when they do not hold (that reader then checks for itself).
 #[inline]
 pub(crate) fn verify(buf: &[u8], position: u64, checksum: &Checksum) -> Option<Verified> {
-    let (len, stored) = (u32_at(buf, 0)?, u32_at(buf, 4)?);
-    if (len as usize) < END_BYTES {
-        return None;
+    match framed(buf, position, Some(checksum)).ok()? {
+        (_, Kind::End, _) => Some(Verified::End),
+        (_, Kind::Events, padded_len) => Some(Verified::Events(padded_len)),
     }
-    let bytes = buf.get(..len as usize)?;
-    if checksum.of_frame(bytes, position) != stored {
-        return None;
-    }
-    match bytes.get(8) {
-        Some(&KIND_END) if len as usize == END_BYTES => Some(Verified::End),
-        Some(&KIND_EVENTS) => Some(Verified::Events(padded(u64::from(len)))),
-        _ => None,
-    }
+}
+
+/// The two kinds of frame.
+enum Kind {
+    Events,
+    End,
 }
 
 #[inline(always)]
@@ -432,6 +429,21 @@ fn decode_header_checked<'a>(
     position: u64,
     checksum: Option<&Checksum>,
 ) -> Result<(Frame<'a>, u64), DecodeError> {
+    match framed(buf, position, checksum)? {
+        (_, Kind::End, padded_len) => Ok((Frame::End, padded_len)),
+        (bytes, Kind::Events, padded_len) => Ok((Frame::Events(decode_events(bytes)?), padded_len)),
+    }
+}
+
+/// The framing every decode shares: the frame's unpadded bytes, its kind
+/// and padded length, once its length fits `buf` and (with `checksum`) its
+/// checksum matches.
+#[inline(always)]
+fn framed<'a>(
+    buf: &'a [u8],
+    position: u64,
+    checksum: Option<&Checksum>,
+) -> Result<(&'a [u8], Kind, u64), DecodeError> {
     let available = buf.len() as u64;
     let (Some(len), Some(stored)) = (u32_at(buf, 0), u32_at(buf, 4)) else {
         return Err(if buf.iter().all(|&b| b == 0) {
@@ -460,8 +472,8 @@ fn decode_header_checked<'a>(
     }
     let padded_len = padded(u64::from(len));
     match bytes.get(8) {
-        Some(&KIND_END) if len as usize == END_BYTES => Ok((Frame::End, padded_len)),
-        Some(&KIND_EVENTS) => Ok((Frame::Events(decode_events(bytes)?), padded_len)),
+        Some(&KIND_END) if len as usize == END_BYTES => Ok((bytes, Kind::End, padded_len)),
+        Some(&KIND_EVENTS) => Ok((bytes, Kind::Events, padded_len)),
         _ => Err(DecodeError::Malformed("unknown frame kind")),
     }
 }
