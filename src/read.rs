@@ -586,6 +586,69 @@ pub(crate) struct StreamFrame {
     published: bool,
 }
 
+/// A frame a forward read planned: where it is, its checksum checked.
+/// Kept this small (16 bytes) because a plan moves each one twice; its
+/// header is decoded again when it is read ([`planned_info`]).
+#[derive(Debug, Clone, Copy)]
+struct Planned {
+    /// Its segment's place in the read's [`Segs`].
+    seg: u32,
+    /// Readers may see it (see [`StreamFrame::published`]).
+    published: bool,
+    /// Its offset in the segment.
+    start: u64,
+}
+
+/// What planning needs of a frame to go on along its chain.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    planned: Planned,
+    prev_frame: u64,
+    first_version: u64,
+}
+
+/// The segments a forward read's current plan touches. A plan loads ~500
+/// frames, nearly all in one or two segments: looking each frame's segment
+/// up here instead of in the log's list saves a read lock and a reference
+/// count per frame, and planned frames hold a `u32` instead of an `Arc`.
+#[derive(Debug, Default)]
+struct Segs {
+    list: Vec<Arc<Segment>>,
+    /// The entry that held the last offset looked up.
+    last: usize,
+}
+
+impl Segs {
+    /// The segment holding log offset `at`, found here or in the log's list.
+    fn find(&mut self, shared: &Shared, at: u64) -> Option<(u32, &Arc<Segment>)> {
+        let holds = |s: &Arc<Segment>| s.base() <= at && at < s.end();
+        if !self.list.get(self.last).is_some_and(holds) {
+            match self.list.iter().position(holds) {
+                Some(i) => self.last = i,
+                None => {
+                    let (_, seg) = shared.segment_for(at)?;
+                    self.last = self.list.len();
+                    self.list.push(seg);
+                }
+            }
+        }
+        // A plan's frames come from one stream's stretch of ~16 index
+        // intervals: a handful of segments at most.
+        debug_assert!(self.list.len() <= u32::MAX as usize);
+        Some((self.last as u32, &self.list[self.last]))
+    }
+
+    fn get(&self, i: u32) -> &Arc<Segment> {
+        &self.list[i as usize]
+    }
+
+    /// Forgets every segment: only when no planned frame refers to one.
+    fn clear(&mut self) {
+        self.list.clear();
+        self.last = 0;
+    }
+}
+
 /// Index intervals a forward stream read plans at once: each a chain of
 /// back-links walked in step with the others, so that many misses overlap.
 /// 16 chains of `K` = 32 frames plan ~512 frames (~70 bytes each).
@@ -599,8 +662,10 @@ struct Chain {
     /// The anchor frame below the chain (not part of it); `None` for the
     /// oldest chain, which ends at the frame holding the version sought.
     stop: Option<u64>,
-    /// Its frames, newest first.
-    frames: Vec<StreamFrame>,
+    /// Its frames, newest first, below the anchor above the chain (the
+    /// index entry it ends at; none for the head's chain). Popped, they
+    /// come oldest first and the anchor last.
+    frames: Vec<Planned>,
 }
 
 /// Lines prefetched per frame: its length is unknown until its header is
@@ -629,29 +694,80 @@ pub(crate) fn stream_frame(shared: &Shared, id: u32, at: u64) -> Result<StreamFr
         });
     };
     let start = at.saturating_sub(seg.base());
-    let published = seg.published();
-    let (bytes, is_published) = match seg.bytes(start, published).filter(|b| !b.is_empty()) {
-        Some(b) => (Some(b), true),
-        None => (seg.written_bytes(start, seg.written()), false),
-    };
-    let Some(bytes) = bytes else {
-        return Err(corrupt(&seg, start, "stream back-link points past the log"));
-    };
+    let (bytes, published) = frame_bytes(&seg, start)?;
     match frame::decode_lazy(bytes, at, &shared.checksum) {
         Ok((Frame::Events(f), padded)) if f.stream_id == id => Ok(StreamFrame {
             info: FrameInfo::new(&seg, start, &f, padded, 0),
             prev_frame: f.prev_frame,
-            // Frames are published whole: one that starts below the
-            // published end ends below it.
-            published: is_published,
+            published,
             seg,
         }),
-        Ok(_) => Err(corrupt(
-            &seg,
-            start,
-            "stream back-link points at another stream's frame",
-        )),
+        Ok(_) => Err(not_the_stream(&seg, start)),
         Err(e) => Err(corrupt(&seg, start, e)),
+    }
+}
+
+/// The bytes from offset `start` of `seg` to where a stream read may look:
+/// the published end, or for a frame past it, the written end (frames are
+/// published whole: one that starts below the published end ends below
+/// it). Also whether they are published.
+#[inline]
+fn frame_bytes(seg: &Segment, start: u64) -> Result<(&[u8], bool)> {
+    match seg.bytes(start, seg.published()).filter(|b| !b.is_empty()) {
+        Some(b) => Ok((b, true)),
+        None => seg
+            .written_bytes(start, seg.written())
+            .map(|b| (b, false))
+            .ok_or_else(|| corrupt(seg, start, "stream back-link points past the log")),
+    }
+}
+
+fn not_the_stream(seg: &Segment, start: u64) -> Error {
+    corrupt(
+        seg,
+        start,
+        "stream back-link points at another stream's frame",
+    )
+}
+
+/// Like [`stream_frame`] for a forward read's plan: the frame of stream
+/// `id` at log offset `at`, in `seg` (its place `index` in the read's
+/// [`Segs`]), checksum checked, reduced to what the plan keeps.
+#[inline]
+fn link_in(
+    seg: &Segment,
+    index: u32,
+    checksum: &frame::Checksum,
+    id: u32,
+    at: u64,
+) -> Result<Link> {
+    let start = at.saturating_sub(seg.base());
+    let (bytes, published) = frame_bytes(seg, start)?;
+    match frame::decode_lazy(bytes, at, checksum) {
+        Ok((Frame::Events(f), _)) if f.stream_id == id => Ok(Link {
+            planned: Planned {
+                seg: index,
+                published,
+                start,
+            },
+            prev_frame: f.prev_frame,
+            first_version: f.first_version,
+        }),
+        Ok(_) => Err(not_the_stream(seg, start)),
+        Err(e) => Err(corrupt(seg, start, e)),
+    }
+}
+
+/// The header of planned frame `p` in `seg`, decoded again: its checksum
+/// matched when it was planned, over these same bytes (which never change
+/// once written).
+#[inline]
+fn planned_info(seg: &Segment, p: Planned) -> Result<FrameInfo> {
+    let (bytes, _) = frame_bytes(seg, p.start)?;
+    match frame::decode_verified(bytes) {
+        Ok((Frame::Events(f), padded)) => Ok(FrameInfo::new(seg, p.start, &f, padded, 0)),
+        Ok(_) => Err(not_the_stream(seg, p.start)),
+        Err(e) => Err(corrupt(seg, p.start, e)),
     }
 }
 
@@ -743,9 +859,12 @@ pub struct ReadStream {
     last_version: u64,
     /// The next version to hand out (forward: up, backward: down).
     next_version: u64,
-    /// Forward: frames planned for reading, newest at the bottom.
-    planned: Vec<StreamFrame>,
-    /// Forward: the back-link chains of the plan being made (kept for
+    /// Forward: the plan's chains still to read, `chains[current..live]`.
+    live: usize,
+    current: usize,
+    /// Forward: the segments of the plan's frames.
+    segs: Segs,
+    /// Forward: the back-link chains of the plan being read (kept for
     /// their vectors).
     chains: Vec<Chain>,
     /// Backward: the next (older) frame to visit.
@@ -792,7 +911,9 @@ impl ReadStream {
             head_frame,
             last_version,
             next_version,
-            planned: Vec::new(),
+            live: 0,
+            current: 0,
+            segs: Segs::default(),
             chains: Vec::new(),
             back_link: frame::NO_PREV_FRAME,
             pending: Vec::new(),
@@ -831,6 +952,12 @@ impl ReadStream {
     /// step prefetching the next frame of its chain: up to
     /// `PLAN_INTERVALS` misses are in flight instead of one.
     fn plan(&mut self) -> Result<()> {
+        debug_assert!(
+            self.chains[..self.live].iter().all(|c| c.frames.is_empty()),
+            "a plan replaced frames not yet handed out"
+        );
+        // No planned frame refers to a segment any more.
+        self.segs.clear();
         let mut entries =
             self.shared
                 .index_entries_above(self.id, self.next_version, PLAN_INTERVALS);
@@ -839,33 +966,33 @@ impl ReadStream {
         // read: the stream ends at the head it saw.
         entries.retain(|e| e.frame <= self.head_frame);
         for entry in &entries {
-            if let Some((_, seg)) = self.shared.segment_for(entry.frame) {
-                prefetch_frame(&seg, entry.frame);
+            if let Some((_, seg)) = self.segs.find(&self.shared, entry.frame) {
+                prefetch_frame(seg, entry.frame);
             }
         }
-        let anchors = entries
-            .iter()
-            .map(|e| stream_frame(&self.shared, self.id, e.frame))
-            .collect::<Result<Vec<_>>>()?;
-        // Chain `j` runs back from the frame before anchor `j` to anchor
-        // `j - 1`, exclusive (chain 0: to the frame holding `next_version`).
-        // When every entry above `next_version` was fetched, one more chain
-        // runs back from the head to the last anchor; otherwise the plan
-        // ends at the last anchor and the next plan goes on from there.
+        // Chain `j` runs back from the frame before anchor `j` (the frame
+        // of entry `j`) to anchor `j - 1`, exclusive (chain 0: to the frame
+        // holding `next_version`). When every entry above `next_version`
+        // was fetched, one more chain runs back from the head to the last
+        // anchor; otherwise the plan ends at the last anchor and the next
+        // plan goes on from there.
         let whole = fetched < PLAN_INTERVALS || entries.len() < fetched;
+        let count = entries.len() + usize::from(whole);
         // The chains' vectors are kept from plan to plan: a long read
         // allocates them once, not once per plan.
         let mut chains = std::mem::take(&mut self.chains);
-        let starts = anchors
-            .iter()
-            .map(|a| a.prev_frame)
-            .chain(whole.then_some(self.head_frame));
-        let count = anchors.len() + usize::from(whole);
         chains.resize_with(count.max(chains.len()), Chain::default);
-        for (j, (chain, start)) in chains.iter_mut().zip(starts).enumerate() {
-            chain.next = Some(start);
-            chain.stop = j.checked_sub(1).map(|below| entries[below].frame);
+        for (j, chain) in chains[..count].iter_mut().enumerate() {
             chain.frames.clear();
+            chain.stop = j.checked_sub(1).map(|below| entries[below].frame);
+            chain.next = Some(match entries.get(j) {
+                Some(entry) => {
+                    let anchor = self.load(entry.frame)?;
+                    chain.frames.push(anchor.planned);
+                    anchor.prev_frame
+                }
+                None => self.head_frame,
+            });
         }
         let live = &mut chains[..count];
         let mut open = true;
@@ -883,29 +1010,32 @@ impl ReadStream {
                         "stream back-links end before the version sought",
                     ));
                 }
-                let f = stream_frame(&self.shared, self.id, at)?;
-                let reached = chain.stop.is_none() && f.info.first_version <= self.next_version;
-                chain.next = (!reached).then_some(f.prev_frame);
+                let link = self.load(at)?;
+                let reached = chain.stop.is_none() && link.first_version <= self.next_version;
+                chain.next = (!reached).then_some(link.prev_frame);
                 if !reached {
-                    prefetch_frame(&f.seg, f.prev_frame);
+                    prefetch_frame(self.segs.get(link.planned.seg), link.prev_frame);
                     open = true;
                 }
-                chain.frames.push(f);
+                chain.frames.push(link.planned);
             }
         }
-        // `planned` pops from its end, oldest frame first: newest first in
-        // it go the head's chain, then each anchor above its chain.
-        let mut anchors = anchors.into_iter().rev();
-        let mut live = live.iter_mut().rev();
-        if whole && let Some(head_chain) = live.next() {
-            self.planned.append(&mut head_chain.frames);
-        }
-        for chain in live {
-            self.planned.extend(anchors.next());
-            self.planned.append(&mut chain.frames);
-        }
         self.chains = chains;
+        self.live = count;
+        self.current = 0;
         Ok(())
+    }
+
+    /// Loads and verifies this stream's frame at log offset `at`, looking
+    /// its segment up in the plan's [`Segs`].
+    #[inline]
+    fn load(&mut self, at: u64) -> Result<Link> {
+        let Some((index, seg)) = self.segs.find(&self.shared, at) else {
+            return Err(Error::InvalidPosition {
+                position: Position::new(at, 0),
+            });
+        };
+        link_in(seg, index, &self.shared.checksum, self.id, at)
     }
 
     fn next_forward(&mut self) -> Result<Option<RecordedEvent>> {
@@ -920,38 +1050,44 @@ impl ReadStream {
                     None => self.frame = None,
                 }
             }
-            let Some(next) = self.next_frame_forward()? else {
+            let Some((seg, info)) = self.next_frame_forward()? else {
                 return Ok(None);
             };
             self.frame = Some(OwnedFrame::new(
                 &self.shared,
                 &mut self.cache,
-                &next.seg,
-                next.info,
+                self.segs.get(seg),
+                info,
             )?);
         }
     }
 
     /// Forward: the next planned frame that holds `next_version` or later,
     /// its skip set to `next_version`; `None` past what this read may see.
-    fn next_frame_forward(&mut self) -> Result<Option<StreamFrame>> {
+    #[inline]
+    fn next_frame_forward(&mut self) -> Result<Option<(u32, FrameInfo)>> {
         loop {
             if self.next_version > self.last_version {
                 return Ok(None);
             }
-            let Some(mut f) = self.planned.pop() else {
+            let Some(chain) = self.chains[..self.live].get_mut(self.current) else {
                 self.plan()?;
                 continue;
             };
-            if !f.published {
+            let Some(p) = chain.frames.pop() else {
+                self.current += 1;
+                continue;
+            };
+            if !p.published {
                 return Ok(None);
             }
-            if f.info.last_version() < self.next_version {
+            let mut info = planned_info(self.segs.get(p.seg), p)?;
+            if info.last_version() < self.next_version {
                 continue;
             }
-            f.info.skip = u16::try_from(self.next_version.saturating_sub(f.info.first_version))
+            info.skip = u16::try_from(self.next_version.saturating_sub(info.first_version))
                 .unwrap_or(u16::MAX);
-            return Ok(Some(f));
+            return Ok(Some((p.seg, info)));
         }
     }
 
@@ -1025,9 +1161,9 @@ where
         return Ok(from_version);
     }
     let mut types = TypeCache::default();
-    while let Some(frame) = read.next_frame_forward()? {
-        frame_refs(shared, &frame.seg, &frame.info, &mut types, &mut f)?;
-        read.next_version = frame.info.last_version() + 1;
+    while let Some((seg, info)) = read.next_frame_forward()? {
+        frame_refs(shared, read.segs.get(seg), &info, &mut types, &mut f)?;
+        read.next_version = info.last_version() + 1;
     }
     Ok(read.next_version)
 }

@@ -280,6 +280,53 @@ fn bit_flip_in_a_sealed_segment_is_reported_on_read_refused_on_scan_and_repairab
             .expect_err("replay of a damaged frame");
         assert_corrupt(&err, &seg0, victim);
         assert_eq!(seen, before.len());
+        // Reads of the damaged frame's stream find it too, whichever way
+        // and path: each frame's checksum is checked where the stream's
+        // back-links reach it.
+        let stream = &victim_events[0].stream;
+        let older: Vec<Ev> = before
+            .iter()
+            .filter(|e| &e.stream == stream)
+            .cloned()
+            .collect();
+        let newer: Vec<Ev> = after
+            .iter()
+            .filter(|e| &e.stream == stream)
+            .cloned()
+            .collect();
+        assert!(!older.is_empty() && !newer.is_empty());
+        let mut got = Vec::new();
+        let mut err = None;
+        for e in log.read_stream(stream, 0).expect("read_stream") {
+            match e {
+                Ok(e) => got.push(Ev::from(&e)),
+                Err(e) => err = Some(e),
+            }
+        }
+        // Forward reads verify a stretch of frames before handing any out:
+        // what comes first is a prefix of the events before the damage.
+        assert_eq!(got[..], older[..got.len()], "forward read_stream");
+        assert_corrupt(&err.expect("forward read_stream error"), &seg0, victim);
+        let mut got = Vec::new();
+        let err = log
+            .replay_stream(stream, 0, |e| got.push(Ev::from(e)))
+            .expect_err("replay_stream of a damaged frame");
+        assert_eq!(got[..], older[..got.len()], "replay_stream");
+        assert_corrupt(&err, &seg0, victim);
+        let mut got = Vec::new();
+        let mut err = None;
+        for e in log
+            .read_stream_backward(stream, u64::MAX)
+            .expect("read_stream_backward")
+        {
+            match e {
+                Ok(e) => got.push(Ev::from(&e)),
+                Err(e) => err = Some(e),
+            }
+        }
+        // Backward, every event after the damage comes first.
+        assert_eq!(got, newer.iter().rev().cloned().collect::<Vec<_>>());
+        assert_corrupt(&err.expect("backward error"), &seg0, victim);
         // Reading from after the damage serves everything after it.
         assert_eq!(
             read_from(&log, after[0].position)
