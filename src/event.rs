@@ -1,17 +1,86 @@
 //! What goes in (`EventData`, `ExpectedVersion`) and what comes out
 //! (`AppendResult`, `RecordedEvent`, `EventRef`).
 
-use bytestring::ByteString;
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use bytestring::ByteString;
+use compact_str::CompactString;
 
 use crate::position::Position;
+
+/// An event's type name, as [`EventData::new`] takes it (from a `&str`, a
+/// `String`, ...).
+///
+/// Names of up to 24 bytes are kept inline, so building an event for each
+/// append allocates nothing for its type; a longer name is one allocation
+/// (none for [`EventType::from_static`], none again when a `String` is
+/// handed over).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventType(CompactString);
+
+impl EventType {
+    /// A type name known at compile time: no allocation whatever its
+    /// length, for it and for each clone, so a long namespaced name can be
+    /// a constant (`const PLACED: EventType = EventType::from_static("..")`).
+    pub const fn from_static(name: &'static str) -> EventType {
+        EventType(CompactString::const_new(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for EventType {
+    fn from(name: &str) -> EventType {
+        EventType(CompactString::new(name))
+    }
+}
+
+impl From<&String> for EventType {
+    fn from(name: &String) -> EventType {
+        EventType(CompactString::new(name))
+    }
+}
+
+impl From<String> for EventType {
+    /// Keeps the `String`'s buffer for a long name.
+    fn from(name: String) -> EventType {
+        EventType(CompactString::from(name))
+    }
+}
+
+impl From<Box<str>> for EventType {
+    fn from(name: Box<str>) -> EventType {
+        EventType(CompactString::from(name))
+    }
+}
+
+impl From<Cow<'_, str>> for EventType {
+    fn from(name: Cow<'_, str>) -> EventType {
+        EventType(CompactString::from(name))
+    }
+}
+
+impl AsRef<str> for EventType {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// An event to append: a type name, a payload, and optional metadata and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventData {
-    pub(crate) event_type: String,
+    pub(crate) event_type: EventType,
     pub(crate) payload: Bytes,
     pub(crate) metadata: Bytes,
     pub(crate) schema_version: u16,
@@ -20,7 +89,7 @@ pub struct EventData {
 
 impl EventData {
     /// An event of `event_type` (1 to 256 bytes) carrying `payload`.
-    pub fn new(event_type: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+    pub fn new(event_type: impl Into<EventType>, payload: impl Into<Bytes>) -> Self {
         EventData {
             event_type: event_type.into(),
             payload: payload.into(),
@@ -50,7 +119,7 @@ impl EventData {
 
     /// The event type.
     pub fn event_type(&self) -> &str {
-        &self.event_type
+        self.event_type.as_str()
     }
 
     /// The payload.

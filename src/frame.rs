@@ -97,7 +97,7 @@ pub(crate) fn event_len(event: &EventData) -> u64 {
     [
         EVENT_HEADER_BYTES,
         id,
-        event.event_type.len(),
+        event.event_type.as_str().len(),
         event.metadata.len(),
         event.payload.len(),
     ]
@@ -184,7 +184,7 @@ pub(crate) fn encode_batch(
         } else {
             0
         };
-        c.put(&(event.event_type.len() as u16).to_le_bytes());
+        c.put(&(event.event_type.as_str().len() as u16).to_le_bytes());
         c.put(&event.schema_version.to_le_bytes());
         c.put(&[flags, 0, 0, 0]);
         c.put(&(event.metadata.len() as u32).to_le_bytes());
@@ -192,7 +192,7 @@ pub(crate) fn encode_batch(
         if let Some(id) = event.id {
             c.put(&id.to_le_bytes());
         }
-        c.put(event.event_type.as_bytes());
+        c.put(event.event_type.as_str().as_bytes());
         c.put(&event.metadata);
         c.put(&event.payload);
     }
@@ -899,7 +899,7 @@ mod properties {
                 let got: Vec<RawEvent<'_>> = f.events().collect::<Result<_, _>>().expect("events");
                 prop_assert_eq!(got.len(), events.len());
                 for (g, e) in got.iter().zip(&events) {
-                    prop_assert_eq!(g.event_type, e.event_type.as_bytes());
+                    prop_assert_eq!(g.event_type, e.event_type.as_str().as_bytes());
                     prop_assert_eq!(g.payload, &e.payload[..]);
                     prop_assert_eq!(g.metadata, &e.metadata[..]);
                     prop_assert_eq!(g.schema_version, e.schema_version);

@@ -76,7 +76,7 @@ pub struct ReadmeDoctests;
 pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};
 pub use crate::event::{
-    AppendRequest, AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent,
+    AppendRequest, AppendResult, EventData, EventRef, EventType, ExpectedVersion, RecordedEvent,
 };
 pub use crate::log::Log;
 pub use crate::options::{Durability, Options, Preallocate};

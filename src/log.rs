@@ -194,7 +194,7 @@ fn validate(stream: &str, events: &[EventData], max_frame_bytes: u64) -> Result<
         });
     }
     for (index, event) in events.iter().enumerate() {
-        let len = event.event_type.len();
+        let len = event.event_type.as_str().len();
         if len == 0 {
             return Err(Error::EmptyEventType { index });
         }

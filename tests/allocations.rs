@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use bytes::Bytes;
-use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position};
+use seglog::{Durability, EventData, EventType, ExpectedVersion, Log, Options, Position};
 
 struct Counting;
 
@@ -168,6 +168,51 @@ fn appends_replay_and_reads_do_not_allocate_per_event() {
          read_stream of {per_stream}: {stream_reading}, replay_stream: {stream_replaying}",
         2 * EVENTS + STREAMS
     );
+    log.close().expect("close");
+}
+
+/// Callers build an `EventData` for each append: a short type name from a
+/// `&str` and a payload `Bytes` they hold cost no allocation, nor does a
+/// long name kept as an `EventType` constant. (A `String` per event type
+/// cost one per event before.)
+#[test]
+fn building_an_event_per_append_does_not_allocate() {
+    const LONG: EventType = EventType::from_static("com.example.accounts.v2.MoneyDeposited");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, names, _) = log_with_streams(dir.path());
+    let payload = Bytes::from(vec![7u8; 128]);
+    let (appending, ()) = allocations(|| {
+        for i in 0..EVENTS {
+            let event = if i % 2 == 0 {
+                EventData::new("Deposited", payload.clone())
+            } else {
+                EventData::new(LONG.clone(), payload.clone())
+            };
+            log.append(&names[i % STREAMS], ExpectedVersion::Any, &[event])
+                .expect("append");
+        }
+    });
+    assert!(
+        appending <= BOUND,
+        "{appending} allocations for {EVENTS} appends, each building its event"
+    );
+    let mut types = std::collections::HashSet::new();
+    log.replay(Position::START, |e| {
+        types.insert(e.event_type().to_owned());
+    })
+    .expect("replay");
+    assert_eq!(
+        types,
+        ["Deposited", LONG.as_str()]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+    // A long name given at run time still works: one allocation for it.
+    let long = "x".repeat(200);
+    let (made, event) = allocations(|| EventData::new(long.as_str(), payload.clone()));
+    assert_eq!(made, 1);
+    assert_eq!(event.event_type(), long);
     log.close().expect("close");
 }
 
