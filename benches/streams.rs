@@ -1,7 +1,8 @@
 //! Criterion benches of issue 3's targets ("Streams at scale"), each beside
 //! its baseline in the same run:
 //! - reading one stream of 1,000 events from a 1M-event log interleaved over
-//!   1,000 streams (one 128-byte event per append), forward and backward,
+//!   1,000 streams (one 128-byte event per append), forward (owned and
+//!   borrowed) and backward,
 //!   vs a full scan that filters by stream name (`read_all`, and the
 //!   borrowed `replay`); target: >= 50x faster than the `read_all` scan;
 //! - reopening a cleanly closed 1M-event log (time of `open` only; the close
@@ -74,6 +75,14 @@ fn read_one_stream(c: &mut Criterion) {
             for e in log.read_stream(stream, 0).expect("read_stream") {
                 n += black_box(e.expect("event").payload().len());
             }
+            assert_eq!(n, per_stream * PAYLOAD_BYTES);
+        });
+    });
+    group.bench_function("replay_stream_forward", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            log.replay_stream(stream, 0, |e| n += black_box(e.payload().len()))
+                .expect("replay_stream");
             assert_eq!(n, per_stream * PAYLOAD_BYTES);
         });
     });
