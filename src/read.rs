@@ -618,13 +618,20 @@ struct Segs {
     last: usize,
 }
 
+/// Entries [`Segs::find`] searches, newest first, before it asks the log: a
+/// sparse stream's plan can cross hundreds of small segments, and each
+/// lookup stays bounded (the list then holds a segment more than once, at
+/// most one entry per planned frame).
+const SEGS_SEARCHED: usize = 8;
+
 impl Segs {
     /// The segment holding log offset `at`, found here or in the log's list.
     fn find(&mut self, shared: &Shared, at: u64) -> Option<(u32, &Arc<Segment>)> {
         let holds = |s: &Arc<Segment>| s.base() <= at && at < s.end();
         if !self.list.get(self.last).is_some_and(holds) {
-            match self.list.iter().position(holds) {
-                Some(i) => self.last = i,
+            let recent = self.list.len().saturating_sub(SEGS_SEARCHED);
+            match self.list[recent..].iter().rposition(holds) {
+                Some(i) => self.last = recent + i,
                 None => {
                     let (_, seg) = shared.segment_for(at)?;
                     self.last = self.list.len();
@@ -632,10 +639,9 @@ impl Segs {
                 }
             }
         }
-        // A plan's frames come from one stream's stretch of ~16 index
-        // intervals: a handful of segments at most.
-        debug_assert!(self.list.len() <= u32::MAX as usize);
-        Some((self.last as u32, &self.list[self.last]))
+        // At most one entry per planned frame, far below `u32::MAX`.
+        let slot = u32::try_from(self.last).ok()?;
+        Some((slot, &self.list[self.last]))
     }
 
     fn get(&self, i: u32) -> &Arc<Segment> {
