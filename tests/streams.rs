@@ -8,6 +8,16 @@ use std::collections::HashMap;
 use common::*;
 use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position};
 
+/// One event whose payload is `v`, to find in a read by [`number`].
+fn numbered(v: u64) -> [EventData; 1] {
+    [EventData::new("E", v.to_le_bytes().to_vec())]
+}
+
+/// The `v` of an event made by [`numbered`].
+fn number(payload: &[u8]) -> u64 {
+    u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"))
+}
+
 /// (version, payload) of every event of every stream, from `read_all`.
 fn model(log: &Log) -> HashMap<String, Vec<(u64, Vec<u8>)>> {
     let mut streams: HashMap<String, Vec<(u64, Vec<u8>)>> = HashMap::new();
@@ -140,12 +150,8 @@ fn read_stream_sees_only_what_was_visible_and_continues_after_appends() {
         .open(dir.path())
         .expect("open");
     for v in 0..10u64 {
-        log.append(
-            "a",
-            ExpectedVersion::Any,
-            &[EventData::new("E", v.to_le_bytes().to_vec())],
-        )
-        .expect("append");
+        log.append("a", ExpectedVersion::Any, &numbered(v))
+            .expect("append");
     }
     let reader = log.read_stream("a", 3).expect("read");
     log.append(
@@ -182,9 +188,8 @@ fn forward_reads_across_many_planned_intervals() {
         .durability(seglog::Durability::None)
         .open(dir.path())
         .expect("open");
-    let event = |v: u64| [EventData::new("E", v.to_le_bytes().to_vec())];
     for v in 0..150u64 {
-        log.append("long", ExpectedVersion::Any, &event(v))
+        log.append("long", ExpectedVersion::Any, &numbered(v))
             .expect("append");
         // Frames of several events too, so intervals hold unequal counts.
         let batch: Vec<EventData> = (0..v % 3 + 1)
@@ -199,7 +204,7 @@ fn forward_reads_across_many_planned_intervals() {
             .expect("read")
             .map(|e| {
                 let e = e.expect("event");
-                let payload = u64::from_le_bytes(e.payload()[..8].try_into().expect("8 bytes"));
+                let payload = number(e.payload());
                 assert_eq!(
                     payload,
                     e.version(),
@@ -215,7 +220,7 @@ fn forward_reads_across_many_planned_intervals() {
         let resume = log
             .replay_stream("long", from, |e| {
                 assert_eq!(e.stream(), "long");
-                let payload = u64::from_le_bytes(e.payload()[..8].try_into().expect("8 bytes"));
+                let payload = number(e.payload());
                 assert_eq!(payload, e.version());
                 borrowed.push(e.version());
             })
@@ -237,7 +242,7 @@ fn forward_reads_across_many_planned_intervals() {
     assert_eq!(none, 0);
     let reader = log.read_stream("long", 0).expect("read");
     for v in 150..250u64 {
-        log.append("long", ExpectedVersion::Exact(v - 1), &event(v))
+        log.append("long", ExpectedVersion::Exact(v - 1), &numbered(v))
             .expect("append");
     }
     let read: Vec<u64> = reader.map(|e| e.expect("event").version()).collect();
@@ -297,12 +302,8 @@ fn a_plan_across_many_small_segments() {
         .map(|_| EventData::new("Fill", vec![0u8; 128 << 10]))
         .collect();
     for v in 0..48u64 {
-        log.append(
-            "sparse",
-            ExpectedVersion::Any,
-            &[EventData::new("S", v.to_le_bytes().to_vec())],
-        )
-        .expect("append");
+        log.append("sparse", ExpectedVersion::Any, &numbered(v))
+            .expect("append");
         if v % 2 == 0 {
             continue;
         }
@@ -319,16 +320,12 @@ fn a_plan_across_many_small_segments() {
             let forward: Vec<u64> = log
                 .read_stream("sparse", from)
                 .expect("read")
-                .map(|e| {
-                    u64::from_le_bytes(e.expect("event").payload()[..].try_into().expect("8 bytes"))
-                })
+                .map(|e| number(e.expect("event").payload()))
                 .collect();
             assert_eq!(forward, want[from as usize..], "read_stream from {from}");
             let mut borrowed = Vec::new();
-            log.replay_stream("sparse", from, |e| {
-                borrowed.push(u64::from_le_bytes(e.payload().try_into().expect("8 bytes")))
-            })
-            .expect("replay_stream");
+            log.replay_stream("sparse", from, |e| borrowed.push(number(e.payload())))
+                .expect("replay_stream");
             assert_eq!(borrowed, want[from as usize..], "replay_stream from {from}");
         }
         let backward: Vec<u64> = log
