@@ -80,12 +80,13 @@ pub(crate) fn run_sync(
         sealed_only &= !shutdown && shared.sync_requests.load(Ordering::Acquire) == 0;
         if !sealed_only {
             if !shutdown {
-                gather(&shared, last_group);
+                shutdown |= gather(&shared, &rx, last_group);
             }
             // Counted requests wrote their frames before counting: the
             // sync below, which reads the written end after this, covers
             // them all.
             last_group = shared.sync_requests.swap(0, Ordering::AcqRel);
+            shared.gather_target.store(last_group, Ordering::Release);
         }
         if shared.is_poisoned() {
             if shutdown {
@@ -112,18 +113,23 @@ const MAX_GATHER: Duration = Duration::from_micros(100);
 /// Waits until as many appenders asked for a sync as in the previous group,
 /// at most [`MAX_GATHER`]. Callers released by one sync append again tens of
 /// microseconds apart (each must be woken and scheduled); syncing at the
-/// first doorbell would split them over two syncs. A lone appender (a group
-/// of one) never waits here.
-fn gather(shared: &Shared, last_group: usize) {
+/// first doorbell would split them over two syncs. The request that
+/// completes the group rings (`Shared::wait_durable`), so the wait ends with
+/// it rather than at the next poll. A lone appender (a group of one) never
+/// waits here. Returns whether a shutdown arrived meanwhile.
+fn gather(shared: &Shared, rx: &Receiver<Msg>, last_group: usize) -> bool {
     if last_group <= 1 {
-        return;
+        return false;
     }
-    let started = Instant::now();
-    while shared.sync_requests.load(Ordering::Acquire) < last_group
-        && started.elapsed() < MAX_GATHER
-    {
-        std::thread::sleep(Duration::from_micros(10));
+    let deadline = Instant::now() + MAX_GATHER;
+    while shared.sync_requests.load(Ordering::Acquire) < last_group {
+        match rx.recv_deadline(deadline) {
+            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return true,
+            Ok(Msg::Sync | Msg::SyncSealed) => {}
+            Err(RecvTimeoutError::Timeout) => return false,
+        }
     }
+    false
 }
 
 /// The next message; a periodic tick counts as a sync request. `None` once

@@ -78,6 +78,62 @@ fn a_failed_fsync_poisons_the_log_and_reopen_recovers() {
     );
 }
 
+/// Appenders waiting for the sync that fails are all told so: none of
+/// them sleeps on past the poison (they wait on a futex word the failure
+/// must bump), and each gets `Ok` only for an event that reached the disk.
+#[test]
+fn every_appender_waiting_on_a_failed_sync_returns() {
+    const THREADS: usize = 8;
+    const EACH: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::default());
+    let log = Arc::new(options(&storage).open(dir.path()).unwrap());
+    // Enough flushes pass for groups to form, then one fails.
+    storage.fail(Op::Flush, 40, EIO, false);
+    let (done, finished) = std::sync::mpsc::channel();
+    for t in 0..THREADS {
+        let log = Arc::clone(&log);
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let stream = format!("s-{t}");
+            let mut acked = Vec::new();
+            for _ in 0..EACH {
+                match log.append(&stream, ExpectedVersion::Any, &event(&[t as u8])) {
+                    Ok(r) => acked.push(r.last_version),
+                    Err(e) => {
+                        assert!(matches!(e, Error::Poisoned { .. }), "{e}");
+                        break;
+                    }
+                }
+            }
+            done.send((stream, acked)).unwrap();
+        });
+    }
+    let acked: Vec<(String, Vec<u64>)> = (0..THREADS)
+        .map(|_| {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("an appender still waits after the failed sync")
+        })
+        .collect();
+    assert!(
+        acked.iter().map(|(_, v)| v.len()).sum::<usize>() < THREADS * EACH,
+        "appends went on past the failed sync"
+    );
+    let later = log.append("s-0", ExpectedVersion::Any, &event(b"late"));
+    assert!(matches!(later, Err(Error::Poisoned { .. })), "{later:?}");
+    drop(log);
+    let events = contents(dir.path());
+    for (stream, versions) in &acked {
+        for v in versions {
+            assert!(
+                events.iter().any(|e| &e.0 == stream && e.1 == *v),
+                "{stream} {v} was acknowledged, then lost"
+            );
+        }
+    }
+}
+
 /// A full disk when a segment is created is a clean error for the append
 /// that needs it; earlier data stays readable, and appends work again once
 /// there is space.
