@@ -449,6 +449,24 @@ impl OpenSegment {
         Ok(())
     }
 
+    /// Writes zeros over `[from, to)` of the data area with `write(2)`,
+    /// before the segment is shared (`&mut self`): its bytes read as zeros
+    /// already, so nothing a reader could see changes.
+    pub(crate) fn write_zeros(&mut self, from: u64, to: u64) -> io::Result<()> {
+        const CHUNK: usize = 1 << 20;
+        let zeros = vec![0u8; CHUNK];
+        let to = to.min(self.seg.size);
+        let mut at = from.max(HEADER_BYTES);
+        while at < to {
+            let n = (to - at).min(CHUNK as u64) as usize;
+            self.seg
+                .storage
+                .write_at(&self.seg.file, &self.seg.path, &zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
     /// Writes a watermark slot before the segment is shared (recovery).
     pub(crate) fn write_slot(&mut self, watermark: u64, flags: u32) -> Result<()> {
         self.seg.write_slot(watermark, flags)?;
@@ -972,6 +990,27 @@ mod tests {
         assert_eq!(again.slot().unwrap().watermark, HEADER_BYTES + 8);
         assert_eq!(again.read(HEADER_BYTES, HEADER_BYTES + 8), b"abcdefgh");
         assert_eq!(again.segment().log_id(), 77);
+    }
+
+    /// Zeros written into a spare leave its header (and so the file's
+    /// validity) alone, and frames written through the mapping afterwards
+    /// are what a reopen reads.
+    #[test]
+    fn writing_zeros_keeps_the_header_and_later_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 1 << 20;
+        let mut seg =
+            OpenSegment::create(&real(), dir.path(), 0, size, 9, Preallocate::Fallocate).unwrap();
+        seg.write_zeros(0, size + 4096).unwrap();
+        assert!(seg.read(HEADER_BYTES, size).iter().all(|&b| b == 0));
+        let (shared, mut writer) = seg.into_active(HEADER_BYTES);
+        let at = writer.append(8, |b| b.copy_from_slice(b"after-0s"));
+        shared.flush(0, at + 8).unwrap();
+        drop((shared, writer));
+        let again = OpenSegment::open(&real(), &dir.path().join(file_name(0)), 0).unwrap();
+        assert_eq!(again.segment().log_id(), 9);
+        assert_eq!(again.read(at, at + 8), b"after-0s");
+        assert!(again.read(at + 8, size).iter().all(|&b| b == 0));
     }
 
     /// The cross-process wake: a follower (its own read-only mapping and
