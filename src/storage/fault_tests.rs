@@ -91,10 +91,11 @@ fn every_appender_waiting_on_a_failed_sync_returns() {
     // Enough flushes pass for groups to form, then one fails.
     storage.fail(Op::Flush, 40, EIO, false);
     let (done, finished) = std::sync::mpsc::channel();
+    let mut workers = Vec::new();
     for t in 0..THREADS {
         let log = Arc::clone(&log);
         let done = done.clone();
-        std::thread::spawn(move || {
+        workers.push(std::thread::spawn(move || {
             let stream = format!("s-{t}");
             let mut acked = Vec::new();
             for _ in 0..EACH {
@@ -107,7 +108,7 @@ fn every_appender_waiting_on_a_failed_sync_returns() {
                 }
             }
             done.send((stream, acked)).unwrap();
-        });
+        }));
     }
     let acked: Vec<(String, Vec<u64>)> = (0..THREADS)
         .map(|_| {
@@ -122,6 +123,11 @@ fn every_appender_waiting_on_a_failed_sync_returns() {
     );
     let later = log.append("s-0", ExpectedVersion::Any, &event(b"late"));
     assert!(matches!(later, Err(Error::Poisoned { .. })), "{later:?}");
+    // Every worker has reported, so each returns at once: then the log's
+    // last handle goes and the directory can be opened again.
+    for worker in workers {
+        worker.join().unwrap();
+    }
     drop(log);
     let events = contents(dir.path());
     for (stream, versions) in &acked {
