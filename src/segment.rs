@@ -828,6 +828,24 @@ impl Segment {
         }
     }
 
+    /// Starts writing back `[from, to)`, a range the writer finished, and
+    /// returns without waiting: a later sync finds most of it on disk
+    /// already. `POSIX_FADV_DONTNEED` starts writeback of the range's dirty
+    /// pages (Linux: `__filemap_fdatawrite_range`, not waiting), then drops
+    /// only pages that are clean and unmapped; finished, unsynced pages are
+    /// dirty, so they stay cached for readers. It makes nothing durable
+    /// (only a sync does), which is why it bypasses the storage seam. Best
+    /// effort: an error only costs speed.
+    pub(crate) fn start_writeback(&self, from: u64, to: u64) -> io::Result<()> {
+        let from = from.clamp(HEADER_BYTES, self.size);
+        let to = to.clamp(from, self.written());
+        let Some(len) = std::num::NonZeroU64::new(to - from) else {
+            return Ok(());
+        };
+        rustix::fs::fadvise(&self.file, from, Some(len), rustix::fs::Advice::DontNeed)?;
+        Ok(())
+    }
+
     /// Syncs `[from, to)` of the file (header included when `from` is 0).
     pub(crate) fn flush(&self, from: u64, to: u64) -> Result<()> {
         let to = to.min(self.size);

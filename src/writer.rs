@@ -321,6 +321,20 @@ fn release(seg: &Segment, from: u64, to: u64) {
     }
 }
 
+/// Starts the disk writing `[from, to)` of `seg`, finished by the writer,
+/// under `Durability::None` and `Periodic` (under `Sync` the sync thread
+/// writes each group as it comes). Without it nothing reached the disk
+/// before the next sync: 1M events in batches of 100 spent ~320 ms in the
+/// final `sync` here, against ~190 ms once each finished chunk went out as
+/// the writer left it (the disk, 0.3-0.45 GB/s this session, was idle
+/// while the appends ran). It is the same writeback the kernel would do at
+/// its dirty-page deadlines, in 4 MiB steps instead of a burst.
+fn start_writeback(seg: &Segment, from: u64, to: u64) {
+    if let Err(e) = seg.start_writeback(from, to) {
+        log::debug!("seglog: starting writeback of {:?} failed: {e}", seg.path());
+    }
+}
+
 /// Body of the preparer thread: keeps the active segment faulted in up to
 /// [`PREFAULT_AHEAD_BYTES`] ahead of the writer, and creates each segment
 /// the writer will need next (its first stretch faulted in already).
@@ -387,6 +401,9 @@ pub(crate) fn run_preparer(shared: Arc<Shared>, active: Arc<Segment>, cursor: u6
             (current.written() / PREFAULT_CHUNK_BYTES).saturating_sub(1) * PREFAULT_CHUNK_BYTES;
         if behind > released {
             release(&current, released, behind);
+            if shared.options.durability != Durability::Sync {
+                start_writeback(&current, released, behind);
+            }
             released = behind;
         }
         let target = (current.written() + PREFAULT_AHEAD_BYTES).min(current.size());
