@@ -830,20 +830,16 @@ impl Segment {
 
     /// Starts writing back `[from, to)`, a range the writer finished, and
     /// returns without waiting: a later sync finds most of it on disk
-    /// already. `POSIX_FADV_DONTNEED` starts writeback of the range's dirty
-    /// pages (Linux: `__filemap_fdatawrite_range`, not waiting), then drops
-    /// only pages that are clean and unmapped; finished, unsynced pages are
-    /// dirty, so they stay cached for readers. It makes nothing durable
-    /// (only a sync does), which is why it bypasses the storage seam. Best
-    /// effort: an error only costs speed.
+    /// already. It makes nothing durable (only a sync does), which is why
+    /// it bypasses the storage seam. Best effort: an error only costs
+    /// speed.
     pub(crate) fn start_writeback(&self, from: u64, to: u64) -> io::Result<()> {
         let from = from.clamp(HEADER_BYTES, self.size);
         let to = to.clamp(from, self.written());
-        let Some(len) = std::num::NonZeroU64::new(to - from) else {
+        if from == to {
             return Ok(());
-        };
-        rustix::fs::fadvise(&self.file, from, Some(len), rustix::fs::Advice::DontNeed)?;
-        Ok(())
+        }
+        writeback::start(&self.file, from, to - from)
     }
 
     /// Syncs `[from, to)` of the file (header included when `from` is 0).
@@ -917,6 +913,41 @@ impl SegmentWriter {
 /// Longest a follower that cannot register as a waiter sleeps between two
 /// looks at the live words.
 const FOLLOWER_POLL: Duration = Duration::from_millis(1);
+
+/// Starting writeback of a file range without waiting for it.
+mod writeback {
+    use std::fs::File;
+    use std::io;
+
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: queues the dirty pages of
+    /// `[offset, offset + len)` for writing and returns. Unlike
+    /// `POSIX_FADV_DONTNEED`, which also starts writeback, it never drops a
+    /// page from the cache (after a sync, the pages are clean and readers
+    /// would read them from disk again).
+    #[cfg(target_os = "linux")]
+    pub(super) fn start(file: &File, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Ok(());
+        };
+        // SAFETY: a plain system call on a descriptor `file` owns and keeps
+        // open for the call; it reads and writes none of our memory.
+        let rc = unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Elsewhere the kernel writes back on its own schedule.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn start(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Waiting on a word of a shared file mapping across processes.
 mod futex {
