@@ -160,9 +160,16 @@ impl Walker {
     /// Tells the helper, every few frames, where the next frame is.
     #[inline]
     fn passed_frame(&mut self, next: u64) {
-        if let Some(ahead) = &self.ahead {
-            self.frames += 1;
-            if self.frames.is_multiple_of(ahead::FRAMES_PER_STORE) {
+        Walker::passed(self.ahead.as_deref(), &mut self.frames, next);
+    }
+
+    /// [`Walker::passed_frame`] on borrowed fields, for a loop that holds
+    /// the walker's segment.
+    #[inline]
+    fn passed(ahead: Option<&Ahead>, frames: &mut u32, next: u64) {
+        if let Some(ahead) = ahead {
+            *frames += 1;
+            if frames.is_multiple_of(ahead::FRAMES_PER_STORE) {
                 ahead.replay_at(next);
             }
         }
@@ -245,6 +252,65 @@ impl Walker {
                 }
             }
         }
+    }
+
+    /// Hands `f` the events of up to `left` frames that follow in the
+    /// current segment, up to its published end as read once here: the
+    /// common case of [`Walker::next_frame`] without its per-frame segment
+    /// fetch, `published` load and `FrameInfo` hand-over. It stops before
+    /// anything else (an end marker, damage, the published end, a position
+    /// still to prove), which `next_frame` then handles. Returns where to
+    /// resume after the last frame it handed out, if any.
+    fn replay_run<F>(
+        &mut self,
+        types: &mut TypeCache,
+        f: &mut F,
+        left: &mut usize,
+    ) -> Result<Option<Position>>
+    where
+        F: FnMut(EventRef<'_>),
+    {
+        if self.unproven.is_some() || self.skip > 0 {
+            return Ok(None);
+        }
+        let Some(seg) = self.seg.as_deref() else {
+            return Ok(None);
+        };
+        let Some(data) = seg.bytes(self.offset, seg.published()) else {
+            return Ok(None);
+        };
+        let first = self.offset;
+        let mut done = 0;
+        let mut resume = None;
+        let result = loop {
+            let Some(buf) = data.get(done..).filter(|b| *left > 0 && !b.is_empty()) else {
+                break Ok(());
+            };
+            let start = first + done as u64;
+            let at = seg.base() + start;
+            let decoded = if Walker::is_verified(self.ahead.as_deref(), &mut self.verified_to, at) {
+                #[cfg(test)]
+                ahead::TRUSTED.with(|n| n.set(n.get() + 1));
+                frame::decode_verified(buf)
+            } else {
+                frame::decode_lazy(buf, at, &self.shared.checksum)
+            };
+            // A frame that decodes fits the segment, as `next_frame`'s size
+            // check asks; anything else goes back to `next_frame`.
+            let Ok((Frame::Events(decoded), padded)) = decoded else {
+                break Ok(());
+            };
+            done += padded as usize;
+            Walker::passed(self.ahead.as_deref(), &mut self.frames, at + padded);
+            let info = FrameInfo::new(seg, start, &decoded, padded, 0);
+            resume = Some(Position::new(info.next_global, 0));
+            *left -= 1;
+            if let Err(e) = frame_events(&self.shared, seg, decoded.bytes, &info, types, f) {
+                break Err(e);
+            }
+        };
+        self.offset = first + done as u64;
+        result.map(|()| resume)
     }
 
     /// Whether `target` is where a frame starts, walking from the segment's
@@ -1189,6 +1255,22 @@ where
     let bytes = seg
         .bytes(info.start, info.start + info.len)
         .ok_or_else(|| corrupt(seg, info.start, "frame beyond the published end"))?;
+    frame_events(shared, seg, bytes, info, types, f)
+}
+
+/// [`frame_refs`] for the frame's unpadded `bytes`, already found published.
+#[inline]
+fn frame_events<F>(
+    shared: &Shared,
+    seg: &Segment,
+    bytes: &[u8],
+    info: &FrameInfo,
+    types: &mut TypeCache,
+    f: &mut F,
+) -> Result<()>
+where
+    F: FnMut(EventRef<'_>),
+{
     let stream = shared.names.get(info.stream_id as usize).ok_or_else(|| {
         corrupt(
             seg,
@@ -1268,9 +1350,16 @@ where
 {
     let mut resume = None;
     let mut left = limit.unwrap_or(usize::MAX);
-    while left > 0
-        && let Some(info) = walker.next_frame()?
-    {
+    loop {
+        if let Some(run) = walker.replay_run(types, f, &mut left)? {
+            resume = Some(run);
+        }
+        if left == 0 {
+            break;
+        }
+        let Some(info) = walker.next_frame()? else {
+            break;
+        };
         let Some(seg) = walker.segment() else { break };
         frame_refs(shared, seg, &info, types, f)?;
         resume = Some(Position::new(info.next_global, 0));
