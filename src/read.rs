@@ -85,13 +85,42 @@ struct TypeCache {
 }
 
 impl TypeCache {
+    #[inline]
     fn check(&mut self, raw: &[u8]) -> Option<&str> {
-        if raw != self.last.as_bytes() {
-            let valid = std::str::from_utf8(raw).ok()?;
-            self.last.clear();
-            self.last.push_str(valid);
+        if !same_bytes(raw, self.last.as_bytes()) {
+            self.replace(raw)?;
         }
         Some(&self.last)
+    }
+
+    /// Validates `raw` and remembers it: once per change of type.
+    #[cold]
+    fn replace(&mut self, raw: &[u8]) -> Option<()> {
+        let valid = std::str::from_utf8(raw).ok()?;
+        self.last.clear();
+        self.last.push_str(valid);
+        Some(())
+    }
+}
+
+/// `a == b` without a call to `memcmp` for the short strings event types
+/// mostly are: of equal lengths up to 16, two loads of each that overlap
+/// (its first and its last bytes) cover every byte.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn ends<const N: usize>(a: &[u8], b: &[u8]) -> bool {
+        a.first_chunk::<N>() == b.first_chunk::<N>() && a.last_chunk::<N>() == b.last_chunk::<N>()
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a.first() == b.first() && a.get(n / 2) == b.get(n / 2) && a.last() == b.last(),
+        4..=7 => ends::<4>(a, b),
+        8..=16 => ends::<8>(a, b),
+        _ => a == b,
     }
 }
 
@@ -1366,4 +1395,40 @@ where
         left -= 1;
     }
     Ok(resume)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `same_bytes` is `==` for every length it compares by parts, with a
+    /// difference at any byte.
+    #[test]
+    fn same_bytes_is_equality() {
+        for n in 0..=20usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + i as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            if let Some(shorter) = n.checked_sub(1) {
+                assert!(!same_bytes(&a, &a[..shorter]));
+            }
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x80;
+                assert!(!same_bytes(&a, &b), "length {n}, byte {i}");
+            }
+        }
+    }
+
+    /// The cache hands out a type only once it is UTF-8, and a changed
+    /// type only once that one is.
+    #[test]
+    fn type_cache_checks_each_new_type() {
+        let mut types = TypeCache::default();
+        assert_eq!(types.check(b"OrderPlaced"), Some("OrderPlaced"));
+        assert_eq!(types.check(b"OrderPlaced"), Some("OrderPlaced"));
+        assert_eq!(types.check(b"OrderPlace\xff"), None);
+        assert_eq!(types.check(b"e"), Some("e"));
+        assert_eq!(types.check(b"\xff"), None);
+        assert_eq!(types.check(b"e"), Some("e"));
+    }
 }
