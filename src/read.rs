@@ -1288,7 +1288,9 @@ where
 }
 
 /// [`frame_refs`] for the frame's unpadded `bytes`, already found published.
-#[inline]
+// Always inlined: the replay's loop then keeps the frame's fields in
+// registers instead of building a `FrameInfo` in memory for a call.
+#[inline(always)]
 fn frame_events<F>(
     shared: &Shared,
     seg: &Segment,
