@@ -500,6 +500,7 @@ fn validate_events(frame: &EventsFrame<'_>) -> Result<(), DecodeError> {
     Ok(())
 }
 
+#[inline]
 fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
     // One bounds check for the whole header; fields are then read at
     // constant offsets of a fixed-size array.
