@@ -417,6 +417,20 @@ pub(crate) fn verify(buf: &[u8], position: u64, checksum: &Checksum) -> Option<V
     }
 }
 
+/// The padded length of the events frame at the start of `buf`, from its
+/// length field and kind alone (no checksum): how a walker that only needs
+/// frame boundaries steps, the same step every reader takes over an events
+/// frame. `None` for anything else (an end marker, never-written space, a
+/// length past `buf`).
+#[inline]
+pub(crate) fn events_step(buf: &[u8]) -> Option<u64> {
+    let len = u32_at(buf, 0)? as usize;
+    if len < HEADER_BYTES || len > buf.len() || buf.get(8) != Some(&KIND_EVENTS) {
+        return None;
+    }
+    Some(padded(len as u64))
+}
+
 /// The two kinds of frame.
 enum Kind {
     Events,

@@ -7,6 +7,7 @@
 //! parse per event; the owned path adds one reference-count increment per
 //! field (payloads are slices of one `Bytes` per segment, never copies).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -125,7 +126,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Walks frames from a position through the published part of the log.
-struct Walker {
+pub(crate) struct Walker {
     shared: Arc<Shared>,
     index: usize,
     seg: Option<Arc<Segment>>,
@@ -133,16 +134,16 @@ struct Walker {
     skip: u16,
     /// A caller-given position not yet proven to be a frame boundary.
     unproven: Option<Position>,
-    /// A helper checking checksums ahead (see `ahead.rs`), with the last
-    /// offset it was seen to have verified up to and frames since the
-    /// walker last said where it is.
+    /// A helper checking checksums ahead (see `ahead.rs`), with the run of
+    /// checked frames it was last seen to have and frames since the walker
+    /// last said where it is.
     ahead: Option<Arc<Ahead>>,
-    verified_to: u64,
+    trusted: Range<u64>,
     frames: u32,
 }
 
 impl Walker {
-    fn new(shared: Arc<Shared>, from: Position) -> Walker {
+    pub(crate) fn new(shared: Arc<Shared>, from: Position) -> Walker {
         let at = from.frame_offset();
         let found = shared.segment_for(at);
         let (index, seg, offset, skip, unproven) = match found {
@@ -168,22 +169,23 @@ impl Walker {
             skip,
             unproven,
             ahead: None,
-            verified_to: 0,
+            trusted: 0..0,
             frames: 0,
         }
     }
 
     /// Whether the helper `ahead` checked the frame at log offset `at`
-    /// already; `verified_to` caches how far it was last seen to have got.
+    /// already; `trusted` caches the run of checked frames it was last
+    /// seen to have (a run, once published, stays checked).
     #[inline]
-    fn is_verified(ahead: Option<&Ahead>, verified_to: &mut u64, at: u64) -> bool {
+    fn is_verified(ahead: Option<&Ahead>, trusted: &mut Range<u64>, at: u64) -> bool {
         let Some(ahead) = ahead else {
             return false;
         };
-        if at >= *verified_to {
-            *verified_to = ahead.verified();
+        if !trusted.contains(&at) {
+            *trusted = ahead.verified();
         }
-        at < *verified_to
+        trusted.contains(&at)
     }
 
     /// Tells the helper, every few frames, where the next frame is.
@@ -233,7 +235,7 @@ impl Walker {
                 return Ok(None);
             };
             let at = seg.base() + self.offset;
-            let decoded = if Walker::is_verified(self.ahead.as_deref(), &mut self.verified_to, at) {
+            let decoded = if Walker::is_verified(self.ahead.as_deref(), &mut self.trusted, at) {
                 #[cfg(test)]
                 ahead::TRUSTED.with(|n| n.set(n.get() + 1));
                 frame::decode_verified(buf)
@@ -317,7 +319,7 @@ impl Walker {
             };
             let start = first + done as u64;
             let at = seg.base() + start;
-            let decoded = if Walker::is_verified(self.ahead.as_deref(), &mut self.verified_to, at) {
+            let decoded = if Walker::is_verified(self.ahead.as_deref(), &mut self.trusted, at) {
                 #[cfg(test)]
                 ahead::TRUSTED.with(|n| n.set(n.get() + 1));
                 frame::decode_verified(buf)
@@ -1365,6 +1367,24 @@ where
         let _stop = ahead::StopOnDrop(&helper);
         Ok(replay_frames(shared, &mut walker, &mut types, &mut f, None)?.unwrap_or(next))
     })
+}
+
+#[cfg(test)]
+impl Walker {
+    /// Walks with `ahead` as its helper, whatever that helper does.
+    pub(crate) fn set_ahead_for_tests(&mut self, ahead: Arc<Ahead>) {
+        self.ahead = Some(ahead);
+    }
+}
+
+/// Replays every frame `walker` reaches into `f`, with no helper of its own.
+#[cfg(test)]
+pub(crate) fn replay_with<F>(shared: &Shared, walker: &mut Walker, mut f: F) -> Result<()>
+where
+    F: FnMut(EventRef<'_>),
+{
+    let mut types = TypeCache::default();
+    replay_frames(shared, walker, &mut types, &mut f, None).map(|_| ())
 }
 
 /// Replays up to `limit` frames (all with `None`); returns where to resume
