@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::error::Result;
 use crate::limits;
 use crate::log::{Shared, Spare};
-use crate::options::Durability;
+use crate::options::{Durability, Preallocate};
 use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment};
 
 /// What callers hand the sync thread.
@@ -358,7 +358,10 @@ pub(crate) fn run_preparer(shared: Arc<Shared>, active: Arc<Segment>, cursor: u6
                     shared.options.preallocate,
                 );
                 if let Ok(seg) = &mut made {
-                    if shared.options.durability != Durability::Sync {
+                    // Zero-filled blocks are written already.
+                    if shared.options.durability != Durability::Sync
+                        && shared.options.preallocate == Preallocate::Fallocate
+                    {
                         fill_with_zeros(seg);
                     }
                     let seg = seg.segment();
