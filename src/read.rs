@@ -16,7 +16,7 @@ use bytestring::ByteString;
 use crate::ahead::{self, Ahead};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, EventRef, RecordedEvent};
-use crate::frame::{self, DecodeError, EventIter, Frame};
+use crate::frame::{self, Checksum, DecodeError, EventIter, Frame};
 use crate::log::Shared;
 use crate::position::Position;
 use crate::quarantine;
@@ -188,6 +188,25 @@ impl Walker {
         trusted.contains(&at)
     }
 
+    /// Decodes the frame at the start of `buf` (log offset `at`), without
+    /// its checksum if the helper's run holds it.
+    #[inline]
+    fn decode<'a>(
+        ahead: Option<&Ahead>,
+        trusted: &mut Range<u64>,
+        checksum: &Checksum,
+        buf: &'a [u8],
+        at: u64,
+    ) -> std::result::Result<(Frame<'a>, u64), DecodeError> {
+        if Walker::is_verified(ahead, trusted, at) {
+            #[cfg(test)]
+            ahead::TRUSTED.with(|n| n.set(n.get() + 1));
+            frame::decode_verified(buf)
+        } else {
+            frame::decode_lazy(buf, at, checksum)
+        }
+    }
+
     /// Tells the helper, every few frames, where the next frame is.
     #[inline]
     fn passed_frame(&mut self, next: u64) {
@@ -235,13 +254,13 @@ impl Walker {
                 return Ok(None);
             };
             let at = seg.base() + self.offset;
-            let decoded = if Walker::is_verified(self.ahead.as_deref(), &mut self.trusted, at) {
-                #[cfg(test)]
-                ahead::TRUSTED.with(|n| n.set(n.get() + 1));
-                frame::decode_verified(buf)
-            } else {
-                frame::decode_lazy(buf, at, &self.shared.checksum)
-            };
+            let decoded = Walker::decode(
+                self.ahead.as_deref(),
+                &mut self.trusted,
+                &self.shared.checksum,
+                buf,
+                at,
+            );
             match decoded {
                 Ok((Frame::Events(f), padded)) => {
                     // A caller's index past the frame's last event names no
@@ -319,13 +338,13 @@ impl Walker {
             };
             let start = first + done as u64;
             let at = seg.base() + start;
-            let decoded = if Walker::is_verified(self.ahead.as_deref(), &mut self.trusted, at) {
-                #[cfg(test)]
-                ahead::TRUSTED.with(|n| n.set(n.get() + 1));
-                frame::decode_verified(buf)
-            } else {
-                frame::decode_lazy(buf, at, &self.shared.checksum)
-            };
+            let decoded = Walker::decode(
+                self.ahead.as_deref(),
+                &mut self.trusted,
+                &self.shared.checksum,
+                buf,
+                at,
+            );
             // A frame that decodes fits the segment, as `next_frame`'s size
             // check asks; anything else goes back to `next_frame`.
             let Ok((Frame::Events(decoded), padded)) = decoded else {
