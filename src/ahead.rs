@@ -248,7 +248,7 @@ pub(crate) fn verify(shared: &Shared, ahead: &Ahead) {
 /// The boundary at least `bytes` past segment offset `offset` of `seg` (a
 /// boundary), stepping over events frames by their lengths only; it stops
 /// early at anything else (an end marker, the published end).
-fn lead(seg: &Segment, mut offset: u64, bytes: u64) -> u64 {
+fn lead(seg: &Segment, offset: u64, bytes: u64) -> u64 {
     let Some(buf) = seg.bytes(offset, seg.published()) else {
         return offset;
     };
@@ -259,8 +259,7 @@ fn lead(seg: &Segment, mut offset: u64, bytes: u64) -> u64 {
         };
         walked += step;
     }
-    offset += walked;
-    offset
+    offset + walked
 }
 
 #[cfg(test)]
