@@ -7,11 +7,21 @@
 //! segments) or at a clean close (the active segment's prefix); a missing,
 //! damaged or stale file is ignored with a warning and the segment is
 //! scanned instead. Segments stay the only source of truth.
+//!
+//! A file has two checksums: one over its header, definitions and heads,
+//! checked when the file is read, and one over its sparse entries, checked
+//! the first time a lookup needs them ([`FileEntries`]). Open applies
+//! definitions and heads and leaves the entries where they are, in the
+//! mapped file: each stream's share of them is one run, described by its
+//! head. Checking and copying the entries were most of an open (1M events
+//! over 1,000 streams: 31k entries, 0.5 MB), and open no longer grows with
+//! the number of events, only with the streams each segment touches.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -21,16 +31,81 @@ use crate::storage::{self, Storage, StorageWriter};
 use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
 
 const MAGIC: [u8; 8] = *b"SEGLOGIX";
-const VERSION: u32 = 1;
+/// Version 2 moved the entries' stream ids into the heads (a run per
+/// stream) and gave the entries their own checksum. Files of version 1 are
+/// rebuilt from their segments, as any unusable index file is.
+const VERSION: u32 = 2;
 const FIXED_BYTES: usize = 8 + 4 + 4 + 16 + 8 + 8 + 4 + 4 + 4 + 4;
 /// Smallest record of each kind, to bound counts by the file's size.
 const MIN_DEF_BYTES: u64 = 4 + 2 + 1;
-const HEAD_BYTES: u64 = 4 + 8 + 8;
-const ENTRY_BYTES: u64 = 4 + 8 + 8;
+const HEAD_BYTES: u64 = 4 + 8 + 8 + 4 + 8;
+const ENTRY_BYTES: usize = 8 + 8;
 
 /// The file name of the index of the segment starting at `base`.
 pub(crate) fn file_name(base: u64) -> String {
     format!("{base:020}.idx")
+}
+
+/// A file's sparse entries, used in place from its mapping: `(version,
+/// frame)`, [`ENTRY_BYTES`] each, grouped by stream. Checked against the
+/// checksum in the file's (checked) header the first time they are used:
+/// the lookup that needs them pays ~30 us per 200 KB once, instead of every
+/// open paying for every file. Entries that fail are left out of lookups
+/// (with a warning), which stay correct: a read then walks back-links from
+/// the next usable entry or the stream's head, and the file is rebuilt the
+/// next time the segment is scanned.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FileEntries {
+    bytes: Bytes,
+    crc: u32,
+    base: u64,
+    intact: OnceLock<bool>,
+}
+
+impl FileEntries {
+    /// Whether the entries match their checksum (computed once).
+    pub(crate) fn is_intact(&self) -> bool {
+        *self.intact.get_or_init(|| {
+            let intact = crc32fast::hash(&self.bytes) == self.crc;
+            if !intact {
+                log::warn!(
+                    "seglog: sparse entries of the index of segment {} fail their checksum; \
+                     reads walk back-links past them",
+                    self.base
+                );
+            }
+            intact
+        })
+    }
+
+    /// Entry `i`; only once [`FileEntries::is_intact`] said so.
+    pub(crate) fn entry(&self, i: u32) -> IndexEntry {
+        debug_assert_eq!(
+            self.intact.get(),
+            Some(&true),
+            "entry read before its check"
+        );
+        let at = i as usize * ENTRY_BYTES;
+        let word = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.bytes[at + o..at + o + 8]);
+            u64::from_le_bytes(b)
+        };
+        IndexEntry {
+            version: word(0),
+            frame: word(8),
+        }
+    }
+}
+
+/// One stream's entries in a file: `len` of them from entry `start`, the
+/// first at `first_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileRun {
+    pub(crate) id: u32,
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+    pub(crate) first_version: u64,
 }
 
 /// What one segment's frames add to the registry, up to `covered`.
@@ -55,56 +130,13 @@ pub(crate) struct SegmentIndex {
     /// Heads as of `covered`, by id: read from the file, or taken from the
     /// registry by [`SegmentIndex::finalize`].
     heads: Vec<(u32, Head)>,
+    /// Entries recorded since the index was created or read.
     entries: Vec<(u32, IndexEntry)>,
-    /// Entries of a file, still in the file's bytes: [`ENTRY_BYTES`] each
-    /// (id, version, frame). Open applies them from here, so each entry is
-    /// decoded once, straight into its stream's list, and no copy of the
-    /// whole file's entries is allocated (fresh pages cost ~1 us each here).
-    loaded: Bytes,
-}
-
-/// One entry of a file: the stream id and the entry.
-fn decode_entry(raw: &[u8; ENTRY_BYTES as usize]) -> (u32, IndexEntry) {
-    let [
-        i0,
-        i1,
-        i2,
-        i3,
-        v0,
-        v1,
-        v2,
-        v3,
-        v4,
-        v5,
-        v6,
-        v7,
-        f0,
-        f1,
-        f2,
-        f3,
-        f4,
-        f5,
-        f6,
-        f7,
-    ] = *raw;
-    (
-        u32::from_le_bytes([i0, i1, i2, i3]),
-        IndexEntry {
-            version: u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]),
-            frame: u64::from_le_bytes([f0, f1, f2, f3, f4, f5, f6, f7]),
-        },
-    )
-}
-
-/// The stream id of one entry of a file.
-fn entry_id(raw: &[u8; ENTRY_BYTES as usize]) -> u32 {
-    u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])
-}
-
-/// Runs of consecutive file entries of one stream.
-fn runs(loaded: &[u8]) -> impl Iterator<Item = &[[u8; ENTRY_BYTES as usize]]> {
-    let (records, _) = loaded.as_chunks::<{ ENTRY_BYTES as usize }>();
-    records.chunk_by(|a, b| entry_id(a) == entry_id(b))
+    /// Entries of a file, still in the file's bytes, and each stream's run
+    /// of them (from its head): open hands both to the registry as they
+    /// are, and the tail's index decodes them only when it is written again.
+    loaded: Option<Arc<FileEntries>>,
+    runs: Vec<FileRun>,
 }
 
 impl SegmentIndex {
@@ -118,7 +150,8 @@ impl SegmentIndex {
             touched: Vec::new(),
             heads: Vec::new(),
             entries: Vec::new(),
-            loaded: Bytes::new(),
+            loaded: None,
+            runs: Vec::new(),
         }
     }
 
@@ -173,49 +206,31 @@ impl SegmentIndex {
         );
     }
 
-    /// Sparse entries the index holds.
-    pub(crate) fn entry_count(&self) -> usize {
-        self.entries.len() + self.loaded.len() / ENTRY_BYTES as usize
-    }
-
     /// Decodes the entries still in the file's bytes, ahead of those
-    /// recorded since: for the tail's index, which goes on recording.
-    pub(crate) fn decode_loaded(&mut self) {
-        if self.loaded.is_empty() {
+    /// recorded since: for the tail's index, only when it is written (at
+    /// the next roll or close). Entries that fail their checksum are
+    /// dropped, not written again under a fresh one.
+    fn decode_loaded(&mut self) {
+        let Some(file) = self.loaded.take() else {
+            return;
+        };
+        let runs = std::mem::take(&mut self.runs);
+        if !file.is_intact() {
             return;
         }
-        let (records, _) = self.loaded.as_chunks::<{ ENTRY_BYTES as usize }>();
         let recorded = std::mem::take(&mut self.entries);
-        self.entries.reserve_exact(records.len() + recorded.len());
-        self.entries.extend(records.iter().map(decode_entry));
+        let loaded: usize = runs.iter().map(|r| r.len as usize).sum();
+        self.entries.reserve_exact(loaded + recorded.len());
+        for run in runs {
+            self.entries
+                .extend((run.start..run.start + run.len).map(|i| (run.id, file.entry(i))));
+        }
         self.entries.extend(recorded);
-        self.loaded = Bytes::new();
-    }
-
-    /// Adds to `counts[id]` the file entries this index holds for each
-    /// stream `id`, for streams defined here or in the indexes counted
-    /// before (`*known` of them, updated): the others are left for
-    /// [`SegmentIndex::apply`] to refuse, so `counts` stays as long as the
-    /// definitions the files hold.
-    pub(crate) fn count_entries(&self, counts: &mut Vec<u32>, known: &mut u32) {
-        if !self.defined.is_empty() {
-            *known = (*known).max(self.defined.end);
-        }
-        for run in runs(&self.loaded) {
-            let id = entry_id(&run[0]);
-            if id >= *known {
-                continue;
-            }
-            let id = id as usize;
-            if counts.len() <= id {
-                counts.resize(id + 1, 0);
-            }
-            counts[id] = counts[id].saturating_add(run.len() as u32);
-        }
     }
 
     /// Applies an index read from a file to a registry holding every
-    /// earlier segment.
+    /// earlier segment. Everything is checked before anything is applied,
+    /// so a refused file leaves the registry as it was.
     pub(crate) fn apply(&self, names: &Names, streams: &mut Streams) -> Result<(), String> {
         debug_assert!(self.entries.is_empty(), "applying a recorded index");
         if !self.defined.is_empty() && self.defined.start as usize != streams.len() {
@@ -227,23 +242,21 @@ impl SegmentIndex {
         if self.names.len() != self.defined.len() {
             return Err("stream definitions without their names".into());
         }
+        let known = streams.len() + self.names.len();
+        if let Some(&(id, _)) = self.heads.iter().find(|(id, _)| *id as usize >= known) {
+            return Err(format!("head of undefined stream {id}"));
+        }
         streams
             .insert_all(names, &self.names)
             .map_err(|e| format!("stream definitions: {e:?}"))?;
         for &(id, head) in &self.heads {
-            if id as usize >= streams.len() {
-                return Err(format!("head of undefined stream {id}"));
-            }
             streams.set_head(id, head);
         }
-        // Files group entries by stream (older ones may not): one extend
-        // per run of one stream's entries.
-        for run in runs(&self.loaded) {
-            let id = entry_id(&run[0]);
-            if id as usize >= streams.len() {
-                return Err(format!("entry of undefined stream {id}"));
+        if let Some(file) = self.loaded.as_ref().filter(|_| !self.runs.is_empty()) {
+            let source = streams.add_entries_file(Arc::clone(file));
+            for run in &self.runs {
+                streams.add_file_run(run.id, source, run.start, run.len, run.first_version);
             }
-            streams.extend_entries(id, run.iter().map(|raw| decode_entry(raw).1));
         }
         Ok(())
     }
@@ -253,9 +266,10 @@ impl SegmentIndex {
     /// data it describes is durable. [`SegmentIndex::finalize`] first.
     ///
     /// Entries go out grouped by stream (a stable sort, so each stream's
-    /// stay in version order): loading then extends each stream's list
-    /// once, sized, instead of growing it entry by entry. The sort runs
-    /// here, on the sync thread or at a close, never under the tail lock.
+    /// stay in version order), and each head says how many of them are its
+    /// stream's and the first one's version: open then hands the registry
+    /// one run per stream without reading the entries. The sort runs here,
+    /// on the sync thread or at a close, never under the tail lock.
     pub(crate) fn write(
         &mut self,
         storage: &dyn Storage,
@@ -269,7 +283,14 @@ impl SegmentIndex {
         let path = dir.join(file_name(self.base));
         let tmp = storage::tmp_path(&path);
         let heads = &self.heads;
+        let entries = &self.entries;
         (|| {
+            let runs = head_runs(heads, entries)?;
+            let mut entries_crc = crc32fast::Hasher::new();
+            for (_, entry) in entries {
+                entries_crc.update(&entry.version.to_le_bytes());
+                entries_crc.update(&entry.frame.to_le_bytes());
+            }
             let file = storage.create(&tmp)?;
             let mut crc = crc32fast::Hasher::new();
             let mut out =
@@ -286,8 +307,8 @@ impl SegmentIndex {
             put(&self.covered.to_le_bytes())?;
             put(&(self.defined.len() as u32).to_le_bytes())?;
             put(&(heads.len() as u32).to_le_bytes())?;
-            put(&(self.entries.len() as u32).to_le_bytes())?;
-            put(&[0; 4])?;
+            put(&(entries.len() as u32).to_le_bytes())?;
+            put(&entries_crc.finalize().to_le_bytes())?;
             for id in self.defined.clone() {
                 let name = names
                     .get(id as usize)
@@ -296,17 +317,18 @@ impl SegmentIndex {
                 put(&(name.len() as u16).to_le_bytes())?;
                 put(name.as_bytes())?;
             }
-            for (id, head) in heads {
+            for ((id, head), (count, first_version)) in heads.iter().zip(runs) {
                 put(&id.to_le_bytes())?;
                 put(&head.last_version.to_le_bytes())?;
                 put(&head.last_frame.to_le_bytes())?;
-            }
-            for (id, entry) in &self.entries {
-                put(&id.to_le_bytes())?;
-                put(&entry.version.to_le_bytes())?;
-                put(&entry.frame.to_le_bytes())?;
+                put(&count.to_le_bytes())?;
+                put(&first_version.to_le_bytes())?;
             }
             out.write_all(&crc.finalize().to_le_bytes())?;
+            for (_, entry) in entries {
+                out.write_all(&entry.version.to_le_bytes())?;
+                out.write_all(&entry.frame.to_le_bytes())?;
+            }
             out.into_inner().map_err(|e| e.into_error())?;
             storage.rename(&tmp, &path)
         })()
@@ -318,7 +340,8 @@ impl SegmentIndex {
     ///
     /// The file is mapped, not read: reading it copied it into fresh heap
     /// pages, and on this machine a fresh page costs ~1 us, more than
-    /// decoding the entries on it; the mapping shares the page cache's.
+    /// decoding the entries on it; the mapping shares the page cache's, and
+    /// the registry keeps it for the entries.
     #[allow(unsafe_code)]
     pub(crate) fn read(dir: &Path, log_id: u128, base: u64) -> Option<SegmentIndex> {
         let path = dir.join(file_name(base));
@@ -345,17 +368,37 @@ impl SegmentIndex {
     }
 }
 
+/// Per head, in order: how many of `entries` (sorted by id) are its
+/// stream's, and the first one's version (0 when none).
+fn head_runs(
+    heads: &[(u32, Head)],
+    entries: &[(u32, IndexEntry)],
+) -> std::io::Result<Vec<(u32, u64)>> {
+    let mut runs = Vec::with_capacity(heads.len());
+    let mut rest = entries;
+    for &(id, _) in heads {
+        let len = rest.iter().take_while(|(e, _)| *e == id).count();
+        let first_version = rest
+            .first()
+            .filter(|_| len > 0)
+            .map_or(0, |(_, e)| e.version);
+        runs.push((len as u32, first_version));
+        rest = &rest[len..];
+    }
+    match rest.first() {
+        None => Ok(runs),
+        Some((id, _)) => Err(std::io::Error::other(format!(
+            "sparse entry of stream {id}, which has no head in the segment"
+        ))),
+    }
+}
+
 fn warn_rebuild(path: &PathBuf, reason: &str) {
     log::warn!("seglog: ignoring index {path:?} ({reason}); rebuilding it from its segment");
 }
 
 fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIndex, &'static str> {
-    let body_len = raw.len().checked_sub(4).ok_or("too short")?;
-    let (body, crc) = raw.split_at(body_len);
-    if crc32fast::hash(body).to_le_bytes() != crc {
-        return Err("checksum mismatch");
-    }
-    let mut r = Reader { b: body };
+    let mut r = Reader { b: &raw[..] };
     if r.take(8)? != MAGIC || r.u32()? != VERSION {
         return Err("unknown format");
     }
@@ -368,14 +411,20 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     }
     let covered = r.u64()?;
     let (defs, heads, entries) = (r.u32()?, r.u32()?, r.u32()?);
-    r.take(4)?;
-    let room = (body.len() - FIXED_BYTES) as u64;
-    let needed = u64::from(defs) * MIN_DEF_BYTES
-        + u64::from(heads) * HEAD_BYTES
-        + u64::from(entries) * ENTRY_BYTES;
+    let entries_crc = r.u32()?;
+    let room = (raw.len() - FIXED_BYTES) as u64;
+    let entry_bytes = u64::from(entries) * ENTRY_BYTES as u64;
+    let needed = u64::from(defs) * MIN_DEF_BYTES + u64::from(heads) * HEAD_BYTES + 4 + entry_bytes;
     if needed > room {
         return Err("counts larger than the file");
     }
+    // Everything before the entries, and its checksum after it.
+    let meta_end = raw.len() - entry_bytes as usize - 4;
+    let (meta, rest) = raw.split_at(meta_end);
+    if crc32fast::hash(meta).to_le_bytes() != rest[..4] {
+        return Err("checksum mismatch");
+    }
+    r.b = &meta[FIXED_BYTES..];
     let mut index = SegmentIndex::new(base, covered);
     index.names.reserve(defs as usize);
     for _ in 0..defs {
@@ -396,21 +445,44 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         index.names.push(name);
     }
     index.heads.reserve(heads as usize);
+    let mut start = 0u32;
     for _ in 0..heads {
         let id = r.u32()?;
         let head = Head {
             last_version: r.u64()?,
             last_frame: r.u64()?,
         };
+        let (len, first_version) = (r.u32()?, r.u64()?);
         if index.heads.last().is_some_and(|(last, _)| *last >= id) {
             return Err("heads not in id order");
         }
+        if len > entries - start {
+            return Err("heads claim more entries than the file holds");
+        }
+        if len > 0 {
+            index.runs.push(FileRun {
+                id,
+                start,
+                len,
+                first_version,
+            });
+            start += len;
+        }
         index.heads.push((id, head));
     }
-    let loaded = r.take(entries as usize * ENTRY_BYTES as usize)?;
-    index.loaded = raw.slice_ref(loaded);
+    if start != entries {
+        return Err("entries without a head");
+    }
     if !r.b.is_empty() {
         return Err("trailing bytes");
+    }
+    if entries > 0 {
+        index.loaded = Some(Arc::new(FileEntries {
+            bytes: raw.slice(meta_end + 4..),
+            crc: entries_crc,
+            base,
+            intact: OnceLock::new(),
+        }));
     }
     Ok(index)
 }
@@ -497,40 +569,33 @@ mod tests {
             },
             index
         );
-        // Written grouped by stream, each stream's entries in order.
-        assert!(loaded.entries.is_sorted_by_key(|&(id, _)| id));
+        // One run per stream with entries, in id order, back to back.
+        assert_eq!(read.runs.len(), 10);
+        assert!(
+            read.runs
+                .windows(2)
+                .all(|w| w[0].id < w[1].id && w[0].start + w[0].len == w[1].start)
+        );
         let (fresh_names, mut fresh) = (Names::new(), Streams::new(2));
         read.apply(&fresh_names, &mut fresh).unwrap();
-        // A file from before the grouping (entries in append order) loads
-        // the same.
-        let (records, _) = read.loaded.as_chunks::<{ ENTRY_BYTES as usize }>();
-        let mut records = records.to_vec();
-        records.sort_by_key(|raw| decode_entry(raw).1.frame);
-        let interleaved = SegmentIndex {
-            loaded: Bytes::from(records.concat()),
-            ..read.clone()
-        };
-        let mut decoded = interleaved.clone();
-        decoded.decode_loaded();
-        assert!(!decoded.entries.is_sorted_by_key(|&(id, _)| id));
-        let (old_names, mut old) = (Names::new(), Streams::new(2));
-        interleaved.apply(&old_names, &mut old).unwrap();
         for id in 0..10 {
             assert_eq!(fresh.head(id), streams.head(id));
             assert!(!streams.entries(id).is_empty());
             assert_eq!(fresh.entries(id), streams.entries(id));
-            assert_eq!(old.entries(id), streams.entries(id));
             assert_eq!(&*fresh_names[id as usize], &*names[id as usize]);
+            // Lookups over runs in the file answer as over recorded ones.
+            for v in 0..20 {
+                assert_eq!(fresh.entry_above(id, v), streams.entry_above(id, v));
+                assert_eq!(
+                    fresh.entries_above(id, v, 3),
+                    streams.entries_above(id, v, 3)
+                );
+            }
         }
         assert!(SegmentIndex::read(dir.path(), 8, 0).is_none(), "other log");
-        // Counting sizes lists only for streams the files define: an entry
-        // naming any other id (a file that checks but lies) adds nothing,
-        // and applying the file refuses it.
-        let (mut counts, mut known) = (Vec::new(), 0);
-        read.count_entries(&mut counts, &mut known);
-        assert_eq!(known, 10);
-        assert_eq!(counts.len(), 10);
-        assert_eq!(counts.iter().sum::<u32>() as usize, read.entry_count());
+
+        // An entry of a stream without a head in the segment is refused
+        // when written.
         let mut lying = index.clone();
         lying.entries.push((
             4_000_000_000,
@@ -539,25 +604,45 @@ mod tests {
                 frame: 1 << 20,
             },
         ));
-        lying
-            .write(&crate::storage::RealStorage, dir.path(), 9, &names)
-            .unwrap();
-        let lying = SegmentIndex::read(dir.path(), 9, 0).unwrap();
-        let (mut counts, mut known) = (Vec::new(), 0);
-        lying.count_entries(&mut counts, &mut known);
-        assert_eq!(counts.len(), 10);
-        let (lying_names, mut lying_streams) = (Names::new(), Streams::new(2));
-        assert_eq!(
-            lying.apply(&lying_names, &mut lying_streams),
-            Err("entry of undefined stream 4000000000".to_string())
+        assert!(
+            lying
+                .write(&crate::storage::RealStorage, dir.path(), 9, &names)
+                .is_err()
         );
-        index
+
+        // Damage to the entries is found when they are first used: the
+        // heads still apply, the entries are left out of lookups, and the
+        // tail's index does not write them again.
+        let path = dir.path().join(file_name(0));
+        let good = std::fs::read(&path).unwrap();
+        let mut raw = good.clone();
+        let last = raw.len() - 3;
+        raw[last] ^= 4;
+        std::fs::write(&path, &raw).unwrap();
+        let damaged = SegmentIndex::read(dir.path(), 9, 0).expect("heads check out");
+        let (damaged_names, mut partial) = (Names::new(), Streams::new(2));
+        damaged.apply(&damaged_names, &mut partial).unwrap();
+        for id in 0..10 {
+            assert_eq!(partial.head(id), streams.head(id));
+            assert_eq!(partial.entries(id), Vec::new());
+            assert_eq!(partial.entry_above(id, 0), None);
+        }
+        let mut rewritten = damaged.clone();
+        rewritten
             .write(&crate::storage::RealStorage, dir.path(), 9, &names)
             .unwrap();
-        let path = dir.path().join(file_name(0));
-        let mut raw = std::fs::read(&path).unwrap();
+        let rewritten = SegmentIndex::read(dir.path(), 9, 0).unwrap();
+        assert!(rewritten.runs.is_empty() && rewritten.loaded.is_none());
+
+        // Damage anywhere before the entries: the file is not used.
+        let mut raw = good.clone();
         raw[70] ^= 4;
         std::fs::write(&path, &raw).unwrap();
         assert!(SegmentIndex::read(dir.path(), 9, 0).is_none(), "damaged");
+        // Nor is a file of the earlier format.
+        let mut raw = good;
+        raw[8] = 1;
+        std::fs::write(&path, &raw).unwrap();
+        assert!(SegmentIndex::read(dir.path(), 9, 0).is_none(), "version 1");
     }
 }

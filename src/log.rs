@@ -843,15 +843,13 @@ impl Shared {
         }
         let frame = match expected {
             ExpectedVersion::Exact(n) if n < head.last_version => {
-                let entries = streams.entries(id);
-                let at = entries.partition_point(|e| e.version <= n + 1);
-                read::frame_starting_at(self, id, head.last_frame, entries.get(at).copied(), n + 1)?
+                let above = streams.entry_above(id, n + 1);
+                read::frame_starting_at(self, id, head.last_frame, above, n + 1)?
             }
             ExpectedVersion::NoStream => {
                 // A creating batch longer than the interval has an entry at 0.
-                let entries = streams.entries(id);
-                let at = entries.partition_point(|e| e.version == 0);
-                read::frame_starting_at(self, id, head.last_frame, entries.get(at).copied(), 0)?
+                let above = streams.entry_above(id, 0);
+                read::frame_starting_at(self, id, head.last_frame, above, 0)?
             }
             ExpectedVersion::Any | ExpectedVersion::StreamExists => {
                 Some(read::stream_frame(self, id, head.last_frame)?)
@@ -873,18 +871,12 @@ impl Shared {
     /// Up to `n` sparse index entries of stream `id` above `version`,
     /// oldest first.
     pub(crate) fn index_entries_above(&self, id: u32, version: u64, n: usize) -> Vec<IndexEntry> {
-        let tail = lock(&self.tail);
-        let entries = tail.streams.entries(id);
-        let at = entries.partition_point(|e| e.version <= version);
-        entries[at..].iter().take(n).copied().collect()
+        lock(&self.tail).streams.entries_above(id, version, n)
     }
 
     /// The first sparse index entry of stream `id` above `version`.
     pub(crate) fn index_entry_above(&self, id: u32, version: u64) -> Option<IndexEntry> {
-        let tail = lock(&self.tail);
-        let entries = tail.streams.entries(id);
-        let at = entries.partition_point(|e| e.version <= version);
-        entries.get(at).copied()
+        lock(&self.tail).streams.entry_above(id, version)
     }
 
     pub(crate) fn is_poisoned(&self) -> bool {

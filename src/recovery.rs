@@ -43,11 +43,6 @@ pub(crate) struct Recovered {
     pub(crate) clean_tail: bool,
 }
 
-/// Most sparse entries of index files mapped ahead at open to size each
-/// stream's entry list: 80 MiB of mappings (20 bytes an entry in a file),
-/// about the index of a 200 GB log of 200-byte single-event frames.
-const PRELOAD_INDEX_ENTRIES: usize = 4 << 20;
-
 /// Zero pages are skipped this many bytes at a time when looking ahead.
 const PAGE_BYTES: u64 = 4096;
 
@@ -118,33 +113,6 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    /// Maps the index files of the first segments, up to
-    /// [`PRELOAD_INDEX_ENTRIES`] entries in all, and tells `streams` how many
-    /// entries each stream will get from them: applying them then sizes each
-    /// stream's list once instead of growing it file after file (a quarter
-    /// of a clean open of 1M events over 1,000 streams went to that growth).
-    /// Files past the budget are mapped one at a time, as the walk reaches
-    /// them, so an open holds at most the budget's worth mapped at once.
-    fn preload_indexes(&self, streams: &mut Streams) -> Vec<Option<SegmentIndex>> {
-        let mut preloaded = Vec::new();
-        let mut entries = 0;
-        let mut counts = Vec::new();
-        let mut known = 0;
-        for open in self.segs {
-            if entries >= PRELOAD_INDEX_ENTRIES {
-                break;
-            }
-            let index = SegmentIndex::read(self.dir, self.log_id, open.segment().base());
-            if let Some(index) = &index {
-                entries += index.entry_count();
-                index.count_entries(&mut counts, &mut known);
-            }
-            preloaded.push(index);
-        }
-        streams.expect_entries(counts);
-        preloaded
-    }
-
     /// Walks the log from its first segment, applying each segment's index
     /// file when `use_indexes` and it fits, else decoding its frames.
     fn walk(&self, use_indexes: bool) -> Result<Walk> {
@@ -155,11 +123,6 @@ impl Scan<'_> {
         let mut rebuilt = Vec::new();
         let mut to_seal = Vec::new();
         let mut found = Vec::new();
-        let mut preloaded = if use_indexes {
-            self.preload_indexes(&mut streams)
-        } else {
-            Vec::new()
-        };
         let mut i = 0;
         let mut o = HEADER_BYTES;
         while let Some(open) = self.segs.get(i) {
@@ -167,11 +130,9 @@ impl Scan<'_> {
             let watermark = open.slot().map_or(HEADER_BYTES, |s| s.watermark);
             let sealed = is_sealed(open);
             if indexes.len() == i {
-                let loaded = match preloaded.get_mut(i) {
-                    Some(index) => index.take(),
-                    None if use_indexes => SegmentIndex::read(self.dir, self.log_id, seg.base()),
-                    None => None,
-                };
+                let loaded = use_indexes
+                    .then(|| SegmentIndex::read(self.dir, self.log_id, seg.base()))
+                    .flatten();
                 let loaded = loaded.filter(|x| {
                     let fits = if sealed {
                         x.covered == watermark
@@ -311,7 +272,6 @@ impl Scan<'_> {
                 }
                 continue;
             }
-            streams.done_expecting();
             return Ok(Walk {
                 ends,
                 to_seal,
@@ -324,7 +284,6 @@ impl Scan<'_> {
                 rebuilt,
             });
         }
-        streams.done_expecting();
         Ok(Walk {
             ends,
             to_seal,
@@ -492,7 +451,6 @@ fn finish(
     let index = match walk.indexes.get_mut(walk.tail).and_then(Option::take) {
         Some(mut index) => {
             index.covered = walk.cursor;
-            index.decode_loaded();
             index
         }
         None => SegmentIndex::new(tail_base, HEADER_BYTES),

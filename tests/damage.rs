@@ -170,6 +170,38 @@ fn a_garbage_index_file_is_ignored_and_rebuilt() {
 }
 
 #[test]
+fn damaged_sparse_entries_are_left_out_and_every_read_stays_exact() {
+    let dir = tempdir();
+    let events = three_segments(dir.path());
+    let path = idx_path(dir.path(), 0);
+    let mut raw = std::fs::read(&path).expect("index of segment 0");
+    // The entries are the file's last bytes, checked only when a lookup
+    // first needs them: move the last one's frame offset by 8 bytes, into
+    // the middle of its frame.
+    let at = raw.len() - 8;
+    raw[at] ^= 0x08;
+    std::fs::write(&path, &raw).expect("damage the entries");
+    let log = open(dir.path()).expect("open with damaged entries");
+    assert_eq!(snapshot(&log), events);
+    for s in 0..3 {
+        let name = format!("s-{s}");
+        let last = log.stream_version(&name).expect("stream");
+        for from in 0..=last {
+            let versions: Vec<u64> = log
+                .read_stream(&name, from)
+                .expect("read_stream")
+                .map(|e| e.expect("event").version())
+                .collect();
+            assert_eq!(
+                versions,
+                (from..=last).collect::<Vec<_>>(),
+                "{name} from {from}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_frame_written_at_the_wrong_offset_is_corrupt_and_repair_skips_only_it() {
     let dir = tempdir();
     let events = three_segments(dir.path());

@@ -19,7 +19,8 @@
 //! 4-byte sparse-list slot; and for readers, the name again, cut from a
 //! shared 64 KiB chunk, in the lock-free id -> name table (a 32-byte
 //! `ByteString` in a boxcar slot). Streams longer than `K` events add a
-//! list of 16-byte entries.
+//! list of runs of entries ([`sparse`]): in place in the index files for
+//! what open loaded, 16 bytes each for entries recorded since.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -29,11 +30,14 @@ use bytestring::ByteString;
 
 use hashbrown::DefaultHashBuilder;
 
+use self::sparse::Sparse;
 use self::table::{NameTable, Whereabouts};
 
 use crate::frame::{EventsFrame, NO_PREV_FRAME};
+use crate::index::FileEntries;
 use crate::limits;
 
+mod sparse;
 mod table;
 mod zeroed;
 
@@ -121,9 +125,6 @@ pub(crate) struct Found {
     rec: u32,
 }
 
-/// No sparse list yet.
-const NO_LIST: u32 = u32::MAX;
-
 /// Names by id, readable by any thread without a lock. Each is a slice of
 /// a shared chunk (see [`Streams::share_name`]), not an allocation of its
 /// own.
@@ -142,12 +143,7 @@ pub(crate) struct Streams {
     arena: Vec<u8>,
     /// Record offset of each stream, by id.
     rec_of: Vec<u32>,
-    /// Per stream: index into `lists`, or [`NO_LIST`].
-    list_of: Vec<u32>,
-    lists: Vec<Vec<IndexEntry>>,
-    /// At open, by id: how many entries each stream's list is about to get
-    /// from index files, so it is allocated once ([`Streams::expect_entries`]).
-    expected_entries: Vec<u32>,
+    sparse: Sparse,
     /// The chunk the next readers' names are cut from.
     name_chunk: BytesMut,
     hasher: DefaultHashBuilder,
@@ -191,9 +187,7 @@ impl Streams {
             table: NameTable::default(),
             arena: Vec::new(),
             rec_of: Vec::new(),
-            list_of: Vec::new(),
-            lists: Vec::new(),
-            expected_entries: Vec::new(),
+            sparse: Sparse::default(),
             name_chunk: BytesMut::new(),
             hasher: DefaultHashBuilder::default(),
             interval: interval.max(1),
@@ -304,7 +298,7 @@ impl Streams {
         self.arena
             .reserve(additional * (REC_NAME + REC_ALIGN - 1) + name_bytes);
         self.rec_of.reserve(additional);
-        self.list_of.reserve(additional);
+        self.sparse.reserve(additional);
     }
 
     /// Registers a new stream and returns its id. The duplicate check and
@@ -397,7 +391,7 @@ impl Streams {
             .copy_from_slice(&name_len.to_le_bytes());
         self.set_rec_head(rec, head);
         self.rec_of.push(rec);
-        self.list_of.push(NO_LIST);
+        self.sparse.push_stream();
         debug_assert!(self.rec_is_named(rec, name) && self.rec_id(rec) == id);
         Ok((id, rec))
     }
@@ -423,42 +417,24 @@ impl Streams {
         }
     }
 
-    /// Sizes each stream's entry list, when first made, for `counts[id]`
-    /// entries; [`Streams::done_expecting`] forgets the counts.
-    pub(crate) fn expect_entries(&mut self, counts: Vec<u32>) {
-        self.expected_entries = counts;
+    /// Keeps an index file's entries for [`Streams::add_file_run`]; returns
+    /// their source.
+    pub(crate) fn add_entries_file(&mut self, file: Arc<FileEntries>) -> u32 {
+        self.sparse.add_file(file)
     }
 
-    /// Drops what [`Streams::expect_entries`] was told.
-    pub(crate) fn done_expecting(&mut self) {
-        self.expected_entries = Vec::new();
-    }
-
-    /// Appends sparse entries, in version order, to a stream's list
-    /// (loading an index file): one reservation for all of them.
-    pub(crate) fn extend_entries(
+    /// Adds stream `id`'s run of `len` entries of file `source`, from entry
+    /// `start` (loading an index file): later than any entry it has.
+    pub(crate) fn add_file_run(
         &mut self,
         id: u32,
-        new: impl ExactSizeIterator<Item = IndexEntry>,
+        source: u32,
+        start: u32,
+        len: u32,
+        first_version: u64,
     ) {
-        let Some(list) = self.list_of.get_mut(id as usize) else {
-            return;
-        };
-        if *list == NO_LIST {
-            *list = self.lists.len() as u32;
-            let expected = self
-                .expected_entries
-                .get(id as usize)
-                .map_or(0, |&n| n as usize);
-            self.lists.push(Vec::with_capacity(expected.max(new.len())));
-        }
-        if let Some(entries) = self.lists.get_mut(*list as usize) {
-            entries.reserve(new.len());
-            for entry in new {
-                debug_assert!(entries.last().is_none_or(|e| e.version < entry.version));
-                entries.push(entry);
-            }
-        }
+        self.sparse
+            .add_file_run(id, source, start, len, first_version);
     }
 
     /// Records a frame of stream `id` holding `first..=last` at log offset
@@ -496,17 +472,26 @@ impl Streams {
             frame,
         });
         if let Some(entry) = entry {
-            self.extend_entries(id, std::iter::once(entry));
+            self.sparse.push(id, entry);
         }
         Recorded { id, head, entry }
     }
 
-    /// The sparse entries of stream `id`, oldest first.
-    pub(crate) fn entries(&self, id: u32) -> &[IndexEntry] {
-        self.list_of
-            .get(id as usize)
-            .and_then(|&l| self.lists.get(l as usize))
-            .map_or(&[], Vec::as_slice)
+    /// Stream `id`'s first sparse entry above `version`.
+    pub(crate) fn entry_above(&self, id: u32, version: u64) -> Option<IndexEntry> {
+        self.sparse.entry_above(id, version)
+    }
+
+    /// Up to `n` of stream `id`'s sparse entries above `version`, oldest
+    /// first.
+    pub(crate) fn entries_above(&self, id: u32, version: u64, n: usize) -> Vec<IndexEntry> {
+        self.sparse.entries_above(id, version, n)
+    }
+
+    /// Every usable sparse entry of stream `id`, oldest first.
+    #[cfg(test)]
+    pub(crate) fn entries(&self, id: u32) -> Vec<IndexEntry> {
+        self.sparse.all(id)
     }
 
     /// Applies a verified frame found at log offset `at` while rebuilding
