@@ -254,8 +254,8 @@ impl SegmentIndex {
         }
         if let Some(file) = self.loaded.as_ref().filter(|_| !self.runs.is_empty()) {
             let source = streams.add_entries_file(Arc::clone(file));
-            for run in &self.runs {
-                streams.add_file_run(run.id, source, run.start, run.len, run.first_version);
+            for &run in &self.runs {
+                streams.add_file_run(source, run);
             }
         }
         Ok(())

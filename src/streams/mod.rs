@@ -34,7 +34,7 @@ use self::sparse::Sparse;
 use self::table::{NameTable, Whereabouts};
 
 use crate::frame::{EventsFrame, NO_PREV_FRAME};
-use crate::index::FileEntries;
+use crate::index::{FileEntries, FileRun};
 use crate::limits;
 
 mod sparse;
@@ -423,18 +423,10 @@ impl Streams {
         self.sparse.add_file(file)
     }
 
-    /// Adds stream `id`'s run of `len` entries of file `source`, from entry
-    /// `start` (loading an index file): later than any entry it has.
-    pub(crate) fn add_file_run(
-        &mut self,
-        id: u32,
-        source: u32,
-        start: u32,
-        len: u32,
-        first_version: u64,
-    ) {
-        self.sparse
-            .add_file_run(id, source, start, len, first_version);
+    /// Adds a stream's run of entries of file `source` (loading an index
+    /// file): later than any entry the stream has.
+    pub(crate) fn add_file_run(&mut self, source: u32, run: FileRun) {
+        self.sparse.add_file_run(source, run);
     }
 
     /// Records a frame of stream `id` holding `first..=last` at log offset

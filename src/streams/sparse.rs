@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::IndexEntry;
-use crate::index::FileEntries;
+use crate::index::{FileEntries, FileRun};
 
 /// No list yet.
 const NO_LIST: u32 = u32::MAX;
@@ -74,30 +74,23 @@ impl Sparse {
         self.lists.get(slot as usize)
     }
 
-    /// Adds stream `id`'s run of `len` entries from entry `start` of file
-    /// `source`, later than every entry the stream has.
-    pub(crate) fn add_file_run(
-        &mut self,
-        id: u32,
-        source: u32,
-        start: u32,
-        len: u32,
-        first_version: u64,
-    ) {
-        debug_assert!((source as usize) < self.files.len() && len > 0);
-        let Some(list) = self.list_mut(id) else {
+    /// Adds a stream's run of entries of file `source`, later than every
+    /// entry the stream has.
+    pub(crate) fn add_file_run(&mut self, source: u32, run: FileRun) {
+        debug_assert!((source as usize) < self.files.len() && run.len > 0);
+        let Some(list) = self.list_mut(run.id) else {
             return;
         };
         debug_assert!(
             list.runs
                 .last()
-                .is_none_or(|r| r.first_version < first_version)
+                .is_none_or(|r| r.first_version < run.first_version)
         );
         list.runs.push(Run {
-            first_version,
+            first_version: run.first_version,
             source,
-            start,
-            len,
+            start: run.start,
+            len: run.len,
         });
     }
 
