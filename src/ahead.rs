@@ -41,6 +41,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crossbeam_utils::CachePadded;
+
 use crate::frame::{self, Verified};
 use crate::log::Shared;
 use crate::segment::{HEADER_BYTES, Segment};
@@ -65,29 +67,40 @@ thread_local! {
 /// ~320 frames of 200 bytes, ~60 us of the replay checking them itself.
 const LEAD_BYTES: u64 = 64 << 10;
 
-/// What the replay and its helper share.
+/// What the replay and its helper share. What each side writes sits on a
+/// cache line of its own, so a store by one does not take the other's
+/// words away from it too.
 #[derive(Debug)]
 pub(crate) struct Ahead {
-    /// Log offset of the first frame of the helper's current run: a
-    /// boundary of the replay's walk (see the module docs).
-    verified_from: AtomicU64,
-    /// End of that run: every frame from `verified_from` below it has a
-    /// matching checksum. Stored after `verified_from` (release), and a new
-    /// run starts at or past the old run's end.
-    verified_to: AtomicU64,
+    /// Written by the helper.
+    run: CachePadded<Run>,
     /// Log offset of the replay's next frame, stored now and then: a helper
     /// that fell behind starts again from there.
-    replay_at: AtomicU64,
+    replay_at: CachePadded<AtomicU64>,
     stop: AtomicBool,
+}
+
+/// The helper's current run of checked frames.
+#[derive(Debug)]
+struct Run {
+    /// Log offset of the run's first frame: a boundary of the replay's walk
+    /// (see the module docs).
+    from: AtomicU64,
+    /// End of the run: every frame from `from` below it has a matching
+    /// checksum. Stored after `from` (release), and a new run starts at or
+    /// past the old run's end.
+    to: AtomicU64,
 }
 
 impl Ahead {
     /// Shared state for a replay whose next frame is at log offset `at`.
     pub(crate) fn new(at: u64) -> Ahead {
         Ahead {
-            verified_from: AtomicU64::new(at),
-            verified_to: AtomicU64::new(at),
-            replay_at: AtomicU64::new(at),
+            run: CachePadded::new(Run {
+                from: AtomicU64::new(at),
+                to: AtomicU64::new(at),
+            }),
+            replay_at: CachePadded::new(AtomicU64::new(at)),
             stop: AtomicBool::new(false),
         }
     }
@@ -97,16 +110,16 @@ impl Ahead {
     /// it); a `from` newer than the `to` read starts at or past that `to`,
     /// so the pair makes an empty range, never one joining two runs.
     pub(crate) fn verified(&self) -> Range<u64> {
-        let to = self.verified_to.load(Ordering::Acquire);
-        let from = self.verified_from.load(Ordering::Relaxed);
+        let to = self.run.to.load(Ordering::Acquire);
+        let from = self.run.from.load(Ordering::Relaxed);
         from..to
     }
 
     /// A new run from log offset `at`, past the current run's end.
     fn start_run(&self, at: u64) {
-        debug_assert!(at >= self.verified_to.load(Ordering::Relaxed));
-        self.verified_from.store(at, Ordering::Relaxed);
-        self.verified_to.store(at, Ordering::Release);
+        debug_assert!(at >= self.run.to.load(Ordering::Relaxed));
+        self.run.from.store(at, Ordering::Relaxed);
+        self.run.to.store(at, Ordering::Release);
     }
 
     /// The replay's next frame is at log offset `at`.
@@ -207,7 +220,7 @@ pub(crate) fn verify(shared: &Shared, ahead: &Ahead) {
     while !ahead.stop.load(Ordering::Relaxed) {
         frames += 1;
         if frames.is_multiple_of(FRAMES_PER_STORE) {
-            ahead.verified_to.store(at, Ordering::Release);
+            ahead.run.to.store(at, Ordering::Release);
             let replay = ahead.replay_at.load(Ordering::Relaxed);
             if replay > at {
                 // Behind: checking frames the replay has passed saves
@@ -242,7 +255,7 @@ pub(crate) fn verify(shared: &Shared, ahead: &Ahead) {
         }
         at = seg.base() + offset;
     }
-    ahead.verified_to.store(at, Ordering::Release);
+    ahead.run.to.store(at, Ordering::Release);
 }
 
 /// The boundary at least `bytes` past segment offset `offset` of `seg` (a
@@ -445,9 +458,7 @@ mod tests {
         let from = frames[bad + 10];
         let helper = Arc::new(Ahead::new(frames[0]));
         helper.start_run(from);
-        helper
-            .verified_to
-            .store(frames[bad + 200], Ordering::Release);
+        helper.run.to.store(frames[bad + 200], Ordering::Release);
         let mut walker = crate::read::Walker::new(Arc::clone(&log.shared), Position::START);
         walker.set_ahead_for_tests(Arc::clone(&helper));
         let before = TRUSTED.with(|n| n.get());
