@@ -287,11 +287,14 @@ impl SegmentIndex {
         let entries = &self.entries;
         (|| {
             let runs = head_runs(heads, entries)?;
-            let mut entries_crc = crc32fast::Hasher::new();
-            for (_, entry) in entries {
-                entries_crc.update(&entry.version.to_le_bytes());
-                entries_crc.update(&entry.frame.to_le_bytes());
-            }
+            // Encoded once: the header carries their CRC, the file's end
+            // the bytes.
+            let entry_bytes: Vec<u8> = entries
+                .iter()
+                .flat_map(|(_, e)| [e.version.to_le_bytes(), e.frame.to_le_bytes()])
+                .flatten()
+                .collect();
+            debug_assert_eq!(entry_bytes.len(), entries.len() * ENTRY_BYTES);
             let file = storage.create(&tmp)?;
             let mut crc = crc32fast::Hasher::new();
             let mut out =
@@ -309,7 +312,7 @@ impl SegmentIndex {
             put(&(self.defined.len() as u32).to_le_bytes())?;
             put(&(heads.len() as u32).to_le_bytes())?;
             put(&(entries.len() as u32).to_le_bytes())?;
-            put(&entries_crc.finalize().to_le_bytes())?;
+            put(&crc32fast::hash(&entry_bytes).to_le_bytes())?;
             for id in self.defined.clone() {
                 let name = names
                     .get(id as usize)
@@ -326,10 +329,7 @@ impl SegmentIndex {
                 put(&first_version.to_le_bytes())?;
             }
             out.write_all(&crc.finalize().to_le_bytes())?;
-            for (_, entry) in entries {
-                out.write_all(&entry.version.to_le_bytes())?;
-                out.write_all(&entry.frame.to_le_bytes())?;
-            }
+            out.write_all(&entry_bytes)?;
             out.into_inner().map_err(|e| e.into_error())?;
             storage.rename(&tmp, &path)
         })()
