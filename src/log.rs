@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
@@ -49,15 +49,38 @@ const PREFETCH_AHEAD: usize = 16;
 /// Dropping it closes it cleanly (like [`Log::close`], ignoring errors).
 pub struct Log {
     pub(crate) shared: Arc<Shared>,
-    threads: Option<Threads>,
     /// Held by the handle, not by `Shared`: readers that outlive the handle
     /// keep their mappings but not the directory.
     _lock: File,
 }
 
+/// The sync and preparer threads, started by the first append
+/// ([`Shared::appending`]) rather than by `open`: an open that only reads
+/// spawns none (two spawns were 30-90 us of a ~400 us reopen), and its
+/// close writes nothing.
+enum Background {
+    /// Not started yet: what they start from.
+    Idle(Start),
+    Running(Threads),
+    /// The handle closed (or, in a follower, there never are any).
+    Stopped,
+}
+
+/// What the threads start from, as open left it.
+struct Start {
+    rx: Receiver<Msg>,
+    cursor: SyncCursor,
+    /// The active segment's slot still says `CLEAN` (see
+    /// [`recovery::Recovered::clean_tail`]).
+    clean_tail: bool,
+    /// The active segment's index file on disk describes all of it.
+    index_current: bool,
+    active: Arc<Segment>,
+}
+
 struct Threads {
     sync: JoinHandle<Result<()>>,
-    preparer: JoinHandle<()>,
+    preparer: Option<JoinHandle<()>>,
 }
 
 /// The next segment, made ahead of the writer by the preparer thread.
@@ -145,6 +168,7 @@ pub(crate) struct Shared {
     /// rings the sync thread, which waits for it (see `writer::gather`).
     pub(crate) gather_target: AtomicUsize,
     doorbell: Sender<Msg>,
+    background: Mutex<Background>,
     spare: Mutex<Spare>,
     spare_changed: Condvar,
     /// Index files of sealed segments, waiting for their data to be durable.
@@ -233,9 +257,9 @@ impl Log {
         Log::open_with(dir, Options::new())
     }
 
-    /// Opens (or creates) the log in `dir`: takes the directory lock,
-    /// recovers (see `docs/ARCHITECTURE.md`) and starts the sync and
-    /// preparer threads.
+    /// Opens (or creates) the log in `dir`: takes the directory lock and
+    /// recovers (see `docs/ARCHITECTURE.md`). The sync and preparer threads
+    /// start with the first append.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Log> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
@@ -248,8 +272,7 @@ impl Log {
             index: segments.len() - 1,
             synced: rec.writer.cursor(),
         };
-        let rec_cursor = rec.writer.cursor();
-        let synced_end = rec.active.base() + rec_cursor;
+        let synced_end = rec.active.base() + rec.writer.cursor();
         let spare = match rec.spare {
             Some(seg) => Spare::Ready(seg),
             None => Spare::Wanted(rec.active.end()),
@@ -269,7 +292,7 @@ impl Log {
                     writer: rec.writer,
                     index: rec.index,
                     last_timestamp_us: 0,
-                    writable: !rec.clean_tail,
+                    writable: false,
                 }),
             }),
             durable: Mutex::new(Durable {
@@ -285,6 +308,13 @@ impl Log {
             sync_requests: AtomicUsize::new(0),
             gather_target: AtomicUsize::new(0),
             doorbell,
+            background: Mutex::new(Background::Idle(Start {
+                rx,
+                cursor,
+                clean_tail: rec.clean_tail,
+                index_current: rec.index_current,
+                active: rec.active,
+            })),
             spare: Mutex::new(spare),
             spare_changed: Condvar::new(),
             sealed_indexes: Mutex::new(Vec::new()),
@@ -292,27 +322,8 @@ impl Log {
             consumers: Mutex::new(HashSet::new()),
             options,
         });
-        let spawn_err = |e| Error::io(&shared.dir, e);
-        let clean_tail = rec.clean_tail;
-        let sync = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("seglog-sync".into())
-                .spawn(move || writer::run_sync(shared, rx, cursor, clean_tail))
-                .map_err(spawn_err)?
-        };
-        let preparer = {
-            let shared = Arc::clone(&shared);
-            let active = Arc::clone(&rec.active);
-            let cursor = rec_cursor;
-            std::thread::Builder::new()
-                .name("seglog-prepare".into())
-                .spawn(move || writer::run_preparer(shared, active, cursor))
-                .map_err(spawn_err)?
-        };
         Ok(Log {
             shared,
-            threads: Some(Threads { sync, preparer }),
             _lock: lock_file,
         })
     }
@@ -346,7 +357,8 @@ impl Log {
             expected,
             events,
         };
-        let (result, end) = shared
+        let (result, end) = self
+            .shared
             .appending(|streams, w| shared.append_locked(streams, w, hash, &request, now))??;
         if shared.options.durability == Durability::Sync {
             shared.wait_durable(end)?;
@@ -391,7 +403,7 @@ impl Log {
         let mut results = Vec::with_capacity(requests.len());
         let now = now_us();
         let mut end = 0;
-        shared.appending(|streams, w| {
+        self.shared.appending(|streams, w| {
             for (i, request) in requests.iter().enumerate() {
                 let slot = i % PREFETCH_AHEAD;
                 let hash = hashes[slot];
@@ -503,6 +515,11 @@ impl Log {
                 .as_ref()
                 .map_or(0, |w| w.writer.segment().base() + w.writer.cursor())
         };
+        // Durable already (nothing appended since open, say): no round, and
+        // no threads started for it.
+        if end <= self.shared.durable_end.load(Ordering::Acquire) {
+            return Ok(());
+        }
         self.shared.wait_durable(end)
     }
 
@@ -530,10 +547,25 @@ impl Log {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        let Some(threads) = self.threads.take() else {
-            return Ok(());
-        };
         let shared = &self.shared;
+        let background = std::mem::replace(&mut *lock(&shared.background), Background::Stopped);
+        let threads = match background {
+            Background::Stopped => return Ok(()),
+            Background::Idle(start) => {
+                // Nothing was appended through this handle. After a clean
+                // close the files say so already; after recovery (or for a
+                // new log) the tail is marked clean here, no thread needed.
+                shared.watch.close();
+                if start.clean_tail && start.index_current {
+                    return Ok(());
+                }
+                if !start.clean_tail {
+                    writer::mark_clean(shared, start.cursor)?;
+                }
+                return shared.write_tail_index();
+            }
+            Background::Running(threads) => threads,
+        };
         let sent = shared.doorbell.send(Msg::Shutdown);
         let synced = threads.sync.join().unwrap_or_else(|_| {
             Err(Error::Poisoned {
@@ -544,7 +576,9 @@ impl Log {
         shared.watch.close();
         *lock(&shared.spare) = Spare::Stop;
         shared.spare_changed();
-        let _ = threads.preparer.join();
+        if let Some(preparer) = threads.preparer {
+            let _ = preparer.join();
+        }
         if sent.is_err() {
             return Err(shared.poison_error());
         }
@@ -552,19 +586,7 @@ impl Log {
         if shared.is_poisoned() {
             return Err(shared.poison_error());
         }
-        let mut tail = lock(&shared.tail);
-        let Tail { streams, write } = &mut *tail;
-        let Some(w) = write.as_mut() else {
-            return Ok(());
-        };
-        debug_assert_eq!(w.index.covered, w.writer.cursor());
-        w.index.finalize(streams);
-        w.index.write(
-            &*shared.options.storage,
-            &shared.dir,
-            shared.log_id,
-            &shared.names,
-        )
+        shared.write_tail_index()
     }
 }
 
@@ -621,6 +643,7 @@ impl Shared {
             sync_requests: AtomicUsize::new(0),
             gather_target: AtomicUsize::new(0),
             doorbell,
+            background: Mutex::new(Background::Stopped),
             spare: Mutex::new(Spare::Stop),
             spare_changed: Condvar::new(),
             sealed_indexes: Mutex::new(Vec::new()),
@@ -668,7 +691,10 @@ impl Shared {
 
     /// Runs `f` with the registry and the writer under the tail lock, then
     /// publishes what it appended. A poisoned log refuses.
-    fn appending<R>(&self, f: impl FnOnce(&mut Streams, &mut TailWrite) -> R) -> Result<R> {
+    fn appending<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Streams, &mut TailWrite) -> R,
+    ) -> Result<R> {
         let mut tail = lock(&self.tail);
         if self.is_poisoned() {
             return Err(self.poison_error());
@@ -679,6 +705,7 @@ impl Shared {
             return Err(Error::Closed);
         };
         if !w.writable {
+            self.start_background()?;
             self.wait_writable()?;
             w.writable = true;
         }
@@ -894,7 +921,7 @@ impl Shared {
     /// Refuses every later write: after a failed sync the kernel may have
     /// dropped dirty pages, so retrying could report lost data as durable.
     pub(crate) fn poison(&self, error: &Error) {
-        log::error!("seglog: sync failed, refusing further writes: {error}");
+        log::error!("seglog: refusing further writes: {error}");
         let mut d = lock(&self.durable);
         d.poison.get_or_insert_with(|| error.to_string());
         self.poisoned.store(true, Ordering::Release);
@@ -926,6 +953,74 @@ impl Shared {
         self.released_end.store(d.synced_end, Ordering::Release);
         drop(d);
         self.release_waiters();
+    }
+
+    /// Writes the active segment's index file, so the next open scans
+    /// nothing. Only after the tail's last frame is durable.
+    fn write_tail_index(&self) -> Result<()> {
+        let mut tail = lock(&self.tail);
+        let Tail { streams, write } = &mut *tail;
+        let Some(w) = write.as_mut() else {
+            return Ok(());
+        };
+        debug_assert_eq!(w.index.covered, w.writer.cursor());
+        w.index.finalize(streams);
+        w.index
+            .write(&*self.options.storage, &self.dir, self.log_id, &self.names)
+    }
+
+    /// Starts the sync and preparer threads if they are not running yet
+    /// (the first append of this handle, under the tail lock). A thread that
+    /// cannot be spawned poisons the log: nothing was written yet, and
+    /// nothing can be made durable without it.
+    fn start_background(self: &Arc<Self>) -> Result<()> {
+        let mut background = lock(&self.background);
+        let start = match std::mem::replace(&mut *background, Background::Stopped) {
+            Background::Idle(start) => start,
+            Background::Stopped => return Err(Error::Closed),
+            running => {
+                *background = running;
+                return Ok(());
+            }
+        };
+        let spawn_err = |e| Error::io(&self.dir, e);
+        let Start {
+            rx,
+            cursor,
+            clean_tail,
+            active,
+            ..
+        } = start;
+        let sync = {
+            let shared = Arc::clone(self);
+            std::thread::Builder::new()
+                .name("seglog-sync".into())
+                .spawn(move || writer::run_sync(shared, rx, cursor, clean_tail))
+                .map_err(spawn_err)
+        };
+        let sync = match sync {
+            Ok(sync) => sync,
+            Err(e) => {
+                self.poison(&e);
+                return Err(e);
+            }
+        };
+        let preparer = {
+            let shared = Arc::clone(self);
+            std::thread::Builder::new()
+                .name("seglog-prepare".into())
+                .spawn(move || writer::run_preparer(shared, active, cursor.synced))
+                .map_err(spawn_err)
+        };
+        let (preparer, failed) = match preparer {
+            Ok(preparer) => (Some(preparer), None),
+            Err(e) => {
+                self.poison(&e);
+                (None, Some(e))
+            }
+        };
+        *background = Background::Running(Threads { sync, preparer });
+        failed.map_or(Ok(()), Err)
     }
 
     /// Lets appends write to the active segment: its slot no longer says

@@ -41,6 +41,9 @@ pub(crate) struct Recovered {
     /// open wrote nothing): the slot must be rewritten without it, and that
     /// made durable, before the first byte past the clean end is written.
     pub(crate) clean_tail: bool,
+    /// The active segment's index file was read and covers all of it: a
+    /// close with nothing appended need not write it again.
+    pub(crate) index_current: bool,
 }
 
 /// Zero pages are skipped this many bytes at a time when looking ahead.
@@ -100,6 +103,9 @@ struct Walk {
     indexes: Vec<Option<SegmentIndex>>,
     /// Sealed segments that were scanned: their index files are (re)written.
     rebuilt: Vec<usize>,
+    /// The last unsealed segment whose index file was applied, and the
+    /// offset that file covers.
+    loaded_unsealed: Option<(usize, u64)>,
 }
 
 struct Scan<'a> {
@@ -123,6 +129,7 @@ impl Scan<'_> {
         let mut rebuilt = Vec::new();
         let mut to_seal = Vec::new();
         let mut found = Vec::new();
+        let mut loaded_unsealed = None;
         let mut i = 0;
         let mut o = HEADER_BYTES;
         while let Some(open) = self.segs.get(i) {
@@ -160,6 +167,7 @@ impl Scan<'_> {
                             o = HEADER_BYTES;
                             continue;
                         }
+                        loaded_unsealed = Some((i, o));
                         indexes.push(Some(index));
                     }
                     None => {
@@ -282,6 +290,7 @@ impl Scan<'_> {
                 found,
                 indexes,
                 rebuilt,
+                loaded_unsealed,
             });
         }
         Ok(Walk {
@@ -294,6 +303,7 @@ impl Scan<'_> {
             found,
             indexes,
             rebuilt,
+            loaded_unsealed,
         })
     }
 
@@ -376,6 +386,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
             quarantine: known,
             index: SegmentIndex::new(0, HEADER_BYTES),
             clean_tail: false,
+            index_current: false,
         });
     }
     let mut segs = Vec::with_capacity(found.len());
@@ -448,6 +459,7 @@ fn finish(
         sealed.push(open.into_sealed(end));
     }
     let tail_base = sealed.last().map_or(0, |s: &Arc<Segment>| s.end());
+    let index_current = walk.loaded_unsealed == Some((walk.tail, walk.cursor));
     let index = match walk.indexes.get_mut(walk.tail).and_then(Option::take) {
         Some(mut index) => {
             index.covered = walk.cursor;
@@ -538,5 +550,6 @@ fn finish(
         quarantine: known,
         index,
         clean_tail,
+        index_current,
     })
 }

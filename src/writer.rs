@@ -240,7 +240,7 @@ fn drop_clean_flag(shared: &Shared, cursor: SyncCursor) -> Result<()> {
 
 /// After the final sync: the tail's watermark is its end and nothing was
 /// written past it, so the next open need not clear or rescan anything.
-fn mark_clean(shared: &Shared, cursor: SyncCursor) -> Result<()> {
+pub(crate) fn mark_clean(shared: &Shared, cursor: SyncCursor) -> Result<()> {
     if let Some(seg) = shared.segment_at(cursor.index) {
         debug_assert_eq!(seg.written(), cursor.synced);
         seg.write_slot(cursor.synced, SLOT_CLEAN)?;

@@ -601,3 +601,138 @@ fn torn_frame_inside_an_unsynced_group_cuts_the_rest_of_the_group() {
         "the cut is cleared"
     );
 }
+
+/// Every file of the log but its lock: name, inode and contents.
+fn files_of(dir: &Path) -> Vec<(std::ffi::OsString, u64, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("dir entry"))
+        .filter(|e| e.file_name() != "seglog.lock")
+        .map(|e| {
+            let ino = e.metadata().expect("metadata").ino();
+            (e.file_name(), ino, std::fs::read(e.path()).expect("read"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// An open that only reads (a projection rebuilt, an audit query) leaves
+/// every file as it found it: no slot rewritten, no index file replaced,
+/// no spare segment made, whatever it read and however it closed.
+#[test]
+fn a_session_that_only_reads_writes_nothing() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let log = Options::new().segment_size(MIB).open(dir).expect("open");
+    for i in 0..3_000u64 {
+        log.append(
+            &format!("s-{}", i % 7),
+            ExpectedVersion::Any,
+            &[EventData::new("E", vec![(i % 251) as u8; 900])],
+        )
+        .expect("append");
+    }
+    let all = snapshot(&log);
+    log.close().expect("close");
+    let before = files_of(dir);
+    assert!(before.len() > 4, "several segments and their index files");
+
+    for sync in [false, true] {
+        let log = Options::new().segment_size(MIB).open(dir).expect("reopen");
+        assert_eq!(snapshot(&log), all);
+        let s3: Vec<_> = log
+            .read_stream("s-3", 0)
+            .expect("read_stream")
+            .map(|e| e.expect("event").version())
+            .collect();
+        assert_eq!(
+            s3,
+            (0..all.len() as u64 / 7 + 1)
+                .take(s3.len())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(log.stream_version("s-6"), Some(427));
+        if sync {
+            log.sync().expect("sync with nothing to sync");
+            log.close().expect("close");
+        } else {
+            drop(log);
+        }
+        assert!(
+            files_of(dir) == before,
+            "a reading session changed the files"
+        );
+    }
+
+    // Writing after such a session still works, and is kept.
+    let log = Options::new()
+        .segment_size(MIB)
+        .durability(Durability::Sync)
+        .open(dir)
+        .expect("reopen");
+    let r = log
+        .append(
+            "s-0",
+            ExpectedVersion::Exact(428),
+            &[EventData::new("E", &b"x"[..])],
+        )
+        .expect("append after a reading session");
+    assert_eq!(r.first_version, 429);
+    drop(log);
+    let log = Options::new().segment_size(MIB).open(dir).expect("reopen");
+    assert_eq!(log.stream_version("s-0"), Some(429));
+    assert_eq!(snapshot(&log).len(), all.len() + 1);
+}
+
+/// A session that recovered a crashed log and appended nothing still
+/// closes it cleanly: the next open finds the clean slot at the end.
+#[test]
+fn a_reading_session_after_a_crash_closes_the_log_cleanly() {
+    let tmp = tempdir();
+    let live = tmp.path().join("live");
+    let image = tmp.path().join("image");
+    let log = Options::new()
+        .segment_size(MIB)
+        .durability(Durability::None)
+        .open(&live)
+        .expect("open");
+    for i in 0..10u64 {
+        log.append(
+            "s",
+            ExpectedVersion::Any,
+            &[EventData::new("E", i.to_le_bytes().to_vec())],
+        )
+        .expect("append");
+    }
+    log.sync().expect("sync");
+    let all = snapshot(&log);
+    copy_dir(&live, &image);
+    drop(log);
+    let seg = seg_path(&image, 0);
+    let crashed = newest_slot(&seg);
+    assert!(
+        crashed.is_none_or(|s| s.flags & SLOT_CLEAN == 0),
+        "{crashed:?}"
+    );
+
+    let log = Options::new()
+        .segment_size(MIB)
+        .open(&image)
+        .expect("recover");
+    assert_eq!(snapshot(&log), all);
+    log.close().expect("close");
+    let slot = newest_slot(&seg).expect("slot");
+    assert_ne!(slot.flags & SLOT_CLEAN, 0, "{slot:?}");
+    assert_eq!(
+        slot.watermark,
+        all.last().expect("events").next_position.frame_offset()
+    );
+    let log = Options::new()
+        .segment_size(MIB)
+        .open(&image)
+        .expect("reopen");
+    assert_eq!(snapshot(&log), all);
+    assert_eq!(log.stream_version("s"), Some(9));
+}
