@@ -79,6 +79,22 @@ impl FileEntries {
         })
     }
 
+    /// A file's entries as the encoder lays them out, with their checksum.
+    #[cfg(test)]
+    pub(crate) fn of(entries: &[IndexEntry]) -> FileEntries {
+        let mut bytes = Vec::with_capacity(entries.len() * ENTRY_BYTES);
+        for e in entries {
+            bytes.extend_from_slice(&e.version.to_le_bytes());
+            bytes.extend_from_slice(&e.frame.to_le_bytes());
+        }
+        FileEntries {
+            crc: crc32fast::hash(&bytes),
+            bytes: Bytes::from(bytes),
+            base: 0,
+            intact: OnceLock::new(),
+        }
+    }
+
     /// Entry `i`; only once [`FileEntries::is_intact`] said so.
     pub(crate) fn entry(&self, i: u32) -> IndexEntry {
         debug_assert_eq!(
@@ -255,6 +271,7 @@ impl SegmentIndex {
         }
         if let Some(file) = self.loaded.as_ref().filter(|_| !self.runs.is_empty()) {
             let source = streams.add_entries_file(Arc::clone(file));
+            streams.reserve_runs(self.runs.iter().map(|r| r.id));
             for &run in &self.runs {
                 streams.add_file_run(source, run);
             }
