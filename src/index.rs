@@ -271,7 +271,6 @@ impl SegmentIndex {
         }
         if let Some(file) = self.loaded.as_ref().filter(|_| !self.runs.is_empty()) {
             let source = streams.add_entries_file(Arc::clone(file));
-            streams.reserve_runs(self.runs.iter().map(|r| r.id));
             for &run in &self.runs {
                 streams.add_file_run(source, run);
             }

@@ -180,36 +180,6 @@ impl std::fmt::Display for ApplyError {
     }
 }
 
-/// `slots` (hash, record) grouped by their hash's top bits, as many bits
-/// as make groups of about one slot each, groups in hash order: inserted in
-/// this order the name table fills front to back, as after a full sort by
-/// hash, for two passes over the slots instead of `n log n` comparisons
-/// (the sort was a fifth of the instructions of reopening a 1,000-stream
-/// log, callgrind).
-fn by_home(slots: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let bits = slots
-        .len()
-        .next_power_of_two()
-        .trailing_zeros()
-        .clamp(1, 16);
-    let shift = 32 - bits;
-    let mut starts = vec![0u32; (1 << bits) + 1];
-    for &(hash, _) in slots {
-        starts[(hash >> shift) as usize + 1] += 1;
-    }
-    for g in 1..starts.len() {
-        starts[g] += starts[g - 1];
-    }
-    let mut out = vec![(0, 0); slots.len()];
-    for &slot in slots {
-        let at = &mut starts[(slot.0 >> shift) as usize];
-        out[*at as usize] = slot;
-        *at += 1;
-    }
-    debug_assert!(out.is_sorted_by_key(|&(hash, _)| hash >> shift));
-    out
-}
-
 impl Streams {
     /// An empty registry indexing every `interval` versions (at least 1).
     pub(crate) fn new(interval: u64) -> Self {
@@ -368,14 +338,13 @@ impl Streams {
             last_version: 0,
             last_frame: NO_PREV_FRAME,
         };
-        names.reserve(defs.len());
         let mut slots = Vec::with_capacity(defs.len());
         for name in defs {
-            // Readers share the index file's bytes of the name: no copy.
-            let (_, rec) = self.push_record_shared(names, name.clone(), head)?;
+            let (_, rec) = self.push_record(names, name, head)?;
             slots.push((name_hash(&self.hasher, name), rec));
         }
-        for (hash, rec) in by_home(&slots) {
+        slots.sort_unstable();
+        for (hash, rec) in slots {
             // Names are read only when hashes match: records are in id
             // order, so reading each one here would be a miss again.
             if self
@@ -399,18 +368,6 @@ impl Streams {
         name: &str,
         head: Head,
     ) -> Result<(u32, u32), InsertError> {
-        let shared = self.share_name(name);
-        self.push_record_shared(names, shared, head)
-    }
-
-    /// [`Streams::push_record`] with the readers' copy of the name given.
-    fn push_record_shared(
-        &mut self,
-        names: &Names,
-        shared: ByteString,
-        head: Head,
-    ) -> Result<(u32, u32), InsertError> {
-        let name: &str = &shared;
         let id = u32::try_from(self.rec_of.len()).map_err(|_| InsertError::Full)?;
         if u64::from(id) >= limits::MAX_STREAMS {
             return Err(InsertError::Full);
@@ -421,6 +378,9 @@ impl Streams {
             .ok()
             .filter(|&r| r < u32::MAX)
             .ok_or(InsertError::Full)?;
+        let shared = self.share_name(name);
+        let pushed = names.push(shared);
+        assert_eq!(pushed, id as usize, "names and records out of step");
         let at = rec as usize * REC_ALIGN;
         let end = (REC_NAME + name.len()).next_multiple_of(REC_ALIGN);
         self.arena.resize(at + REC_NAME, 0);
@@ -433,8 +393,6 @@ impl Streams {
         self.rec_of.push(rec);
         self.sparse.push_stream();
         debug_assert!(self.rec_is_named(rec, name) && self.rec_id(rec) == id);
-        let pushed = names.push(shared);
-        assert_eq!(pushed, id as usize, "names and records out of step");
         Ok((id, rec))
     }
 
@@ -463,11 +421,6 @@ impl Streams {
     /// their source.
     pub(crate) fn add_entries_file(&mut self, file: Arc<FileEntries>) -> u32 {
         self.sparse.add_file(file)
-    }
-
-    /// Makes room for the runs of streams `ids` of one index file.
-    pub(crate) fn reserve_runs(&mut self, ids: impl Iterator<Item = u32>) {
-        self.sparse.reserve_lists(ids);
     }
 
     /// Adds a stream's run of entries of file `source` (loading an index

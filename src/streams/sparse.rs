@@ -2,10 +2,10 @@
 //! file's entries, used in place from its mapping, and runs of entries
 //! recorded since open (scanned segments, new appends).
 //!
-//! Memory per stream with entries: a 4-byte slot, a list (40 bytes), 24
-//! bytes per run (one per index file the stream has entries in, or per
-//! stretch recorded between files; with room and moved-from places, at
-//! most four times that) and 16 bytes per recorded entry. A file's entries stay in the page cache, shared with every
+//! Memory per stream with entries: a 4-byte slot, a list of two vectors
+//! (48 bytes), 24 bytes per run (one per index file the stream has entries
+//! in, or per stretch recorded between files) and 16 bytes per recorded
+//! entry. A file's entries stay in the page cache, shared with every
 //! process that maps the file.
 
 use std::sync::Arc;
@@ -28,13 +28,9 @@ struct Run {
     len: u32,
 }
 
-/// A stream's entries: its runs, `len` of them from `at` in
-/// [`Sparse::runs`] with room for `cap`, and the entries recorded since open.
 #[derive(Debug, Default)]
 struct List {
-    at: usize,
-    len: u32,
-    cap: u32,
+    runs: Vec<Run>,
     recorded: Vec<IndexEntry>,
 }
 
@@ -44,18 +40,8 @@ pub(crate) struct Sparse {
     /// Per stream id: index into `lists`, or [`NO_LIST`].
     list_of: Vec<u32>,
     lists: Vec<List>,
-    /// Every list's runs, each list's together. A list that outgrows its
-    /// room moves to the end with twice the room, leaving its old place
-    /// unused (at most as much again as is in use). A vector per list cost
-    /// a `malloc` per stream at open: a fifth of reopening 1,000 streams'
-    /// log (callgrind), and 24 more bytes per list.
-    runs: Vec<Run>,
     files: Vec<Arc<FileEntries>>,
 }
-
-/// Room for a list's first runs: one per index file it has entries in, or
-/// per stretch recorded between files.
-const FIRST_RUNS: u32 = 2;
 
 impl Sparse {
     pub(crate) fn reserve(&mut self, additional: usize) {
@@ -88,105 +74,47 @@ impl Sparse {
         self.lists.get(slot as usize)
     }
 
-    fn runs_of(&self, list: &List) -> &[Run] {
-        &self.runs[list.at..list.at + list.len as usize]
-    }
-
-    /// Adds `run` after stream `id`'s runs, moving them to more room first
-    /// when theirs is full.
-    fn push_run(&mut self, id: u32, run: Run) {
-        let Some(slot) = self.list_of.get_mut(id as usize) else {
-            return;
-        };
-        if *slot == NO_LIST {
-            *slot = self.lists.len() as u32;
-            self.lists.push(List::default());
-        }
-        let Some(list) = self.lists.get_mut(*slot as usize) else {
-            return;
-        };
-        if list.len == list.cap {
-            let cap = list.cap.saturating_mul(2).max(FIRST_RUNS);
-            let at = self.runs.len();
-            self.runs
-                .extend_from_within(list.at..list.at + list.len as usize);
-            self.runs.resize(at + cap as usize, run);
-            list.at = at;
-            list.cap = cap;
-        }
-        self.runs[list.at + list.len as usize] = run;
-        list.len += 1;
-    }
-
-    /// Makes room for the lists that runs of streams `ids` will start
-    /// (loading an index file), so the lists grow once per file, not by
-    /// doubling.
-    pub(crate) fn reserve_lists(&mut self, ids: impl Iterator<Item = u32>) {
-        let new = ids
-            .filter(|&id| self.list_of.get(id as usize) == Some(&NO_LIST))
-            .count();
-        self.lists.reserve(new);
-    }
-
     /// Adds a stream's run of entries of file `source`, later than every
     /// entry the stream has.
     pub(crate) fn add_file_run(&mut self, source: u32, run: FileRun) {
         debug_assert!((source as usize) < self.files.len() && run.len > 0);
-        debug_assert!(self.list(run.id).is_none_or(|list| {
-            self.runs_of(list)
+        let Some(list) = self.list_mut(run.id) else {
+            return;
+        };
+        debug_assert!(
+            list.runs
                 .last()
                 .is_none_or(|r| r.first_version < run.first_version)
-        }));
-        self.push_run(
-            run.id,
-            Run {
-                first_version: run.first_version,
-                source,
-                start: run.start,
-                len: run.len,
-            },
         );
+        list.runs.push(Run {
+            first_version: run.first_version,
+            source,
+            start: run.start,
+            len: run.len,
+        });
     }
 
     /// Adds an entry recorded from a frame, later than every entry the
     /// stream has.
     pub(crate) fn push(&mut self, id: u32, entry: IndexEntry) {
-        let Some(&slot) = self.list_of.get(id as usize) else {
+        let Some(list) = self.list_mut(id) else {
             return;
         };
-        let start = match self.lists.get_mut(slot as usize) {
-            Some(list) => {
-                debug_assert!(
-                    list.recorded
-                        .last()
-                        .is_none_or(|e| e.version < entry.version)
-                );
-                let at = list.recorded.len() as u32;
-                let last = list.len.checked_sub(1).map(|i| list.at + i as usize);
-                // The last run is the stretch recorded just before: longer.
-                if let Some(run) = last.and_then(|i| self.runs.get_mut(i))
-                    && run.source == RECORDED
-                    && run.start + run.len == at
-                {
-                    run.len += 1;
-                    list.recorded.push(entry);
-                    return;
-                }
-                at
-            }
-            None => 0,
-        };
-        self.push_run(
-            id,
-            Run {
+        debug_assert!(
+            list.recorded
+                .last()
+                .is_none_or(|e| e.version < entry.version)
+        );
+        let at = list.recorded.len() as u32;
+        list.recorded.push(entry);
+        match list.runs.last_mut() {
+            Some(run) if run.source == RECORDED && run.start + run.len == at => run.len += 1,
+            _ => list.runs.push(Run {
                 first_version: entry.version,
                 source: RECORDED,
-                start,
+                start: at,
                 len: 1,
-            },
-        );
-        if let Some(list) = self.list_mut(id) {
-            list.recorded.push(entry);
+            }),
         }
     }
 
@@ -217,11 +145,11 @@ impl Sparse {
         let Some(list) = self.list(id) else {
             return;
         };
-        let runs = self.runs_of(list);
-        let from = runs
+        let from = list
+            .runs
             .partition_point(|r| r.first_version <= version)
             .saturating_sub(1);
-        for run in &runs[from..] {
+        for run in &list.runs[from..] {
             if !self.usable(run) {
                 continue;
             }
@@ -271,7 +199,7 @@ impl Sparse {
         let Some(list) = self.list(id) else {
             return all;
         };
-        for run in self.runs_of(list).iter().filter(|r| self.usable(r)) {
+        for run in list.runs.iter().filter(|r| self.usable(r)) {
             all.extend((0..run.len).map(|i| self.entry(list, run, i)));
         }
         all
@@ -290,8 +218,8 @@ mod tests {
     }
 
     /// Streams whose runs interleave (each file adds one per stream, and
-    /// entries are recorded between files) outgrow their room many times
-    /// over: every stream still reads back exactly its own entries.
+    /// entries are recorded between files, extending a stretch or starting
+    /// one): every stream still reads back exactly its own entries.
     #[test]
     fn interleaved_runs_of_many_streams_read_back_exactly() {
         const STREAMS: u32 = 5;
@@ -322,7 +250,6 @@ mod tests {
                 next[id as usize] += u64::from(len);
             }
             let source = sparse.add_file(Arc::new(FileEntries::of(&file)));
-            sparse.reserve_lists(runs.iter().map(|r| r.id));
             for run in runs {
                 sparse.add_file_run(source, run);
             }
