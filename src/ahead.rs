@@ -206,6 +206,10 @@ impl Drop for Running {
     }
 }
 
+/// How much of the log the helper maps into the page tables at a time,
+/// ahead of where it checks: for the replay behind it as well.
+const POPULATE_BYTES: u64 = 4 << 20;
+
 /// The helper: checks frames from log offset `ahead.replay_at` on, until
 /// told to stop, the published end, or a frame that does not check (the
 /// replay finds and reports that one itself).
@@ -217,8 +221,14 @@ pub(crate) fn verify(shared: &Shared, ahead: &Ahead) {
     let mut offset = at - seg.base();
     let mut frames = 0u32;
     let may_lead = shared.quarantine.is_empty();
+    let mut mapped = (index, offset);
     while !ahead.stop.load(Ordering::Relaxed) {
         frames += 1;
+        if mapped.0 != index || offset >= mapped.1 {
+            let to = (offset + POPULATE_BYTES).min(seg.published());
+            let _ = seg.populate_read(offset, to);
+            mapped = (index, to);
+        }
         if frames.is_multiple_of(FRAMES_PER_STORE) {
             ahead.run.to.store(at, Ordering::Release);
             let replay = ahead.replay_at.load(Ordering::Relaxed);

@@ -802,6 +802,22 @@ impl Segment {
         )
     }
 
+    /// Maps `[from, to)` into the page tables for reading, in one call:
+    /// a reader walking it then takes no page faults (a fault maps 16
+    /// pages at most). Best effort: an error only costs speed.
+    pub(crate) fn populate_read(&self, from: u64, to: u64) -> io::Result<()> {
+        let from = from.min(self.size);
+        let to = to.clamp(from, self.size);
+        if from == to {
+            return Ok(());
+        }
+        self.map.advise_range(
+            memmap2::Advice::PopulateRead,
+            from as usize,
+            (to - from) as usize,
+        )
+    }
+
     /// Drops this process's page-table entries for `[from, to)`, a range
     /// the writer has finished (below `written`). Writeback must
     /// write-protect every mapped dirty page first, one TLB-shootdown IPI
