@@ -790,32 +790,25 @@ impl Segment {
     /// the bytes (`MADV_POPULATE_WRITE`), so the writer's first store to each
     /// page does not pay a page fault. Best effort: an error only costs speed.
     pub(crate) fn prefault(&self, from: u64, to: u64) -> io::Result<()> {
-        let from = from.min(self.size);
-        let to = to.clamp(from, self.size);
-        if from == to {
-            return Ok(());
-        }
-        self.map.advise_range(
-            memmap2::Advice::PopulateWrite,
-            from as usize,
-            (to - from) as usize,
-        )
+        self.advise(memmap2::Advice::PopulateWrite, from, to)
     }
 
     /// Maps `[from, to)` into the page tables for reading, in one call:
     /// a reader walking it then takes no page faults (a fault maps 16
     /// pages at most). Best effort: an error only costs speed.
     pub(crate) fn populate_read(&self, from: u64, to: u64) -> io::Result<()> {
+        self.advise(memmap2::Advice::PopulateRead, from, to)
+    }
+
+    /// `advice` over `[from, to)`, clamped to the segment.
+    fn advise(&self, advice: memmap2::Advice, from: u64, to: u64) -> io::Result<()> {
         let from = from.min(self.size);
         let to = to.clamp(from, self.size);
         if from == to {
             return Ok(());
         }
-        self.map.advise_range(
-            memmap2::Advice::PopulateRead,
-            from as usize,
-            (to - from) as usize,
-        )
+        self.map
+            .advise_range(advice, from as usize, (to - from) as usize)
     }
 
     /// Drops this process's page-table entries for `[from, to)`, a range

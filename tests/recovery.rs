@@ -15,6 +15,18 @@ fn sync_options() -> Options {
         .durability(Durability::Sync)
 }
 
+/// A `Durability::None` log open in `root/live`, and where its crash image
+/// goes (`root/image`).
+fn unsynced_log(root: &Path) -> (std::path::PathBuf, std::path::PathBuf, Log) {
+    let live = root.join("live");
+    let log = Options::new()
+        .segment_size(MIB)
+        .durability(Durability::None)
+        .open(&live)
+        .expect("open");
+    (live, root.join("image"), log)
+}
+
 /// A payload of `len` random bytes whose last byte is not zero, so that
 /// zeroing any suffix of a frame holding it changes the frame.
 fn payload(rng: &mut Rng, len: usize) -> Vec<u8> {
@@ -570,13 +582,7 @@ fn reopen_with_a_larger_segment_size_takes_larger_events() {
 #[test]
 fn torn_frame_inside_an_unsynced_group_cuts_the_rest_of_the_group() {
     let tmp = tempdir();
-    let live = tmp.path().join("live");
-    let image = tmp.path().join("image");
-    let log = Options::new()
-        .segment_size(MIB)
-        .durability(Durability::None)
-        .open(&live)
-        .expect("open");
+    let (live, image, log) = unsynced_log(tmp.path());
     let mut frames = Vec::new();
     for i in 0..5u64 {
         let r = log
@@ -691,13 +697,7 @@ fn a_session_that_only_reads_writes_nothing() {
 #[test]
 fn a_reading_session_after_a_crash_closes_the_log_cleanly() {
     let tmp = tempdir();
-    let live = tmp.path().join("live");
-    let image = tmp.path().join("image");
-    let log = Options::new()
-        .segment_size(MIB)
-        .durability(Durability::None)
-        .open(&live)
-        .expect("open");
+    let (live, image, log) = unsynced_log(tmp.path());
     for i in 0..10u64 {
         log.append(
             "s",
