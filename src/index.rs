@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use bytestring::ByteString;
 
 use crate::error::{Error, Result};
 use crate::storage::{self, Storage, StorageWriter};
@@ -136,16 +135,17 @@ pub(crate) struct SegmentIndex {
     /// stretch of the log. Their names are in the readers' names table when
     /// the index is written, so recording a definition stores nothing.
     defined: Range<u32>,
-    /// The names of `defined`, only when the index was read from a file (to
-    /// apply it): slices of the file's bytes, which the registry copies, so
-    /// only the tail segment's index, kept until the next roll, holds them.
-    names: Vec<ByteString>,
+    /// The definitions and heads of a file this index was read from,
+    /// checked and left in the file's bytes: [`SegmentIndex::apply`] walks
+    /// them there, and `heads` and `runs` are decoded from them only for
+    /// the tail's index, the one index that goes on recording.
+    file: Option<FileMeta>,
     /// Streams whose first frame in this segment was recorded since the
     /// heads were last taken: one push per stream and segment, not one map
     /// update per append.
     touched: Vec<u32>,
-    /// Heads as of `covered`, by id: read from the file, or taken from the
-    /// registry by [`SegmentIndex::finalize`].
+    /// Heads as of `covered`, by id: from the file (once unpacked), or
+    /// taken from the registry by [`SegmentIndex::finalize`].
     heads: Vec<(u32, Head)>,
     /// Entries recorded since the index was created or read.
     entries: Vec<(u32, IndexEntry)>,
@@ -163,7 +163,7 @@ impl SegmentIndex {
             base,
             covered,
             defined: 0..0,
-            names: Vec::new(),
+            file: None,
             touched: Vec::new(),
             heads: Vec::new(),
             entries: Vec::new(),
@@ -211,6 +211,7 @@ impl SegmentIndex {
     /// time, and in id order the heads are read from the registry front to
     /// back instead of at random.
     pub(crate) fn finalize(&mut self, streams: &Streams) {
+        self.unpack();
         let mut ids = std::mem::take(&mut self.touched);
         ids.extend(self.heads.iter().map(|(id, _)| *id));
         ids.sort();
@@ -223,11 +224,26 @@ impl SegmentIndex {
         );
     }
 
+    /// Decodes the heads (and each stream's run of entries) still in the
+    /// file's bytes, for an index that goes on recording.
+    fn unpack(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        debug_assert!(self.heads.is_empty() && self.runs.is_empty());
+        self.heads.reserve_exact(file.head_count as usize);
+        for (id, head, run) in file.heads() {
+            self.heads.push((id, head));
+            self.runs.extend(run);
+        }
+    }
+
     /// Decodes the entries still in the file's bytes, ahead of those
     /// recorded since: for the tail's index, only when it is written (at
     /// the next roll or close). Entries that fail their checksum are
     /// dropped, not written again under a fresh one.
     fn decode_loaded(&mut self) {
+        self.unpack();
         let Some(file) = self.loaded.take() else {
             return;
         };
@@ -250,28 +266,37 @@ impl SegmentIndex {
     /// so a refused file leaves the registry as it was.
     pub(crate) fn apply(&self, names: &Names, streams: &mut Streams) -> Result<(), String> {
         debug_assert!(self.entries.is_empty(), "applying a recorded index");
+        let Some(file) = &self.file else {
+            return Err("index not read from a file".into());
+        };
         if !self.defined.is_empty() && self.defined.start as usize != streams.len() {
             return Err(format!(
                 "stream definition {} out of order",
                 self.defined.start
             ));
         }
-        if self.names.len() != self.defined.len() {
+        if file.def_count as usize != self.defined.len() {
             return Err("stream definitions without their names".into());
         }
-        let known = streams.len() + self.names.len();
-        if let Some(&(id, _)) = self.heads.iter().find(|(id, _)| *id as usize >= known) {
+        // Heads are in id order (checked when read): the last has the
+        // largest id.
+        let known = streams.len() + self.defined.len();
+        if let Some(id) = file.last_head.filter(|&id| id as usize >= known) {
             return Err(format!("head of undefined stream {id}"));
         }
         streams
-            .insert_all(names, &self.names)
+            .insert_all(names, self.defined.len(), file.name_bytes, file.names())
             .map_err(|e| format!("stream definitions: {e:?}"))?;
-        for &(id, head) in &self.heads {
-            streams.set_head(id, head);
+        if streams.len() != known {
+            return Err("stream definitions unreadable".into());
         }
-        if let Some(file) = self.loaded.as_ref().filter(|_| !self.runs.is_empty()) {
-            let source = streams.add_entries_file(Arc::clone(file));
-            for &run in &self.runs {
+        let source = self
+            .loaded
+            .as_ref()
+            .map(|entries| streams.add_entries_file(Arc::clone(entries)));
+        for (id, head, run) in file.heads() {
+            streams.set_head(id, head);
+            if let (Some(source), Some(run)) = (source, run) {
                 streams.add_file_run(source, run);
             }
         }
@@ -441,51 +466,38 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     if crc32fast::hash(meta).to_le_bytes() != rest[..4] {
         return Err("checksum mismatch");
     }
-    r.b = &meta[FIXED_BYTES..];
+    let defs_at = FIXED_BYTES;
+    r.b = &meta[defs_at..];
     let mut index = SegmentIndex::new(base, covered);
-    index.names.reserve(defs as usize);
+    let mut name_bytes = 0;
     for _ in 0..defs {
-        let id = r.u32()?;
-        let len = usize::from(r.u16()?);
-        let name =
-            ByteString::try_from(raw.slice_ref(r.take(len)?)).map_err(|_| "name not UTF-8")?;
+        let (id, name) = def(&mut r)?;
+        std::str::from_utf8(name).map_err(|_| "name not UTF-8")?;
         if name.is_empty() {
             return Err("empty stream name");
         }
-        if index.names.is_empty() {
+        if index.defined.is_empty() {
             index.defined = id..id;
         }
         if id != index.defined.end {
             return Err("stream definitions not consecutive");
         }
         index.defined.end = id + 1;
-        index.names.push(name);
+        name_bytes += name.len();
     }
-    index.heads.reserve(heads as usize);
+    let heads_at = meta_end - r.b.len();
     let mut start = 0u32;
+    let mut last_head = None;
     for _ in 0..heads {
-        let id = r.u32()?;
-        let head = Head {
-            last_version: r.u64()?,
-            last_frame: r.u64()?,
-        };
-        let (len, first_version) = (r.u32()?, r.u64()?);
-        if index.heads.last().is_some_and(|(last, _)| *last >= id) {
+        let (id, _, len, _) = head(&mut r)?;
+        if last_head.is_some_and(|last| last >= id) {
             return Err("heads not in id order");
         }
         if len > entries - start {
             return Err("heads claim more entries than the file holds");
         }
-        if len > 0 {
-            index.runs.push(FileRun {
-                id,
-                start,
-                len,
-                first_version,
-            });
-            start += len;
-        }
-        index.heads.push((id, head));
+        start += len;
+        last_head = Some(id);
     }
     if start != entries {
         return Err("entries without a head");
@@ -493,6 +505,15 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     if !r.b.is_empty() {
         return Err("trailing bytes");
     }
+    index.file = Some(FileMeta {
+        raw: raw.slice(..meta_end),
+        defs_at,
+        heads_at,
+        def_count: defs,
+        head_count: heads,
+        name_bytes,
+        last_head,
+    });
     if entries > 0 {
         index.loaded = Some(Arc::new(FileEntries {
             bytes: raw.slice(meta_end + 4..),
@@ -502,6 +523,77 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         }));
     }
     Ok(index)
+}
+
+/// A file's definitions and heads, in its bytes, as [`decode`] checked
+/// them: walked in place instead of decoded into vectors, which at open
+/// were fresh heap pages (a page fault each) for data read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileMeta {
+    /// The file up to its entries.
+    raw: Bytes,
+    defs_at: usize,
+    heads_at: usize,
+    def_count: u32,
+    head_count: u32,
+    /// Bytes of all the names defined.
+    name_bytes: usize,
+    /// The id of the last head, the largest.
+    last_head: Option<u32>,
+}
+
+impl FileMeta {
+    /// The names defined, in id order.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        let mut r = Reader {
+            b: &self.raw[self.defs_at..self.heads_at],
+        };
+        // Checked as UTF-8 when the file was read, and the bytes do not
+        // change (see `SegmentIndex::read`); a name that somehow were not
+        // reads as "", as a record's name does (`Streams::rec_name`).
+        (0..self.def_count).map_while(move |_| {
+            def(&mut r)
+                .ok()
+                .map(|(_, name)| std::str::from_utf8(name).unwrap_or_default())
+        })
+    }
+
+    /// Each head with its stream's run of the file's entries, if any.
+    fn heads(&self) -> impl Iterator<Item = (u32, Head, Option<FileRun>)> {
+        let mut r = Reader {
+            b: &self.raw[self.heads_at..],
+        };
+        let mut start = 0u32;
+        (0..self.head_count).map_while(move |_| {
+            let (id, h, len, first_version) = head(&mut r).ok()?;
+            let run = (len > 0).then_some(FileRun {
+                id,
+                start,
+                len,
+                first_version,
+            });
+            start += len;
+            Some((id, h, run))
+        })
+    }
+}
+
+/// One definition: the stream's id and its name's bytes.
+fn def<'a>(r: &mut Reader<'a>) -> std::result::Result<(u32, &'a [u8]), &'static str> {
+    let id = r.u32()?;
+    let len = usize::from(r.u16()?);
+    Ok((id, r.take(len)?))
+}
+
+/// One head: the stream's id, its head, how many of the file's entries
+/// are its own, and the first one's version.
+fn head(r: &mut Reader<'_>) -> std::result::Result<(u32, Head, u32, u64), &'static str> {
+    let id = r.u32()?;
+    let head = Head {
+        last_version: r.u64()?,
+        last_frame: r.u64()?,
+    };
+    Ok((id, head, r.u32()?, r.u64()?))
 }
 
 struct Reader<'a> {
@@ -569,27 +661,28 @@ mod tests {
             .write(&crate::storage::RealStorage, dir.path(), 9, &names)
             .unwrap();
         let read = SegmentIndex::read(dir.path(), 9, 0).unwrap();
-        let mut loaded = read.clone();
-        loaded.decode_loaded();
         // The file carries the names a recorded index takes from the table.
-        let names_read: Vec<&str> = loaded.names.iter().map(|n| &**n).collect();
+        let file = read.file.as_ref().expect("read from a file");
+        let names_read: Vec<&str> = file.names().collect();
         let names_written: Vec<&str> = index
             .defined
             .clone()
             .map(|id| &*names[id as usize])
             .collect();
         assert_eq!(names_read, names_written);
-        assert_eq!(
-            SegmentIndex {
-                names: Vec::new(),
-                ..loaded.clone()
-            },
-            index
-        );
+        // Unpacked, it is the index that was written.
+        let mut loaded = read.clone();
+        loaded.decode_loaded();
+        assert_eq!(loaded, index);
         // One run per stream with entries, in id order, back to back.
-        assert_eq!(read.runs.len(), 10);
+        let mut unpacked = read.clone();
+        unpacked.unpack();
+        assert!(unpacked.file.is_none());
+        assert_eq!(unpacked.heads, index.heads);
+        assert_eq!(unpacked.runs.len(), 10);
         assert!(
-            read.runs
+            unpacked
+                .runs
                 .windows(2)
                 .all(|w| w[0].id < w[1].id && w[0].start + w[0].len == w[1].start)
         );
@@ -648,7 +741,8 @@ mod tests {
         rewritten
             .write(&crate::storage::RealStorage, dir.path(), 9, &names)
             .unwrap();
-        let rewritten = SegmentIndex::read(dir.path(), 9, 0).unwrap();
+        let mut rewritten = SegmentIndex::read(dir.path(), 9, 0).unwrap();
+        rewritten.unpack();
         assert!(rewritten.runs.is_empty() && rewritten.loaded.is_none());
 
         // Damage anywhere before the entries: the file is not used.

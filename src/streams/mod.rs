@@ -327,18 +327,20 @@ impl Streams {
     /// heads. Their slots enter the name table sorted by hash, so the table
     /// fills front to back instead of at random: loading 1M streams missed
     /// the cache once per stream before.
-    pub(crate) fn insert_all(
+    /// `count` and `name_bytes` (what the names total) size the tables once.
+    pub(crate) fn insert_all<'a>(
         &mut self,
         names: &Names,
-        defs: &[ByteString],
+        count: usize,
+        name_bytes: usize,
+        defs: impl Iterator<Item = &'a str>,
     ) -> Result<(), InsertError> {
-        let name_bytes = defs.iter().map(|name| name.len()).sum();
-        self.reserve(defs.len(), name_bytes);
+        self.reserve(count, name_bytes);
         let head = Head {
             last_version: 0,
             last_frame: NO_PREV_FRAME,
         };
-        let mut slots = Vec::with_capacity(defs.len());
+        let mut slots = Vec::with_capacity(count);
         for name in defs {
             let (_, rec) = self.push_record(names, name, head)?;
             slots.push((name_hash(&self.hasher, name), rec));
@@ -675,8 +677,10 @@ mod record_tests {
 mod insert_all_tests {
     use super::*;
 
-    fn defs(names: &[&str]) -> Vec<ByteString> {
-        names.iter().map(|&n| ByteString::from(n)).collect()
+    /// [`Streams::insert_all`] of `defs`, sized as an index file says.
+    fn insert_all(s: &mut Streams, names: &Names, defs: &[&str]) -> Result<(), InsertError> {
+        let bytes = defs.iter().map(|d| d.len()).sum();
+        s.insert_all(names, defs.len(), bytes, defs.iter().copied())
     }
 
     #[test]
@@ -694,7 +698,7 @@ mod insert_all_tests {
         .unwrap();
         let batch: Vec<String> = (0..5000).map(|i| format!("s-{i}")).collect();
         let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-        s.insert_all(&names, &defs(&refs)).unwrap();
+        insert_all(&mut s, &names, &refs).unwrap();
         for (i, name) in refs.iter().enumerate() {
             let found = s.find(name).unwrap();
             assert_eq!(found.id, i as u32 + 1);
@@ -716,12 +720,12 @@ mod insert_all_tests {
             )
             .unwrap();
         assert_eq!(
-            again.insert_all(&names, &defs(&["b", "a"])),
+            insert_all(&mut again, &names, &["b", "a"]),
             Err(InsertError::Duplicate)
         );
         let mut within = Streams::new(32);
         assert_eq!(
-            within.insert_all(&Names::new(), &defs(&["x", "y", "x"])),
+            insert_all(&mut within, &Names::new(), &["x", "y", "x"]),
             Err(InsertError::Duplicate)
         );
     }
