@@ -326,8 +326,9 @@ impl Streams {
     /// Registers the streams an index file defines, in id order, with empty
     /// heads. Their slots enter the name table sorted by hash, so the table
     /// fills front to back instead of at random: loading 1M streams missed
-    /// the cache once per stream before.
-    /// `count` and `name_bytes` (what the names total) size the tables once.
+    /// the cache once per stream before. `count` and `name_bytes` (what the
+    /// names total, as the index file's check counted them) size the tables
+    /// once.
     pub(crate) fn insert_all<'a>(
         &mut self,
         names: &Names,
