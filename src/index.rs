@@ -275,9 +275,6 @@ impl SegmentIndex {
                 self.defined.start
             ));
         }
-        if file.def_count as usize != self.defined.len() {
-            return Err("stream definitions without their names".into());
-        }
         // Heads are in id order (checked when read): the last has the
         // largest id.
         let known = streams.len() + self.defined.len();
@@ -509,7 +506,6 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         raw: raw.slice(..meta_end),
         defs_at,
         heads_at,
-        def_count: defs,
         head_count: heads,
         name_bytes,
         last_head,
@@ -534,7 +530,6 @@ struct FileMeta {
     raw: Bytes,
     defs_at: usize,
     heads_at: usize,
-    def_count: u32,
     head_count: u32,
     /// Bytes of all the names defined.
     name_bytes: usize,
@@ -551,7 +546,11 @@ impl FileMeta {
         // Checked as UTF-8 when the file was read, and the bytes do not
         // change (see `SegmentIndex::read`); a name that somehow were not
         // reads as "", as a record's name does (`Streams::rec_name`).
-        (0..self.def_count).map_while(move |_| {
+        // The definitions' bytes end where the heads begin.
+        std::iter::from_fn(move || {
+            if r.b.is_empty() {
+                return None;
+            }
             def(&mut r)
                 .ok()
                 .map(|(_, name)| std::str::from_utf8(name).unwrap_or_default())
