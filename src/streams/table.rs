@@ -183,8 +183,7 @@ impl NameTable {
         self.whereabouts.buckets.store(buckets, Ordering::Relaxed);
     }
 
-    /// Bytes held, for memory accounting.
-    #[cfg(test)]
+    /// Bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.bucket_count() * std::mem::size_of::<Bucket>()
     }
