@@ -291,6 +291,9 @@ impl SegmentIndex {
             .loaded
             .as_ref()
             .map(|entries| streams.add_entries_file(Arc::clone(entries)));
+        if source.is_some() {
+            streams.reserve_lists(file.new_runs);
+        }
         for (id, head, run) in file.heads() {
             streams.set_head(id, head);
             if let (Some(source), Some(run)) = (source, run) {
@@ -485,6 +488,7 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     let heads_at = meta_end - r.b.len();
     let mut start = 0u32;
     let mut last_head = None;
+    let mut new_runs = 0;
     for _ in 0..heads {
         let (id, _, len, _) = head(&mut r)?;
         if last_head.is_some_and(|last| last >= id) {
@@ -495,6 +499,7 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         }
         start += len;
         last_head = Some(id);
+        new_runs += usize::from(len > 0 && index.defined.contains(&id));
     }
     if start != entries {
         return Err("entries without a head");
@@ -507,6 +512,7 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         defs_at,
         heads_at,
         head_count: heads,
+        new_runs,
         name_bytes,
         last_head,
     });
@@ -531,6 +537,8 @@ struct FileMeta {
     defs_at: usize,
     heads_at: usize,
     head_count: u32,
+    /// Runs of entries of the streams the file defines.
+    new_runs: usize,
     /// Bytes of all the names defined.
     name_bytes: usize,
     /// The id of the last head, the largest.

@@ -439,6 +439,11 @@ impl Streams {
         self.sparse.add_file(file)
     }
 
+    /// Makes room for `lists` more streams' lists of sparse entries.
+    pub(crate) fn reserve_lists(&mut self, lists: usize) {
+        self.sparse.reserve_lists(lists);
+    }
+
     /// Adds a stream's run of entries of file `source` (loading an index
     /// file): later than any entry the stream has.
     pub(crate) fn add_file_run(&mut self, source: u32, run: FileRun) {
