@@ -4,8 +4,8 @@
 //!
 //! Every list's runs share one vector, each list's side by side with room
 //! to grow: loading an index file adds a run to each of its streams, and a
-//! vector per list was one allocation per stream at open (a fifth of the
-//! instructions of reopening 1,000 streams, and most of its heap page
+//! vector per list was one allocation per stream at open (a sixth of the
+//! instructions of reopening 1,000 streams, and a fifth of its page
 //! faults). A list that outgrows its room moves to the end with twice as
 //! much, so the slots it leaves behind are at most as many as those in use.
 //!
