@@ -311,7 +311,7 @@ impl SegmentIndex {
     /// stay in version order), and each head says how many of them are its
     /// stream's and the first one's version: open then hands the registry
     /// one run per stream without reading the entries. The sort runs here,
-    /// on the sync thread or at a close, never under the tail lock.
+    /// in a sync round or at a close, never under the tail lock.
     pub(crate) fn write(
         &mut self,
         storage: &dyn Storage,

@@ -3,8 +3,8 @@
 //! An embedded, append-only event log for event sourcing. Events are kept in
 //! order, immutable and checksummed, in fixed-size, preallocated,
 //! memory-mapped segment files; each append is one CRC-framed batch, made
-//! durable by a group-commit sync thread; reads replay the global log
-//! straight from the mappings.
+//! durable by group commit (one sync for every append waiting on it);
+//! reads replay the global log straight from the mappings.
 //!
 //! ```
 //! use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position};

@@ -661,7 +661,8 @@ impl Segment {
 
     /// Makes `[.., end)` readable, in this process and (through the live
     /// words) in followers; `end` never exceeds what was written. One
-    /// publisher per segment (the tail's holder, or the sync thread), so
+    /// publisher per segment (the tail's holder, or under `Durability::Sync`
+    /// the holder of the sync cursor, who runs a sync round), so
     /// plain stores keep it monotonic. Followers waiting on the segment
     /// learn of it from [`Segment::wake_followers`], after a `SeqCst`
     /// fence or swap.

@@ -1,6 +1,6 @@
 //! Where the visible log ends, and the subscribers waiting for it to move.
 //!
-//! The writer (or, under `Durability::Sync`, the sync thread) advances the
+//! The writer (or, under `Durability::Sync`, the sync round) advances the
 //! end each time it publishes; a subscriber at the head sleeps on a condition
 //! variable until the end moves past what it has seen. No polling: an idle
 //! subscriber costs nothing, and a wake costs one `notify_all`, paid only
@@ -56,7 +56,7 @@ impl Watch {
     }
 
     /// Records that everything below `end` is published. One publisher at a
-    /// time (the tail's holder, or the sync thread) keeps the end monotonic.
+    /// time (the tail's holder, or the sync round's) keeps the end monotonic.
     /// A `SeqCst` swap: the one locked instruction of a publish, it orders
     /// the publish's stores (the segment's, its live words, this end)
     /// before the waiter counts read after it. (A `SeqCst` fence compiles

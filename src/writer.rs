@@ -1,12 +1,15 @@
-//! The background threads: the group-commit sync thread, which owns every
-//! sync of the log, and the preparer, which creates the next segment ahead of
+//! Sync rounds and the background threads: the group-commit sync thread,
+//! which runs the rounds no appender runs, and the preparer, which creates the next segment ahead of
 //! the writer so a roll rarely waits for the disk.
 //!
 //! Appenders encode their frame straight into the mapping inside a short
-//! critical section (see `log.rs`), then, under `Durability::Sync`, ring the
-//! sync thread over a bounded channel and wait. The sync thread takes every
-//! pending request (up to a bound), syncs once up to the furthest written
-//! byte, publishes that point to readers, and wakes every waiter it covers.
+//! critical section (see `log.rs`), then, under `Durability::Sync`, count a
+//! sync request and wait. A round takes every request counted so far, syncs
+//! once up to the furthest written byte, publishes that point to readers,
+//! and wakes every waiter it covers. The appender that completes a group
+//! (or a lone appender) runs the round itself; the sync thread runs the
+//! rest: groups that do not complete, periodic syncs, sealed segments and
+//! the clean close.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,7 +26,7 @@ use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment
 /// What callers hand the sync thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Msg {
-    /// Sync everything written so far.
+    /// Sync everything written so far, unless an appender does first.
     Sync,
     /// Make the sealed segments durable, not the active one. The preparer
     /// sends it (under `None` and `Periodic`) once it has dropped a sealed
@@ -35,8 +38,8 @@ pub(crate) enum Msg {
     Shutdown,
 }
 
-/// How far the sync thread got: the segment it is on and the offset in it
-/// below which everything is durable.
+/// How far syncing got: the segment it is on and the offset in it below
+/// which everything is durable. Held in `Shared`'s sync lock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SyncCursor {
     pub(crate) index: usize,
@@ -49,13 +52,9 @@ pub(crate) struct SyncCursor {
 /// drops the clean flag, off the open path: until that is durable, no append
 /// may write past the clean end, for a clean slot tells recovery that
 /// nothing was ever written there.
-pub(crate) fn run_sync(
-    shared: Arc<Shared>,
-    rx: Receiver<Msg>,
-    mut cursor: SyncCursor,
-    clean_tail: bool,
-) -> Result<()> {
+pub(crate) fn run_sync(shared: Arc<Shared>, rx: Receiver<Msg>, clean_tail: bool) -> Result<()> {
     if clean_tail {
+        let cursor = *shared.lock_sync_cursor();
         match drop_clean_flag(&shared, cursor) {
             Ok(()) => shared.open_for_writes(),
             Err(e) => shared.poison(&e),
@@ -65,7 +64,6 @@ pub(crate) fn run_sync(
         Durability::Periodic(interval) => Some(interval),
         Durability::Sync | Durability::None => None,
     };
-    let mut last_group = 0;
     loop {
         let first = next_message(&rx, tick);
         let mut shutdown = first.is_none_or(|msg| msg == Msg::Shutdown);
@@ -78,58 +76,96 @@ pub(crate) fn run_sync(
         // An appender may count its request and find the queue full: then
         // the round must cover it.
         sealed_only &= !shutdown && shared.sync_requests.load(Ordering::Acquire) == 0;
-        if !sealed_only {
+        let round = if sealed_only {
+            sync_sealed(&shared)
+        } else {
             if !shutdown {
-                shutdown |= gather(&shared, &rx, last_group);
+                match gather(&shared, &rx) {
+                    Gathered::Due => {}
+                    Gathered::Taken => continue,
+                    Gathered::Shutdown => shutdown = true,
+                }
             }
-            // Counted requests wrote their frames before counting: the
-            // sync below, which reads the written end after this, covers
-            // them all.
-            last_group = shared.sync_requests.swap(0, Ordering::AcqRel);
-            shared.gather_target.store(last_group, Ordering::Release);
-        }
-        if shared.is_poisoned() {
-            if shutdown {
-                return Ok(());
-            }
-            continue;
-        }
-        if let Err(e) = sync_round(&shared, &mut cursor, sealed_only) {
-            shared.poison(&e);
-            if shutdown {
-                return Err(e);
-            }
-            continue;
-        }
+            sync_group(&shared)
+        };
         if shutdown {
-            return mark_clean(&shared, cursor);
+            round?;
+            return mark_clean(&shared, *shared.lock_sync_cursor());
         }
     }
 }
 
-/// Longest a sync waits for the group of the previous round to re-form.
-const MAX_GATHER: Duration = Duration::from_micros(100);
-
-/// Waits until as many appenders asked for a sync as in the previous group,
-/// at most [`MAX_GATHER`]. Callers released by one sync append again tens of
-/// microseconds apart (each must be woken and scheduled); syncing at the
-/// first doorbell would split them over two syncs. The request that
-/// completes the group rings (`Shared::wait_durable`), so the wait ends with
-/// it rather than at the next poll. A lone appender (a group of one) never
-/// waits here. Returns whether a shutdown arrived meanwhile.
-fn gather(shared: &Shared, rx: &Receiver<Msg>, last_group: usize) -> bool {
-    if last_group <= 1 {
-        return false;
+/// Takes the group of requests counted so far and syncs everything written:
+/// the round the sync thread, or the appender completing a group, runs.
+/// A failure poisons the log.
+pub(crate) fn sync_group(shared: &Shared) -> Result<()> {
+    let mut cursor = shared.lock_sync_cursor();
+    if shared.is_poisoned() {
+        return Err(shared.poison_error());
     }
-    let deadline = Instant::now() + MAX_GATHER;
-    while shared.sync_requests.load(Ordering::Acquire) < last_group {
+    // Counted requests wrote their frames before counting: the round below,
+    // which reads the written end after this, covers them all.
+    let group = shared.sync_requests.swap(0, Ordering::AcqRel);
+    shared.gather_target.store(group, Ordering::Release);
+    shared.sync_rounds.fetch_add(1, Ordering::AcqRel);
+    sync_round(shared, &mut cursor, false).inspect_err(|e| shared.poison(e))
+}
+
+/// Makes the sealed segments durable (see [`Msg::SyncSealed`]).
+fn sync_sealed(shared: &Shared) -> Result<()> {
+    let mut cursor = shared.lock_sync_cursor();
+    if shared.is_poisoned() {
+        return Err(shared.poison_error());
+    }
+    sync_round(shared, &mut cursor, true).inspect_err(|e| shared.poison(e))
+}
+
+/// Longest the sync thread waits for a group to complete before it syncs
+/// what there is.
+pub(crate) const MAX_GATHER: Duration = Duration::from_micros(100);
+
+/// How the sync thread's wait for a group ended.
+enum Gathered {
+    /// The group did not complete in time (or there is no group to wait
+    /// for): sync now.
+    Due,
+    /// An appender took the group and synced it.
+    Taken,
+    Shutdown,
+}
+
+/// Waits, at most [`MAX_GATHER`], for an appender to take the group forming
+/// now (see `Shared::wait_durable`). Callers released by one sync append
+/// again tens of microseconds apart (each must be woken and scheduled);
+/// syncing at the first doorbell would split them over two syncs, and the
+/// request that completes the group syncs it without a hand-off. A lone
+/// appender (a group of one) never has the sync thread wait.
+fn gather(shared: &Shared, rx: &Receiver<Msg>) -> Gathered {
+    if shared.gather_target.load(Ordering::Acquire) <= 1 {
+        return Gathered::Due;
+    }
+    // Read after every doorbell consumed so far: a round taken after this
+    // covers every request that rang.
+    let mut seen = shared.sync_rounds.load(Ordering::Acquire);
+    let mut deadline = Instant::now() + MAX_GATHER;
+    loop {
+        if shared.sync_rounds.load(Ordering::Acquire) != seen {
+            return Gathered::Taken;
+        }
         match rx.recv_deadline(deadline) {
-            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return true,
-            Ok(Msg::Sync | Msg::SyncSealed) => {}
-            Err(RecvTimeoutError::Timeout) => return false,
+            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return Gathered::Shutdown,
+            Ok(Msg::Sync | Msg::SyncSealed) => {
+                // This doorbell's group may have started after the round
+                // that was taken: wait for that group instead.
+                let now = shared.sync_rounds.load(Ordering::Acquire);
+                if now != seen {
+                    seen = now;
+                    deadline = Instant::now() + MAX_GATHER;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => return Gathered::Due,
         }
     }
-    false
 }
 
 /// The next message; a periodic tick counts as a sync request. `None` once
