@@ -8,8 +8,8 @@
 //! waits for a sync, publish. No allocation, no syscall, no thread hop: a
 //! few hundred nanoseconds. Under `Durability::Sync` the caller then waits
 //! for a sync round, which pays one `msync` (~0.1-0.3 ms here) for every
-//! append that arrived while the previous round ran; the caller that
-//! completes a group runs that round itself (see `Shared::wait_durable`).
+//! append that arrived while the previous round ran; a lone caller runs
+//! that round itself (see `Shared::wait_durable`).
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -165,14 +165,15 @@ pub(crate) struct Shared {
     /// group forming now.
     pub(crate) sync_requests: AtomicUsize,
     /// The size of the previous group: the request that completes it again
-    /// runs its round (see [`Shared::wait_durable`]).
+    /// rings the sync thread, which waits for it (see `writer::gather`); a
+    /// request that finds it at one runs its own round.
     pub(crate) gather_target: AtomicUsize,
     /// How far syncing got. Whoever holds it runs a sync round: the sync
-    /// thread, or the appender that completes a group (see
-    /// [`Shared::wait_durable`]).
+    /// thread, or a lone appender (see [`Shared::wait_durable`]).
     sync_cursor: Mutex<SyncCursor>,
     /// Bumped each time a round takes the group counted so far: the sync
-    /// thread's sign that an appender synced the group it was waiting for.
+    /// thread's sign that a lone appender synced the group it was waiting
+    /// for.
     pub(crate) sync_rounds: AtomicU64,
     doorbell: Sender<Msg>,
     background: Mutex<Background>,
@@ -1084,24 +1085,30 @@ impl Shared {
 
     /// Counts a sync request and waits until `[.., end)` is durable.
     ///
-    /// The request that completes a group as large as the previous one,
-    /// or a lone appender's, runs the round itself
-    /// ([`writer::sync_group`]), after any round in flight: handing it to
-    /// the sync thread and being woken by it cost two cross-core wake-ups
-    /// a round, ~25 us of a one-thread durable append's ~85 us here
-    /// (okaywal's `synchronize_locked` does the same). The request that
-    /// starts any other group rings the sync thread, which syncs that
-    /// group if it has not completed within `writer::MAX_GATHER`; the
-    /// requests in between only count and wait.
+    /// A lone appender (a request that starts a group when the previous
+    /// group was of one) runs the round itself ([`writer::sync_group`]),
+    /// after any round in flight: handing it to the sync thread and being
+    /// woken by it cost two cross-core wake-ups a round, ~25 us of a
+    /// one-thread durable append's ~85 us here (okaywal's
+    /// `synchronize_locked` does the same). A group of several is the sync
+    /// thread's: the request that starts it rings, and so does the one
+    /// that makes it as large as the previous group, which ends the sync
+    /// thread's wait for it (`writer::gather`); requests in between only
+    /// count, for ringing each would wake the sync thread once per
+    /// appender. An appender running the round of a group instead kept the
+    /// sync thread awake on the other core during that round's `msync`,
+    /// which then had to shoot down its TLB entries there: 16.4k of those
+    /// interrupts in a 3 s run of 4 threads against 263, and fewer
+    /// appends a round at 16 threads (PERFORMANCE.md).
     fn wait_durable(&self, end: u64) -> Result<()> {
         let n = self.sync_requests.fetch_add(1, Ordering::AcqRel) + 1;
         let target = self.gather_target.load(Ordering::Acquire);
-        if n == target || (n == 1 && target <= 1) {
+        if n == 1 && target <= 1 {
             // A failed round poisoned the log; `wait_released` reports it
             // unless an earlier round made `[.., end)` durable.
             let synced = writer::sync_group(self);
             debug_assert!(synced.is_ok() || self.is_poisoned());
-        } else if n == 1 {
+        } else if n == 1 || n == target {
             match self.doorbell.try_send(Msg::Sync) {
                 // A full queue means a round is already due and will cover us.
                 Ok(()) | Err(TrySendError::Full(_)) => {}
@@ -1296,11 +1303,11 @@ mod tests {
         assert!(durable(&log) > before);
     }
 
-    /// Under `Sync` the appender that completes a group, or a lone one,
-    /// runs the round itself, and the sync thread runs the round of a group
-    /// that stops completing: four appenders dwindling to one each find
-    /// their append durable when it returns, and the last, alone, is a
-    /// group of one, synced once per append.
+    /// Under `Sync` the sync thread runs the rounds of groups, also of one
+    /// that stops short of the previous group's size, and a lone appender
+    /// runs its own: four appenders dwindling to one each find their
+    /// append durable when it returns, and the last, alone, is a group of
+    /// one, synced once per append.
     #[test]
     fn a_group_that_shrinks_to_one_appender_is_still_synced() {
         let durable = |log: &Log| log.shared.durable_end.load(Ordering::Acquire);

@@ -1,15 +1,15 @@
 //! Sync rounds and the background threads: the group-commit sync thread,
-//! which runs the rounds no appender runs, and the preparer, which creates the next segment ahead of
-//! the writer so a roll rarely waits for the disk.
+//! which runs every round but a lone appender's, and the preparer, which
+//! creates the next segment ahead of the writer so a roll rarely waits for
+//! the disk.
 //!
 //! Appenders encode their frame straight into the mapping inside a short
 //! critical section (see `log.rs`), then, under `Durability::Sync`, count a
 //! sync request and wait. A round takes every request counted so far, syncs
 //! once up to the furthest written byte, publishes that point to readers,
-//! and wakes every waiter it covers. The appender that completes a group
-//! (or a lone appender) runs the round itself; the sync thread runs the
-//! rest: groups that do not complete, periodic syncs, sealed segments and
-//! the clean close.
+//! and wakes every waiter it covers. A lone appender runs its round itself;
+//! the sync thread runs the rest: groups of several, periodic syncs,
+//! sealed segments and the clean close.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,7 +26,7 @@ use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment
 /// What callers hand the sync thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Msg {
-    /// Sync everything written so far, unless an appender does first.
+    /// Sync everything written so far (unless a lone appender did).
     Sync,
     /// Make the sealed segments durable, not the active one. The preparer
     /// sends it (under `None` and `Periodic`) once it has dropped a sealed
@@ -96,18 +96,21 @@ pub(crate) fn run_sync(shared: Arc<Shared>, rx: Receiver<Msg>, clean_tail: bool)
 }
 
 /// Takes the group of requests counted so far and syncs everything written:
-/// the round the sync thread, or the appender completing a group, runs.
-/// A failure poisons the log.
+/// the round the sync thread, or a lone appender, runs. A failure poisons
+/// the log.
 pub(crate) fn sync_group(shared: &Shared) -> Result<()> {
     let mut cursor = shared.lock_sync_cursor();
     if shared.is_poisoned() {
         return Err(shared.poison_error());
     }
+    // Before the swap: a bump the sync thread sees after it read this (see
+    // `gather`) belongs to a round whose swap came later still, and so
+    // covers every request it was rung for.
+    shared.sync_rounds.fetch_add(1, Ordering::AcqRel);
     // Counted requests wrote their frames before counting: the round below,
     // which reads the written end after this, covers them all.
     let group = shared.sync_requests.swap(0, Ordering::AcqRel);
     shared.gather_target.store(group, Ordering::Release);
-    shared.sync_rounds.fetch_add(1, Ordering::AcqRel);
     sync_round(shared, &mut cursor, false).inspect_err(|e| shared.poison(e))
 }
 
@@ -121,33 +124,29 @@ fn sync_sealed(shared: &Shared) -> Result<()> {
 }
 
 /// Longest the sync thread waits for a group to complete before it syncs
-/// what there is. The clock starts at the group's first request, which is
-/// now most often the previous round's syncer, ringing at once on its way
-/// out, before the appenders it released are even scheduled: at 100 us
-/// (what the sync thread waited when it ran every round) groups of 4 were
-/// cut short and ran 21.0-24.0k durable appends/s against 25.3-27.7k
-/// before this change; 200 us and 400 us ran level with it (PERFORMANCE.md).
-/// Only a group that stops short (an appender went away) waits this long.
-const MAX_GATHER: Duration = Duration::from_micros(200);
+/// what there is.
+const MAX_GATHER: Duration = Duration::from_micros(100);
 
 /// How the sync thread's wait for a group ended.
 enum Gathered {
-    /// The group did not complete in time (or there is no group to wait
-    /// for): sync now.
+    /// The group completed, did not in time, or there is no group to wait
+    /// for: sync now.
     Due,
-    /// An appender took the group and synced it.
+    /// A lone appender took the group and synced it.
     Taken,
     Shutdown,
 }
 
-/// Waits, at most [`MAX_GATHER`], for an appender to take the group forming
-/// now (see `Shared::wait_durable`). Callers released by one sync append
-/// again tens of microseconds apart (each must be woken and scheduled);
-/// syncing at the first doorbell would split them over two syncs, and the
-/// request that completes the group syncs it without a hand-off. A lone
-/// appender (a group of one) never has the sync thread wait.
+/// Waits until as many appenders asked for a sync as in the previous group,
+/// at most [`MAX_GATHER`]. Callers released by one sync append again tens of
+/// microseconds apart (each must be woken and scheduled); syncing at the
+/// first doorbell would split them over two syncs. The request that
+/// completes the group rings (`Shared::wait_durable`), so the wait ends with
+/// it rather than at the next poll. A lone appender (a group of one) never
+/// has the sync thread wait: it syncs by itself.
 fn gather(shared: &Shared, rx: &Receiver<Msg>) -> Gathered {
-    if shared.gather_target.load(Ordering::Acquire) <= 1 {
+    let target = shared.gather_target.load(Ordering::Acquire);
+    if target <= 1 {
         return Gathered::Due;
     }
     // Read after every doorbell consumed so far: a round taken after this
@@ -158,11 +157,14 @@ fn gather(shared: &Shared, rx: &Receiver<Msg>) -> Gathered {
         if shared.sync_rounds.load(Ordering::Acquire) != seen {
             return Gathered::Taken;
         }
+        if shared.sync_requests.load(Ordering::Acquire) >= target {
+            return Gathered::Due;
+        }
         match rx.recv_deadline(deadline) {
             Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return Gathered::Shutdown,
             Ok(Msg::Sync | Msg::SyncSealed) => {
-                // This doorbell's group may have started after the round
-                // that was taken: wait for that group instead.
+                // This doorbell's group may have started after a round was
+                // taken: wait for that group instead.
                 let now = shared.sync_rounds.load(Ordering::Acquire);
                 if now != seen {
                     seen = now;
