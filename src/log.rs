@@ -87,8 +87,10 @@ struct Threads {
 pub(crate) enum Spare {
     /// The preparer should create the segment starting at this offset.
     Wanted(u64),
-    /// Being created.
-    Creating(u64),
+    /// Being created. `awaited`: the writer reached the end of the active
+    /// segment and waits for this one, so the preparer hands it over as it
+    /// is, its zero-fill unfinished (`writer::run_preparer`).
+    Creating { base: u64, awaited: bool },
     /// Ready to become the active segment.
     Ready(OpenSegment),
     /// Creation failed; the writer will retry when it needs the segment.
@@ -1178,7 +1180,7 @@ impl Shared {
     fn next_segment(&self, base: u64) -> Result<OpenSegment> {
         let mut spare = self.lock_spare();
         loop {
-            match &*spare {
+            match &mut *spare {
                 Spare::Ready(seg) if seg.segment().base() == base => {
                     let next = seg.segment().end();
                     if let Spare::Ready(seg) = std::mem::replace(&mut *spare, Spare::Wanted(next)) {
@@ -1186,7 +1188,10 @@ impl Shared {
                         return Ok(seg);
                     }
                 }
-                Spare::Creating(b) if *b == base => spare = self.wait_spare(spare),
+                Spare::Creating { base: b, awaited } if *b == base => {
+                    *awaited = true;
+                    spare = self.wait_spare(spare);
+                }
                 _ => break,
             }
         }

@@ -3,6 +3,8 @@
 //! - failures on demand: the nth next operation of a kind fails with a
 //!   chosen errno, once or until healed; a failing `write_at` writes half
 //!   its bytes first (a short write);
+//! - writes past a file's first byte (a spare's zero-fill) held until a
+//!   test lets them through, a few at a time;
 //! - a model of what a power cut would keep: the bytes each flush or fsync
 //!   made durable, and which names a directory fsync made durable, journaled
 //!   so the state after any durability point can be rebuilt as files.
@@ -18,7 +20,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use memmap2::MmapRaw;
 
@@ -98,6 +100,11 @@ pub(crate) struct FaultStorage {
     /// Journal syncs without asking the kernel: the journal alone defines
     /// what a power cut keeps, so a model test need not wait for the disk.
     journal_only: bool,
+    /// `Some(n)`: `n` more writes past a file's first byte go through and
+    /// later ones wait ([`hold_writes`](Self::hold_writes)); such writes
+    /// are a spare segment's zero-fill.
+    write_permits: Mutex<Option<u64>>,
+    permits_changed: Condvar,
 }
 
 /// Durable files rebuilt from the journal: content and whether the name is.
@@ -138,6 +145,48 @@ impl FaultStorage {
             errno,
             sticky,
         });
+    }
+
+    /// Makes every later write at a nonzero offset wait for a permit
+    /// ([`permit_writes`](Self::permit_writes)) until
+    /// [`release_writes`](Self::release_writes).
+    #[cfg(test)]
+    pub(crate) fn hold_writes(&self) {
+        *self.permits() = Some(0);
+    }
+
+    /// Lets `n` more held writes through.
+    #[cfg(test)]
+    pub(crate) fn permit_writes(&self, n: u64) {
+        if let Some(left) = &mut *self.permits() {
+            *left += n;
+        }
+        self.permits_changed.notify_all();
+    }
+
+    /// Lets every write through again.
+    #[cfg(test)]
+    pub(crate) fn release_writes(&self) {
+        *self.permits() = None;
+        self.permits_changed.notify_all();
+    }
+
+    fn permits(&self) -> MutexGuard<'_, Option<u64>> {
+        self.write_permits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a permit if writes are held.
+    fn take_write_permit(&self) {
+        let mut permits = self.permits();
+        while *permits == Some(0) {
+            permits = self
+                .permits_changed
+                .wait(permits)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        if let Some(left) = &mut *permits {
+            *left -= 1;
+        }
     }
 
     /// Drops every failure rule.
@@ -336,6 +385,9 @@ impl Storage for FaultStorage {
     }
 
     fn write_at(&self, file: &File, path: &Path, bytes: &[u8], at: u64) -> io::Result<()> {
+        if at > 0 {
+            self.take_write_permit();
+        }
         if let Err(e) = self.check(Op::WriteAt) {
             file.write_all_at(&bytes[..bytes.len() / 2], at)?;
             return Err(e);

@@ -562,3 +562,62 @@ fn nothing_is_written_past_a_clean_end_before_the_flag_is_dropped() {
     assert!(checked >= 3, "only {checked} flushes while clean");
     assert_eq!(contents(&log_dir).len(), 80);
 }
+
+/// A roll does not wait for the spare's zero-fill to finish: a writer that
+/// reaches the end of the active segment while the preparer fills the next
+/// gets it after the chunk in hand, its rest left as reserved blocks (read
+/// as zeros). Writes held here: filling the 16 MiB spare takes 16 of them
+/// (1 MiB each), the hand-over at most the 4 of one 4 MiB chunk.
+#[test]
+fn a_roll_takes_the_spare_before_its_zero_fill_is_done() {
+    const SIZE: u64 = 16 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::default());
+    storage.hold_writes();
+    let log = Arc::new(
+        options(&storage)
+            .segment_size(SIZE)
+            .durability(Durability::None)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let payload = vec![7u8; 4096];
+    let count = (SIZE / 4096 + 100) as usize;
+    let (done, finished) = crossbeam_channel::bounded(1);
+    let writer = Arc::clone(&log);
+    let events = payload.clone();
+    let appender = std::thread::spawn(move || {
+        for _ in 0..count {
+            if let Err(e) = writer.append("s", ExpectedVersion::Any, &event(&events)) {
+                done.send(Err(e)).unwrap();
+                return;
+            }
+        }
+        done.send(Ok(())).unwrap();
+    });
+    let awaited = || {
+        matches!(
+            *log.shared.lock_spare(),
+            crate::log::Spare::Creating { awaited: true, .. }
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !awaited() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never waited for the spare"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    storage.permit_writes(4);
+    let appended = finished.recv_timeout(std::time::Duration::from_secs(60));
+    storage.release_writes();
+    appended
+        .expect("the roll waited for the whole zero-fill")
+        .unwrap();
+    appender.join().unwrap();
+    Arc::into_inner(log).unwrap().close().unwrap();
+    let read = contents(dir.path());
+    assert_eq!(read.len(), count);
+    assert!(read.iter().all(|(s, _, p)| s == "s" && p == &payload));
+}
