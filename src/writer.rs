@@ -393,8 +393,6 @@ pub(crate) fn run_preparer(shared: Arc<Shared>, active: Arc<Segment>, cursor: u6
             _ => {}
         }
         ahead.follow();
-        // Checked and waited for under the spare's lock: the writer wakes
-        // us under it, so no wake-up falls between the two.
         if ahead.behind() {
             drop(spare);
             ahead.fault_next_chunk();
