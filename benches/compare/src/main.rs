@@ -30,9 +30,10 @@ struct Args {
     /// Seconds per W3 lane (and budget of time-bounded loops) at scale 1.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
-    /// How many of the runs also run W7 (about a minute per run at scale 1).
-    #[arg(long, default_value_t = 1)]
-    w7_runs: usize,
+    /// How many of the runs also run W7 (about a minute per run at scale 1;
+    /// default: every run, so its figures are medians like the others').
+    #[arg(long)]
+    w7_runs: Option<usize>,
     /// Comma-separated engines to run (default: all).
     #[arg(long, value_delimiter = ',')]
     engines: Vec<String>,
@@ -120,7 +121,7 @@ fn run(args: Args) -> Result<()> {
                 );
             }
         }
-        if run < args.w7_runs {
+        if run < args.w7_runs.unwrap_or(args.runs) {
             for e in &order {
                 if e.always_syncs() {
                     table.note(format!(
