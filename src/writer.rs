@@ -318,19 +318,18 @@ pub(crate) fn crossed_prefault_chunk(from: u64, to: u64) -> bool {
     from / PREFAULT_CHUNK_BYTES != to / PREFAULT_CHUNK_BYTES
 }
 
-/// Prefaults `[from, to)` of `seg` in chunks; best effort: an error only
-/// costs speed.
+/// Prefaults `[from, to)` of `seg`, at most a chunk (callers step chunk by
+/// chunk, so the preparer notices a wanted segment or a stop between
+/// them); best effort: an error only costs speed.
 fn prefault(seg: &Segment, from: u64, to: u64) -> bool {
-    let mut at = from;
-    while at < to {
-        let next = (at + PREFAULT_CHUNK_BYTES).min(to);
-        if let Err(e) = seg.prefault(at, next) {
+    debug_assert!(to - from <= PREFAULT_CHUNK_BYTES);
+    match seg.prefault(from, to) {
+        Ok(()) => true,
+        Err(e) => {
             log::debug!("seglog: prefaulting {:?} failed: {e}", seg.path());
-            return false;
+            false
         }
-        at = next;
     }
-    true
 }
 
 /// Drops the page-table entries of `[from, to)` of `seg`, finished by the
