@@ -7,6 +7,7 @@
 mod engines;
 mod limits;
 mod table;
+mod targets;
 mod workloads;
 
 use std::process::Command;
@@ -75,7 +76,8 @@ fn run(args: Args) -> Result<()> {
     }
 
     let probe = tempfile::tempdir()?;
-    limits::measure(probe.path(), args.scale)?.print();
+    let limits = limits::measure(probe.path(), args.scale)?;
+    limits.print();
     drop(probe);
     println!(
         "\nworkloads: {} events of {} B over {} streams (W1/W2/W4-W6), W3 {:.1} s per lane, \
@@ -138,7 +140,7 @@ fn run(args: Args) -> Result<()> {
                     table.put(&w7, "append", Unit::EventsPerSec, e.name(), r.append_rate);
                     table.put(
                         &w7,
-                        "read 10k random",
+                        workloads::W7_READ_METRIC,
                         Unit::StreamsPerSec,
                         e.name(),
                         r.read_rate,
@@ -163,6 +165,23 @@ fn run(args: Args) -> Result<()> {
             .to_string(),
     );
     table.print();
+    let scanners: Vec<&str> = engines
+        .iter()
+        .filter(|e| e.scans_for_streams())
+        .map(|e| e.name())
+        .collect();
+    let mut differs = Vec::new();
+    if args.runs < 5 {
+        differs.push(format!("{} run(s)", args.runs));
+    }
+    if args.scale != 1.0 {
+        differs.push(format!("scale {}", args.scale));
+    }
+    if engines.len() < all.len() {
+        differs.push(format!("{} of {} engines", engines.len(), all.len()));
+    }
+    let caveat = (!differs.is_empty()).then(|| differs.join(", "));
+    targets::print(&table, &scanners, limits.memcpy, caveat);
     Ok(())
 }
 

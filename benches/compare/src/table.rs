@@ -46,7 +46,7 @@ fn si(v: f64) -> String {
 
 /// One line of the table per engine: a workload and one of its figures.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Row {
+pub struct Row {
     workload: String,
     metric: String,
 }
@@ -155,8 +155,30 @@ impl Table {
         }
     }
 
+    /// The engines, in print order.
+    pub fn engines(&self) -> &[&'static str] {
+        &self.engines
+    }
+
+    /// The first row whose workload starts with `workload` and whose
+    /// figure is `metric`, with its unit.
+    pub fn find(&self, workload: &str, metric: &str) -> Option<(&Row, Unit)> {
+        self.rows
+            .iter()
+            .find(|(r, _)| r.workload.starts_with(workload) && r.metric == metric)
+            .map(|(r, u)| (r, *u))
+    }
+
+    /// An engine's figure in each run (`None` where it has none).
+    pub fn values(&self, row: &Row, engine: &str) -> Option<&[Option<f64>]> {
+        self.values
+            .iter()
+            .find(|((r, e), _)| r == row && *e == engine)
+            .map(|(_, v)| v.as_slice())
+    }
+
     /// Median over runs of this engine's figure against raw's in the same run.
-    fn ratio(&self, row: &Row, unit: Unit, values: &[Option<f64>]) -> Option<f64> {
+    pub fn ratio(&self, row: &Row, unit: Unit, values: &[Option<f64>]) -> Option<f64> {
         let base = self.values.get(&(row.clone(), BASELINE))?;
         let ratios = values
             .iter()

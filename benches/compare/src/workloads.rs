@@ -17,6 +17,8 @@ pub const STREAMS: usize = 1_000;
 pub const W5_STREAMS: usize = 100;
 /// Random streams read in W7.
 pub const W7_READS: usize = 10_000;
+/// The table's name for W7's second half (10,000 reads).
+pub const W7_READ_METRIC: &str = "read 10k random";
 
 /// Sizes derived from `--scale`.
 #[derive(Debug, Clone, Copy)]
