@@ -170,11 +170,8 @@ impl Table {
     }
 
     /// An engine's figure in each run (`None` where it has none).
-    pub fn values(&self, row: &Row, engine: &str) -> Option<&[Option<f64>]> {
-        self.values
-            .iter()
-            .find(|((r, e), _)| r == row && *e == engine)
-            .map(|(_, v)| v.as_slice())
+    pub fn values(&self, row: &Row, engine: &'static str) -> Option<&[Option<f64>]> {
+        self.values.get(&(row.clone(), engine)).map(Vec::as_slice)
     }
 
     /// Median over runs of this engine's figure against raw's in the same run.
