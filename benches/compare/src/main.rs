@@ -170,17 +170,7 @@ fn run(args: Args) -> Result<()> {
         .filter(|e| e.scans_for_streams())
         .map(|e| e.name())
         .collect();
-    let mut differs = Vec::new();
-    if args.runs < 5 {
-        differs.push(format!("{} run(s)", args.runs));
-    }
-    if args.scale != 1.0 {
-        differs.push(format!("scale {}", args.scale));
-    }
-    if engines.len() < all.len() {
-        differs.push(format!("{} of {} engines", engines.len(), all.len()));
-    }
-    let caveat = (!differs.is_empty()).then(|| differs.join(", "));
+    let caveat = targets::caveat(args.runs, args.scale, engines.len(), all.len());
     targets::print(&table, &scanners, limits.memcpy, caveat);
     Ok(())
 }

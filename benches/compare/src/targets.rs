@@ -10,16 +10,36 @@ use crate::table::{Table, Unit, median};
 /// The engine the targets are about.
 const SUBJECT: &str = "seglog";
 
+/// Runs the targets are stated for (their figures are medians of as many).
+const STATED_RUNS: usize = 5;
+
+/// How a run differs from the one the targets are stated for ([`STATED_RUNS`]
+/// runs at scale 1 with every engine), or `None` if it does not.
+pub fn caveat(runs: usize, scale: f64, engines: usize, all: usize) -> Option<String> {
+    let mut differs = Vec::new();
+    if runs < STATED_RUNS {
+        differs.push(format!("{runs} run(s)"));
+    }
+    if scale != 1.0 {
+        differs.push(format!("scale {scale}"));
+    }
+    if engines < all {
+        differs.push(format!("{engines} of {all} engines"));
+    }
+    (!differs.is_empty()).then(|| differs.join(", "))
+}
+
 /// Prints one line per target: the measured ratio and whether it holds.
 /// `scanners` are the engines with no stream index (W5 compares them
 /// apart); `memcpy` is the run's memory-copy bandwidth in bytes/s;
-/// `caveat`, when the run is not the one the targets are stated for (5
-/// runs, scale 1, every engine), says how it differs.
+/// `caveat` ([`caveat`]) says how the run differs from the stated one.
 pub fn print(table: &Table, scanners: &[&str], memcpy: f64, caveat: Option<String>) {
     println!();
     println!("targets (median over runs of each run's ratio, against the engines that ran):");
     if let Some(caveat) = caveat {
-        println!("  ({caveat}: the targets are stated for 5 runs at scale 1 with every engine)");
+        println!(
+            "  ({caveat}: the targets are stated for {STATED_RUNS} runs at scale 1 with every engine)"
+        );
     }
     let peers = |except: &[&str]| -> Vec<&'static str> {
         table
@@ -261,6 +281,16 @@ mod tests {
             ahead_of(&t, "W6 ", "open", &["a", "b"]),
             Some((0.5, "a")),
             "behind the fastest peer by 2x"
+        );
+    }
+
+    #[test]
+    fn caveat_names_each_difference_from_the_stated_run() {
+        assert_eq!(caveat(5, 1.0, 7, 7), None);
+        assert_eq!(caveat(9, 1.0, 7, 7), None);
+        assert_eq!(
+            caveat(1, 0.1, 3, 7).as_deref(),
+            Some("1 run(s), scale 0.1, 3 of 7 engines")
         );
     }
 
