@@ -416,10 +416,10 @@ fn every_power_cut_keeps_the_last_checkpoint() {
     consumer.checkpoint().unwrap();
     let first_done = storage.durability_points();
     consumer.ack(positions[3]).unwrap();
-    // The log's own threads journal points concurrently (a spare's
-    // zero-fill, a sealed segment's sync), so a point's index alone does
-    // not say which side of a checkpoint it is on: only the points taken
-    // before the second checkpoint began are surely before it.
+    // The log's own threads journal points concurrently (the spare's
+    // creation: its fsync, rename and directory fsync), so a point's index
+    // alone does not say which side of a checkpoint it is on: only the
+    // points taken before the second checkpoint began are surely before it.
     let second_begun = storage.durability_points();
     consumer.checkpoint().unwrap();
     let second_done = storage.durability_points();
