@@ -352,7 +352,7 @@ mod tests {
         let bad = frames.len() * 4 / 5;
         let at = frames[bad];
         let base = at / SEGMENT * SEGMENT;
-        let path = dir.join(crate::segment::file_name(base));
+        let path = dir.join(crate::layout::segment_file(base));
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[(at - base) as usize + 150] ^= 0x10;
         std::fs::write(&path, &bytes).unwrap();

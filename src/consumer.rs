@@ -27,10 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::limits::MAX_CONSUMER_NAME_BYTES;
 use crate::log::Shared;
 use crate::position::Position;
-use crate::storage::{self, Storage};
+use crate::storage::Storage;
 use crate::subscribe::Subscription;
 
 const MAGIC: [u8; 8] = *b"SEGLOGCP";
@@ -38,13 +39,6 @@ const VERSION: u32 = 1;
 /// Magic, version, name length and padding, log id, position.
 const FIXED_BYTES: usize = 8 + 4 + 2 + 2 + 16 + 8;
 const CRC_BYTES: usize = 4;
-
-/// The checkpoint file of consumer `name`: the name in hex, so no name can
-/// reach the file system as a path.
-fn file_name(name: &str) -> String {
-    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("consumer-{hex}.ckpt")
-}
 
 fn validate(name: &str) -> Result<()> {
     let invalid = |reason| Error::InvalidConsumerName {
@@ -138,7 +132,7 @@ impl std::fmt::Debug for Consumer {
 impl Consumer {
     pub(crate) fn open(shared: Arc<Shared>, name: &str) -> Result<Consumer> {
         validate(name)?;
-        let path = shared.dir.join(file_name(name));
+        let path = shared.dir.join(layout::checkpoint_file(name));
         let checkpointed = read(&path, name, shared.log_id)?;
         let fresh = shared
             .consumers
@@ -248,7 +242,7 @@ fn read(path: &Path, name: &str, log_id: u128) -> Result<Option<Position>> {
 }
 
 fn write(storage: &dyn Storage, dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = storage::tmp_path(path);
+    let tmp = layout::tmp_path(path);
     let file = storage.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     storage
         .write_at(&file, &tmp, bytes, 0)
@@ -285,10 +279,9 @@ mod tests {
 
     #[test]
     fn names_become_hex_file_names() {
-        assert_eq!(file_name("a/../b"), "consumer-612f2e2e2f62.ckpt");
         assert!(validate("").is_err());
         assert!(validate(&"x".repeat(MAX_CONSUMER_NAME_BYTES + 1)).is_err());
-        let longest = file_name(&"\u{ff}".repeat(MAX_CONSUMER_NAME_BYTES / 2));
+        let longest = layout::checkpoint_file(&"\u{ff}".repeat(MAX_CONSUMER_NAME_BYTES / 2));
         assert!(longest.len() <= 255, "{}", longest.len());
     }
 }

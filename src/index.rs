@@ -26,7 +26,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::storage::{self, Storage, StorageWriter};
+use crate::layout;
+use crate::storage::{Storage, StorageWriter};
 use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
 
 const MAGIC: [u8; 8] = *b"SEGLOGIX";
@@ -39,11 +40,6 @@ const FIXED_BYTES: usize = 8 + 4 + 4 + 16 + 8 + 8 + 4 + 4 + 4 + 4;
 const MIN_DEF_BYTES: u64 = 4 + 2 + 1;
 const HEAD_BYTES: u64 = 4 + 8 + 8 + 4 + 8;
 const ENTRY_BYTES: usize = 8 + 8;
-
-/// The file name of the index of the segment starting at `base`.
-pub(crate) fn file_name(base: u64) -> String {
-    format!("{base:020}.idx")
-}
 
 /// A file's sparse entries, used in place from its mapping: `(version,
 /// frame)`, [`ENTRY_BYTES`] each, grouped by stream. Checked against the
@@ -322,8 +318,8 @@ impl SegmentIndex {
         debug_assert!(self.touched.is_empty(), "index written before finalize");
         self.decode_loaded();
         self.entries.sort_by_key(|&(id, _)| id);
-        let path = dir.join(file_name(self.base));
-        let tmp = storage::tmp_path(&path);
+        let path = dir.join(layout::index_file(self.base));
+        let tmp = layout::tmp_path(&path);
         let heads = &self.heads;
         let entries = &self.entries;
         (|| {
@@ -386,7 +382,7 @@ impl SegmentIndex {
     /// the registry keeps it for the entries.
     #[allow(unsafe_code)]
     pub(crate) fn read(dir: &Path, log_id: u128, base: u64) -> Option<SegmentIndex> {
-        let path = dir.join(file_name(base));
+        let path = dir.join(layout::index_file(base));
         // SAFETY: index files are never changed in place: each is written
         // under a temporary name and renamed over the old one, which leaves
         // an open file's bytes (its own inode) as they were. Nothing
@@ -730,7 +726,7 @@ mod tests {
         // Damage to the entries is found when they are first used: the
         // heads still apply, the entries are left out of lookups, and the
         // tail's index does not write them again.
-        let path = dir.path().join(file_name(0));
+        let path = dir.path().join(layout::index_file(0));
         let good = std::fs::read(&path).unwrap();
         let mut raw = good.clone();
         let last = raw.len() - 3;

@@ -50,6 +50,7 @@ mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+mod layout;
 pub mod limits;
 mod log;
 mod options;

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::event::{AppendRequest, AppendResult, EventData, EventRef, ExpectedVersion};
 use crate::frame::{self, BatchMeta, Checksum, NO_PREV_FRAME};
 use crate::index::SegmentIndex;
+use crate::layout;
 use crate::limits;
 use crate::options::{Durability, Options};
 use crate::position::{MAX_LOG_OFFSET, Position};
@@ -39,7 +40,6 @@ use crate::subscribe::Subscription;
 use crate::watch::Watch;
 use crate::writer::{self, Msg, SyncCursor};
 
-const LOCK_FILE: &str = "seglog.lock";
 /// Appends of an `append_many` call whose registry entries are being
 /// loaded while the current one is written: enough misses in flight to
 /// cover one (~150 ns) with the work of the appends before it.
@@ -205,7 +205,7 @@ fn now_us() -> u64 {
 /// Creates (or truncates: it is always empty) the lock file and takes its
 /// lock.
 fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
+    let path = dir.join(layout::LOCK_FILE);
     let file = storage.create(&path).map_err(|e| Error::io(&path, e))?;
     match storage.try_lock(&file, &path) {
         Ok(true) => Ok(file),

@@ -9,10 +9,9 @@ use std::fs::{self};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::segment::{self, Segment};
+use crate::layout;
+use crate::segment::Segment;
 use crate::storage::{self, Storage};
-
-const FILE_NAME: &str = "quarantine";
 
 /// A byte range of a segment that a repair skipped: whatever events it held
 /// are lost; every valid frame after it was kept.
@@ -50,7 +49,7 @@ pub(crate) fn find(list: &[Quarantined], at: u64) -> Option<&Quarantined> {
 
 /// Loads the quarantine list of `dir` (empty when there is none).
 pub(crate) fn load(dir: &Path) -> Result<Vec<Quarantined>> {
-    let path = dir.join(FILE_NAME);
+    let path = dir.join(layout::QUARANTINE_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -69,7 +68,7 @@ pub(crate) fn load(dir: &Path) -> Result<Vec<Quarantined>> {
         else {
             return Err(bad(line));
         };
-        let base = segment::parse_file_name(name).ok_or_else(|| bad(line))?;
+        let base = layout::parse_segment_file(name).ok_or_else(|| bad(line))?;
         let offset: u64 = offset.parse().map_err(|_| bad(line))?;
         let len_bytes: u64 = len.parse().map_err(|_| bad(line))?;
         list.push(Quarantined {
@@ -86,14 +85,14 @@ pub(crate) fn load(dir: &Path) -> Result<Vec<Quarantined>> {
 
 /// Replaces the quarantine file with `list` (write, fsync, rename, fsync dir).
 pub(crate) fn store(storage: &dyn Storage, dir: &Path, list: &[Quarantined]) -> Result<()> {
-    let path = dir.join(FILE_NAME);
+    let path = dir.join(layout::QUARANTINE_FILE);
     let mut text = String::new();
     for q in list {
         let base = q.global_start - q.offset;
         let reason = q.reason.replace('\n', " ");
         text.push_str(&format!(
             "{} {} {} {reason}\n",
-            segment::file_name(base),
+            layout::segment_file(base),
             q.offset,
             q.len_bytes
         ));

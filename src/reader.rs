@@ -40,12 +40,13 @@ use crate::error::{Error, Result};
 use crate::event::EventRef;
 use crate::frame::{self, Checksum, DecodeError, Frame};
 use crate::index::SegmentIndex;
+use crate::layout;
 use crate::log::{Shared, lock};
 use crate::options::Options;
 use crate::position::Position;
 use crate::quarantine;
 use crate::read::{self, ReadAll, ReadStream};
-use crate::segment::{self, HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment, corrupt};
+use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment, corrupt};
 use crate::subscribe::Subscription;
 
 /// Longest the follow thread sleeps without looking at the log: a backstop
@@ -107,7 +108,7 @@ impl Reader {
     pub fn open(dir: impl AsRef<Path>) -> Result<Reader> {
         let dir = dir.as_ref().to_path_buf();
         let first = first_segment(&dir)?;
-        let open = OpenSegment::open_follower(&dir.join(segment::file_name(first)), first)?;
+        let open = OpenSegment::open_follower(&dir.join(layout::segment_file(first)), first)?;
         let log_id = open.segment().log_id();
         let quarantine = quarantine::load(&dir)?;
         let sealed = is_sealed(&open);
@@ -255,7 +256,7 @@ fn first_segment(dir: &Path) -> Result<u64> {
         if let Some(base) = entry
             .file_name()
             .to_str()
-            .and_then(segment::parse_file_name)
+            .and_then(layout::parse_segment_file)
         {
             first = first.min(Some(base)).or(Some(base));
         }
@@ -405,7 +406,7 @@ impl Follower {
             return Ok(false);
         };
         let base = prev.end();
-        let path = self.shared.dir.join(segment::file_name(base));
+        let path = self.shared.dir.join(layout::segment_file(base));
         let open = match OpenSegment::open_follower(&path, base) {
             Ok(open) => open,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

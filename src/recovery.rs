@@ -17,10 +17,11 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::frame::{self, Checksum, Frame};
 use crate::index::SegmentIndex;
+use crate::layout;
 use crate::options::Options;
 use crate::quarantine::{self, Quarantined};
 use crate::segment::{
-    self, HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment, SegmentWriter, corrupt,
+    HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment, SegmentWriter, corrupt,
 };
 use crate::storage::Storage;
 use crate::streams::{Names, Streams};
@@ -63,17 +64,18 @@ fn new_log_id() -> u128 {
     (u128::from(draw()) << 64) | u128::from(draw())
 }
 
-/// Segment files in `dir` sorted by base; leftovers of interrupted creations
-/// (`*.tmp`) are removed.
+/// Segment files in `dir` sorted by base. Leftovers of interrupted writes
+/// are removed: the engine's own temporary names, and only those (a
+/// `notes.tmp` is someone else's).
 fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     for path in storage.read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if name.ends_with(".tmp") {
+        if layout::is_engine_tmp(name) {
             storage.remove(&path).map_err(|e| Error::io(&path, e))?;
-        } else if let Some(base) = segment::parse_file_name(name) {
+        } else if let Some(base) = layout::parse_segment_file(name) {
             found.push((base, path));
         }
     }

@@ -26,6 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use memmap2::MmapRaw;
 
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::limits;
 use crate::options::Preallocate;
 use crate::storage::{self, Storage};
@@ -51,21 +52,6 @@ const PAGE_BYTES: usize = 4096;
 const LIVE_PUBLISHED: usize = 2048;
 const LIVE_SEQ: usize = 2056;
 const LIVE_WAITERS: usize = 2060;
-
-/// The file name of the segment starting at log offset `base`: zero-padded so
-/// a directory listing sorts in log order.
-pub(crate) fn file_name(base: u64) -> String {
-    format!("{base:020}.seg")
-}
-
-/// The base offset named by a segment file name, if it is one.
-pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// Bytes from the start of a segment file that hold the fixed header and
 /// both slots.
@@ -298,8 +284,8 @@ impl OpenSegment {
         log_id: u128,
         how: Preallocate,
     ) -> Result<OpenSegment> {
-        let path = dir.join(file_name(base));
-        let tmp = storage::tmp_path(&path);
+        let path = dir.join(layout::segment_file(base));
+        let tmp = layout::tmp_path(&path);
         let made = (|| {
             let file = storage.create(&tmp)?;
             storage.reserve(&file, &tmp, size, how)?;
@@ -1007,15 +993,6 @@ mod tests {
     }
 
     #[test]
-    fn file_names_sort_and_parse() {
-        assert_eq!(file_name(4096), "00000000000000004096.seg");
-        assert_eq!(parse_file_name(&file_name(1 << 40)), Some(1 << 40));
-        assert_eq!(parse_file_name("4096.seg"), None);
-        assert_eq!(parse_file_name("0000000000000000409x.seg"), None);
-        assert!(file_name(9) < file_name(10));
-    }
-
-    #[test]
     fn slots_round_trip_and_reject_damage() {
         let slot = Slot {
             seq: 9,
@@ -1045,7 +1022,8 @@ mod tests {
         shared.write_slot(at + 8, SLOT_CLEAN).unwrap();
         shared.flush(0, at + 8).unwrap();
         drop((shared, writer));
-        let again = OpenSegment::open(&real(), &dir.path().join(file_name(0)), 0).unwrap();
+        let again =
+            OpenSegment::open(&real(), &dir.path().join(layout::segment_file(0)), 0).unwrap();
         assert_eq!(again.slot().unwrap().watermark, HEADER_BYTES + 8);
         assert_eq!(again.read(HEADER_BYTES, HEADER_BYTES + 8), b"abcdefgh");
         assert_eq!(again.segment().log_id(), 77);
@@ -1066,7 +1044,8 @@ mod tests {
         let at = writer.append(8, |b| b.copy_from_slice(b"after-0s"));
         shared.flush(0, at + 8).unwrap();
         drop((shared, writer));
-        let again = OpenSegment::open(&real(), &dir.path().join(file_name(0)), 0).unwrap();
+        let again =
+            OpenSegment::open(&real(), &dir.path().join(layout::segment_file(0)), 0).unwrap();
         assert_eq!(again.segment().log_id(), 9);
         assert_eq!(again.read(at, at + 8), b"after-0s");
         assert!(again.read(at + 8, size).iter().all(|&b| b == 0));
@@ -1142,7 +1121,8 @@ mod tests {
         assert_eq!(shared.bytes(at, at + 8), Some(&b"after..."[..]));
         shared.flush(HEADER_BYTES, writer.cursor()).unwrap();
         drop((held, shared, writer));
-        let again = OpenSegment::open(&real(), &dir.path().join(file_name(0)), 0).unwrap();
+        let again =
+            OpenSegment::open(&real(), &dir.path().join(layout::segment_file(0)), 0).unwrap();
         assert_eq!(
             again.read(HEADER_BYTES, HEADER_BYTES + page.len() as u64),
             &page[..]

@@ -483,7 +483,7 @@ fn under_none_sealed_segments_become_durable_without_a_sync() {
     }
     // Segments 0 and 1 are sealed (3 MiB of 1 MiB segments): wait for the
     // sync thread to write the second one's index file, its last step.
-    let index = log_dir.join(crate::index::file_name(SEGMENT));
+    let index = log_dir.join(crate::layout::index_file(SEGMENT));
     let started = std::time::Instant::now();
     while !index.exists() {
         assert!(
@@ -542,7 +542,7 @@ fn nothing_is_written_past_a_clean_end_before_the_flag_is_dropped() {
         }
         log.close().unwrap();
     }
-    let tail = log_dir.join(segment::file_name(0));
+    let tail = log_dir.join(crate::layout::segment_file(0));
     let mut clean_end: Option<u64> = None;
     let mut checked = 0;
     storage.replay(|point, image, current| {

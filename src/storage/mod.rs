@@ -199,7 +199,7 @@ impl Write for StorageWriter<'_> {
 /// Writes `bytes` to `path` crash-safely: a temporary file, written and
 /// fsynced, renamed over `path`, then the directory fsynced.
 pub(crate) fn replace_file(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = tmp_path(path);
+    let tmp = crate::layout::tmp_path(path);
     let file = storage.create(&tmp)?;
     storage.write_at(&file, &tmp, bytes, 0)?;
     storage.sync(&file, &tmp)?;
@@ -208,12 +208,4 @@ pub(crate) fn replace_file(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> 
         Some(dir) => storage.sync_dir(dir),
         None => Ok(()),
     }
-}
-
-/// `path` with `.tmp` appended: the name a file is written under before
-/// it is renamed into place (open removes leftovers).
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
 }

@@ -1,0 +1,134 @@
+//! The names of the files seglog keeps in a log directory: one place that
+//! knows them all, so that open can tell the engine's own files (and its
+//! own temporary files) from anything else a directory may hold, and touch
+//! only those.
+//!
+//! | name | what |
+//! |---|---|
+//! | `seglog.lock` | the writer's `flock`; always empty |
+//! | `{base:020}.seg` | a segment starting at log offset `base` |
+//! | `{base:020}.idx` | that segment's index file (derived data) |
+//! | `quarantine` | the ranges a repair skipped |
+//! | `consumer-{hex}.ckpt` | a durable consumer's checkpoint |
+//! | any of these + `.tmp` | written, synced, then renamed over the name |
+
+use std::path::{Path, PathBuf};
+
+/// The writer's lock file.
+pub(crate) const LOCK_FILE: &str = "seglog.lock";
+/// The quarantine list.
+pub(crate) const QUARANTINE_FILE: &str = "quarantine";
+
+const SEGMENT_SUFFIX: &str = ".seg";
+const INDEX_SUFFIX: &str = ".idx";
+const CHECKPOINT_PREFIX: &str = "consumer-";
+const CHECKPOINT_SUFFIX: &str = ".ckpt";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// The file name of the segment starting at log offset `base`: zero-padded
+/// so a directory listing sorts in log order.
+pub(crate) fn segment_file(base: u64) -> String {
+    format!("{base:020}{SEGMENT_SUFFIX}")
+}
+
+/// The base offset named by a segment file name, if it is one.
+pub(crate) fn parse_segment_file(name: &str) -> Option<u64> {
+    parse_base(name.strip_suffix(SEGMENT_SUFFIX)?)
+}
+
+/// The file name of the index of the segment starting at `base`.
+pub(crate) fn index_file(base: u64) -> String {
+    format!("{base:020}{INDEX_SUFFIX}")
+}
+
+fn parse_base(digits: &str) -> Option<u64> {
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The checkpoint file of consumer `name`: the name in hex, so no name can
+/// reach the file system as a path.
+pub(crate) fn checkpoint_file(name: &str) -> String {
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{CHECKPOINT_PREFIX}{hex}{CHECKPOINT_SUFFIX}")
+}
+
+fn is_checkpoint_file(name: &str) -> bool {
+    name.strip_prefix(CHECKPOINT_PREFIX)
+        .and_then(|rest| rest.strip_suffix(CHECKPOINT_SUFFIX))
+        .is_some_and(|hex| {
+            !hex.is_empty()
+                && hex.len() % 2 == 0
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+}
+
+/// `path` with `.tmp` appended: the name a file is written under before it
+/// is renamed into place.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(TMP_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Whether `name` is one the engine writes a file under before renaming it
+/// into place: what open may remove as the leftover of an interrupted
+/// write. Anything else ending in `.tmp` belongs to someone else.
+pub(crate) fn is_engine_tmp(name: &str) -> bool {
+    let Some(target) = name.strip_suffix(TMP_SUFFIX) else {
+        return false;
+    };
+    let base = target
+        .strip_suffix(SEGMENT_SUFFIX)
+        .or_else(|| target.strip_suffix(INDEX_SUFFIX));
+    base.and_then(parse_base).is_some() || target == QUARANTINE_FILE || is_checkpoint_file(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_sort_and_parse() {
+        assert_eq!(segment_file(4096), "00000000000000004096.seg");
+        assert_eq!(parse_segment_file(&segment_file(1 << 40)), Some(1 << 40));
+        assert_eq!(parse_segment_file("4096.seg"), None);
+        assert_eq!(parse_segment_file("0000000000000000409x.seg"), None);
+        assert_eq!(parse_segment_file(&index_file(0)), None);
+        assert!(segment_file(9) < segment_file(10));
+    }
+
+    #[test]
+    fn only_the_engines_own_temporary_names_are_its_own() {
+        for ours in [
+            format!("{}.tmp", segment_file(1 << 20)),
+            format!("{}.tmp", index_file(0)),
+            "quarantine.tmp".to_string(),
+            format!("{}.tmp", checkpoint_file("billing")),
+        ] {
+            assert!(is_engine_tmp(&ours), "{ours}");
+        }
+        for theirs in [
+            "notes.tmp",
+            ".tmp",
+            "quarantine",
+            "4096.seg.tmp",
+            "00000000000000000000.log.tmp",
+            "consumer-.ckpt.tmp",
+            "consumer-6.ckpt.tmp",
+            "consumer-6G.ckpt.tmp",
+            "00000000000000000000.seg.tmp.tmp",
+            "seglog.lock.tmp",
+        ] {
+            assert!(!is_engine_tmp(theirs), "{theirs}");
+        }
+    }
+
+    #[test]
+    fn checkpoint_names_are_hex() {
+        assert_eq!(checkpoint_file("a/../b"), "consumer-612f2e2e2f62.ckpt");
+        assert!(is_checkpoint_file(&checkpoint_file("\u{ff}x")));
+    }
+}
