@@ -31,7 +31,7 @@ use crate::layout;
 use crate::limits::MAX_CONSUMER_NAME_BYTES;
 use crate::log::Shared;
 use crate::position::Position;
-use crate::storage::Storage;
+use crate::storage::{self, Storage};
 use crate::subscribe::Subscription;
 
 const MAGIC: [u8; 8] = *b"SEGLOGCP";
@@ -39,6 +39,8 @@ const VERSION: u32 = 1;
 /// Magic, version, name length and padding, log id, position.
 const FIXED_BYTES: usize = 8 + 4 + 2 + 2 + 16 + 8;
 const CRC_BYTES: usize = 4;
+/// The largest checkpoint file: a longer one is refused unread.
+const MAX_FILE_BYTES: u64 = (FIXED_BYTES + MAX_CONSUMER_NAME_BYTES + CRC_BYTES) as u64;
 
 fn validate(name: &str) -> Result<()> {
     let invalid = |reason| Error::InvalidConsumerName {
@@ -227,7 +229,7 @@ impl Drop for Consumer {
 
 /// The checkpoint in `path`, `None` if there is none.
 fn read(path: &Path, name: &str, log_id: u128) -> Result<Option<Position>> {
-    let raw = match std::fs::read(path) {
+    let raw = match storage::entry::read(path, MAX_FILE_BYTES) {
         Ok(raw) => raw,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),

@@ -192,6 +192,22 @@ pub enum Error {
         name: String,
     },
 
+    /// An entry of the log directory with the name of one of seglog's files
+    /// is not a regular file (a symbolic link, a FIFO, a directory, ...).
+    /// seglog never follows, opens or writes through it: move it out of the
+    /// directory. (An index file is derived data: one that is not a regular
+    /// file is ignored with a warning instead, and rebuilt.)
+    #[error(
+        "{path:?} is a {found}, not a regular file: seglog neither follows nor opens it; move it out of the log directory"
+    )]
+    NotRegularFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is: "symbolic link", "FIFO", "directory", "socket",
+        /// "character device" or "block device".
+        found: &'static str,
+    },
+
     /// An option was out of its documented range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {
@@ -203,10 +219,39 @@ pub enum Error {
 }
 
 impl Error {
+    /// `source` on `path`, or the variant its marker asks for (an
+    /// [`IoMarker`] from the storage layer).
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+        let path = path.into();
+        match source.get_ref().and_then(|e| e.downcast_ref::<IoMarker>()) {
+            Some(IoMarker::NotRegular(found)) => Error::NotRegularFile { path, found },
+            None => Error::Io { path, source },
         }
     }
 }
+
+/// Carried inside an `io::Error` by the storage layer, whose operations
+/// return `io::Result`, so that [`Error::io`] gives the variant a caller
+/// can act on instead of a bare I/O error.
+#[derive(Debug)]
+pub(crate) enum IoMarker {
+    /// The path names something other than a regular file: what it is.
+    NotRegular(&'static str),
+}
+
+impl IoMarker {
+    /// Wraps the marker in the `io::Error` the storage layer returns.
+    pub(crate) fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, self)
+    }
+}
+
+impl std::fmt::Display for IoMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IoMarker::NotRegular(found) => write!(f, "a {found}, not a regular file"),
+        }
+    }
+}
+
+impl std::error::Error for IoMarker {}

@@ -17,7 +17,6 @@
 //! over 1,000 streams: 31k entries, 0.5 MB), and open no longer grows with
 //! the number of events, only with the streams each segment touches.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -27,7 +26,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::storage::{Storage, StorageWriter};
+use crate::storage::{self, Storage, StorageWriter};
 use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
 
 const MAGIC: [u8; 8] = *b"SEGLOGIX";
@@ -387,7 +386,8 @@ impl SegmentIndex {
         // under a temporary name and renamed over the old one, which leaves
         // an open file's bytes (its own inode) as they were. Nothing
         // truncates a published index file, so the mapping cannot fault.
-        let mapped = File::open(&path).and_then(|f| unsafe { memmap2::Mmap::map(&f) });
+        let mapped =
+            storage::entry::open_read(&path).and_then(|f| unsafe { memmap2::Mmap::map(&f) });
         let raw = match mapped {
             Ok(map) => Bytes::from_owner(map),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,

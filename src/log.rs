@@ -202,11 +202,14 @@ fn now_us() -> u64 {
     })
 }
 
-/// Creates (or truncates: it is always empty) the lock file and takes its
-/// lock.
+/// Opens (creating it if missing) the lock file and takes its lock. Never
+/// truncated, and never followed if it is a link: whoever can write into
+/// the directory must not make open write elsewhere.
 fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<File> {
     let path = dir.join(layout::LOCK_FILE);
-    let file = storage.create(&path).map_err(|e| Error::io(&path, e))?;
+    let file = storage
+        .open_or_create(&path)
+        .map_err(|e| Error::io(&path, e))?;
     match storage.try_lock(&file, &path) {
         Ok(true) => Ok(file),
         Ok(false) => Err(Error::Locked {

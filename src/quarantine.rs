@@ -5,13 +5,16 @@
 //! them. The file is a decision the user made; deleting it makes the damage
 //! an error again.
 
-use std::fs::{self};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::segment::Segment;
 use crate::storage::{self, Storage};
+
+/// The largest quarantine file read: at ~100 bytes a line, over 100,000
+/// damaged ranges, far more than any repair that should go on.
+const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// A byte range of a segment that a repair skipped: whatever events it held
 /// are lost; every valid frame after it was kept.
@@ -50,7 +53,10 @@ pub(crate) fn find(list: &[Quarantined], at: u64) -> Option<&Quarantined> {
 /// Loads the quarantine list of `dir` (empty when there is none).
 pub(crate) fn load(dir: &Path) -> Result<Vec<Quarantined>> {
     let path = dir.join(layout::QUARANTINE_FILE);
-    let text = match fs::read_to_string(&path) {
+    let raw = storage::entry::read(&path, MAX_FILE_BYTES).and_then(|raw| {
+        String::from_utf8(raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    });
+    let text = match raw {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(&path, e)),

@@ -66,7 +66,8 @@ fn new_log_id() -> u128 {
 
 /// Segment files in `dir` sorted by base. Leftovers of interrupted writes
 /// are removed: the engine's own temporary names, and only those (a
-/// `notes.tmp` is someone else's).
+/// `notes.tmp` is someone else's); a directory under such a name is an
+/// error now rather than a failed write later.
 fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     for path in storage.read_dir(dir).map_err(|e| Error::io(dir, e))? {

@@ -316,11 +316,8 @@ impl OpenSegment {
     /// nothing durable (the seam exists for the writer's fault tests).
     pub(crate) fn open_follower(path: &Path, base: u64) -> Result<OpenSegment> {
         let storage: Arc<dyn Storage> = Arc::new(storage::RealStorage);
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let header = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
+        let file = storage::entry::open_read(path).map_err(|e| Error::io(path, e))?;
+        let header = storage::entry::open_write(path)
             .and_then(|rw| memmap2::MmapOptions::new().len(PAGE_BYTES).map_raw(&rw))
             .map_or(Live::Polling, Live::Follower);
         OpenSegment::validate(&storage, path, file, base, Some(header))

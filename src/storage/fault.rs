@@ -379,6 +379,11 @@ impl Storage for FaultStorage {
         RealStorage.open(path)
     }
 
+    fn open_or_create(&self, path: &Path) -> io::Result<File> {
+        self.check(Op::Create)?;
+        RealStorage.open_or_create(path)
+    }
+
     fn reserve(&self, file: &File, path: &Path, size: u64, how: Preallocate) -> io::Result<()> {
         self.check(Op::Reserve)?;
         RealStorage.reserve(file, path, size, how)

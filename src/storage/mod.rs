@@ -10,15 +10,16 @@
 //! mapping never pass through here.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::options::Preallocate;
 
+pub(crate) mod entry;
 pub(crate) mod fault;
 #[cfg(test)]
 mod fault_tests;
@@ -29,15 +30,21 @@ pub(crate) const FILE_MODE: u32 = 0o600;
 /// File and mapping operations, one method per kind of operation a fault
 /// test may want to fail or observe.
 pub(crate) trait Storage: Send + Sync + fmt::Debug {
-    /// Creates `path` (truncating it if it exists) for reading and writing,
-    /// with mode [`FILE_MODE`].
+    /// Creates `path` as a new, empty file for reading and writing, with
+    /// mode [`FILE_MODE`], replacing whatever non-directory entry had that
+    /// name (never writing through a link: see [`entry::create_new`]).
     fn create(&self, path: &Path) -> io::Result<File>;
 
-    /// Opens the existing file `path` for reading and writing.
+    /// Opens the existing regular file `path` for reading and writing
+    /// (never through a link, never blocking: see [`entry`]).
     fn open(&self, path: &Path) -> io::Result<File>;
 
-    /// Reserves `size` bytes of blocks for `file` so that later stores into
-    /// its mapping cannot fail for lack of space.
+    /// Opens the regular file `path` for reading and writing, creating it
+    /// if it is missing and never truncating it (the lock file).
+    fn open_or_create(&self, path: &Path) -> io::Result<File>;
+
+    /// Reserves `size` bytes of blocks for the new, empty `file` so that
+    /// later stores into its mapping cannot fail for lack of space.
     fn reserve(&self, file: &File, path: &Path, size: u64, how: Preallocate) -> io::Result<()>;
 
     /// Writes all of `bytes` at offset `at` of `file`.
@@ -87,17 +94,15 @@ fn zero_fill(file: &File, size: u64) -> io::Result<()> {
 
 impl Storage for RealStorage {
     fn create(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(path)
+        entry::create_new(path)
     }
 
     fn open(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).open(path)
+        entry::open_write(path)
+    }
+
+    fn open_or_create(&self, path: &Path) -> io::Result<File> {
+        entry::open_or_create(path)
     }
 
     fn reserve(&self, file: &File, _path: &Path, size: u64, how: Preallocate) -> io::Result<()> {
@@ -142,11 +147,11 @@ impl Storage for RealStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
+        entry::rename(from, to)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+        entry::remove(path)
     }
 
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
