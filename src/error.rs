@@ -208,6 +208,37 @@ pub enum Error {
         found: &'static str,
     },
 
+    /// The log directory is on a file system where seglog cannot keep a
+    /// full disk an error rather than a `SIGBUS` in the writer (see
+    /// `docs/RELIABILITY.md`, "File systems"), and
+    /// [`Options::allow_unsupported_filesystem`](crate::Options::allow_unsupported_filesystem)
+    /// was not given.
+    #[error(
+        "{dir:?} is on {filesystem}, where {reason}; use ext4, xfs or tmpfs, or Options::allow_unsupported_filesystem(true) to accept the risk"
+    )]
+    UnsupportedFilesystem {
+        /// The log directory (or the segment file) concerned.
+        dir: PathBuf,
+        /// The file system's name (or its magic number when unknown).
+        filesystem: String,
+        /// What could not be guaranteed there.
+        reason: String,
+    },
+
+    /// [`Log::open`](crate::Log::open) found the directory not writable
+    /// (permissions, or a read-only mount): appends, segment creation and
+    /// close would fail later. A [`Reader`](crate::Reader) opens it.
+    #[error(
+        "log directory {dir:?} is not writable ({source}); open it with Reader::open to read it"
+    )]
+    DirectoryNotWritable {
+        /// The directory.
+        dir: PathBuf,
+        /// What the access check reported.
+        #[source]
+        source: io::Error,
+    },
+
     /// An option was out of its documented range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {
@@ -225,6 +256,11 @@ impl Error {
         let path = path.into();
         match source.get_ref().and_then(|e| e.downcast_ref::<IoMarker>()) {
             Some(IoMarker::NotRegular(found)) => Error::NotRegularFile { path, found },
+            Some(IoMarker::Unsupported { filesystem, reason }) => Error::UnsupportedFilesystem {
+                dir: path,
+                filesystem: filesystem.clone(),
+                reason: reason.clone(),
+            },
             None => Error::Io { path, source },
         }
     }
@@ -237,12 +273,23 @@ impl Error {
 pub(crate) enum IoMarker {
     /// The path names something other than a regular file: what it is.
     NotRegular(&'static str),
+    /// The file system cannot keep a full disk from raising `SIGBUS`.
+    Unsupported {
+        /// Its name.
+        filesystem: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl IoMarker {
     /// Wraps the marker in the `io::Error` the storage layer returns.
     pub(crate) fn into_io(self) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidInput, self)
+        let kind = match self {
+            IoMarker::NotRegular(_) => io::ErrorKind::InvalidInput,
+            IoMarker::Unsupported { .. } => io::ErrorKind::Unsupported,
+        };
+        io::Error::new(kind, self)
     }
 }
 
@@ -250,6 +297,7 @@ impl std::fmt::Display for IoMarker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IoMarker::NotRegular(found) => write!(f, "a {found}, not a regular file"),
+            IoMarker::Unsupported { filesystem, reason } => write!(f, "{filesystem}: {reason}"),
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::quarantine::Quarantined;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::recovery;
 use crate::segment::{HEADER_BYTES, OpenSegment, Segment, SegmentWriter};
-use crate::storage::Storage;
+use crate::storage::{Storage, filesystem};
 use crate::streams::{Head, IndexEntry, Lookahead, NameHash, Names, Streams};
 use crate::subscribe::Subscription;
 use crate::watch::Watch;
@@ -277,6 +277,7 @@ impl Log {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        filesystem::check_log_dir(&dir, options.allow_unsupported_filesystem)?;
         let lock_file = lock_dir(&*options.storage, &dir)?;
         let rec = recovery::recover(&dir, &options)?;
         let mut segments = rec.sealed;

@@ -46,6 +46,7 @@ pub struct Options {
     pub(crate) durability: Durability,
     pub(crate) preallocate: Preallocate,
     pub(crate) repair: bool,
+    pub(crate) allow_unsupported_filesystem: bool,
     pub(crate) index_interval: u64,
     /// Every file operation goes through it: the OS, or in tests a double
     /// that injects faults.
@@ -67,6 +68,7 @@ impl Options {
             durability: Durability::Sync,
             preallocate: Preallocate::Fallocate,
             repair: false,
+            allow_unsupported_filesystem: false,
             index_interval: limits::DEFAULT_INDEX_INTERVAL,
             storage: Arc::new(RealStorage),
         }
@@ -99,6 +101,17 @@ impl Options {
     /// [`Log::quarantined`]. Without it a damaged frame is [`Error::Corrupt`].
     pub fn repair(mut self, repair: bool) -> Self {
         self.repair = repair;
+        self
+    }
+
+    /// Opt in to writing a log on a file system seglog does not support
+    /// (anything but ext4, xfs and tmpfs: btrfs, zfs, network and FUSE file
+    /// systems, overlayfs, ...), where a full disk may kill the process
+    /// with `SIGBUS`, or block it, instead of failing an append. Without it,
+    /// [`Log::open`] refuses them with [`Error::UnsupportedFilesystem`].
+    /// See `docs/RELIABILITY.md`, "File systems".
+    pub fn allow_unsupported_filesystem(mut self, allow: bool) -> Self {
+        self.allow_unsupported_filesystem = allow;
         self
     }
 

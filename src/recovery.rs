@@ -435,6 +435,47 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     finish(dir, options, log_id, segs, walk, known)
 }
 
+/// The segments after the tail: the first, when it is a usable spare, is
+/// kept; the others are removed. None may hold acknowledged data; unless
+/// the log closed cleanly, they may hold frames written past the cut, which
+/// are zeroed first.
+fn keep_spare(
+    options: &Options,
+    later: impl Iterator<Item = OpenSegment>,
+    clean_stop: bool,
+) -> Result<Option<OpenSegment>> {
+    let mut spare = None;
+    for (k, mut later) in later.enumerate() {
+        if later.slot().is_some_and(|s| s.watermark > HEADER_BYTES) {
+            return Err(corrupt(
+                later.segment(),
+                HEADER_BYTES,
+                "acknowledged data follows a torn segment",
+            ));
+        }
+        if !clean_stop {
+            later.zero_from(HEADER_BYTES)?;
+        }
+        // Appends are sized against the configured segment size: a spare
+        // left by a run with another size would not hold them. A spare that
+        // copies on write (btrfs, an older seglog) is made again, marked.
+        if k == 0
+            && later.segment().size() == options.segment_size_bytes
+            && !later.segment().copies_on_write()
+        {
+            spare = Some(later);
+        } else {
+            let path = later.segment().path().to_path_buf();
+            drop(later);
+            options
+                .storage
+                .remove(&path)
+                .map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(spare)
+}
+
 /// Applies the scan's decisions: seal completed segments, cut the torn tail,
 /// clear anything past it, and share the segments.
 fn finish(
@@ -495,33 +536,15 @@ fn finish(
                 tail.segment().flush(0, walk.cursor)?;
                 tail.write_slot(walk.cursor, 0)?;
             }
-            let mut spare = None;
-            for (k, (_, mut later)) in rest.enumerate() {
-                if later.slot().is_some_and(|s| s.watermark > HEADER_BYTES) {
-                    return Err(corrupt(
-                        later.segment(),
-                        HEADER_BYTES,
-                        "acknowledged data follows a torn segment",
-                    ));
-                }
-                // After a clean close a later segment is an unused spare;
-                // otherwise it may hold frames written past the cut.
-                if !clean_stop {
-                    later.zero_from(HEADER_BYTES)?;
-                }
-                // Appends are sized against the configured segment size: a
-                // spare left by a run with another size would not hold them.
-                if k == 0 && later.segment().size() == options.segment_size_bytes {
-                    spare = Some(later);
-                } else {
-                    let path = later.segment().path().to_path_buf();
-                    drop(later);
-                    options
-                        .storage
-                        .remove(&path)
-                        .map_err(|e| Error::io(&path, e))?;
-                }
+            if tail.segment().copies_on_write() {
+                log::warn!(
+                    "seglog: {:?} copies on write (btrfs, made by an older seglog): a full \
+                     disk while it is written raises SIGBUS; the segments after it are \
+                     made no-copy-on-write",
+                    tail.segment().path()
+                );
             }
+            let spare = keep_spare(options, rest.map(|(_, later)| later), clean_stop)?;
             let (active, writer) = tail.into_active(walk.cursor);
             (active, writer, spare, clean_stop)
         }

@@ -608,6 +608,13 @@ impl Segment {
         &self.path
     }
 
+    /// Whether stores into this segment copy on write: a segment on btrfs
+    /// made before seglog marked segments no-copy-on-write, where a full
+    /// disk raises `SIGBUS` in the writer. A check that fails says no.
+    pub(crate) fn copies_on_write(&self) -> bool {
+        storage::filesystem::copies_on_write(&self.file).unwrap_or(false)
+    }
+
     /// Log offset of the segment's first byte.
     pub(crate) fn base(&self) -> u64 {
         self.base

@@ -1,15 +1,15 @@
 //! What someone who can write into a log directory may put under the
 //! engine's names: symbolic links, FIFOs and directories named like the
 //! lock file, a segment, an index file, the quarantine list, a consumer's
-//! checkpoint and the engine's temporary files. Nothing outside the
-//! directory is ever written or truncated, no open blocks, and each case
-//! ends in its documented outcome (docs/RELIABILITY.md, "hostile directory
-//! entries" in the table).
+//! checkpoint and the engine's temporary files; and a directory that is
+//! not writable. Nothing outside the directory is ever written or
+//! truncated, no open blocks, and each case ends in its documented outcome
+//! (docs/RELIABILITY.md, "hostile directory entries" in the table).
 
 mod common;
 
 use std::fs;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -346,4 +346,43 @@ fn only_the_engines_own_temporary_files_are_removed_and_none_is_followed() {
     let seg_tmp = dir.path().join(&leftovers[0]);
     Hostile::Directory.plant(&seg_tmp, &outside);
     assert_not_regular(options().open(dir.path()), &seg_tmp, Hostile::Directory);
+}
+
+/// Drops the capabilities that let root ignore file permissions, for the
+/// calling thread only (Linux keeps them per thread): root then meets
+/// permissions as any user does.
+fn drop_permission_override() {
+    use caps::{CapSet, Capability};
+    for cap in [
+        Capability::CAP_DAC_OVERRIDE,
+        Capability::CAP_DAC_READ_SEARCH,
+        Capability::CAP_FOWNER,
+    ] {
+        caps::drop(None, CapSet::Effective, cap).expect("drop a capability");
+    }
+}
+
+#[test]
+fn a_directory_that_is_not_writable_is_refused_at_open_and_a_reader_still_reads_it() {
+    let dir = tempdir();
+    let events = two_segments(dir.path());
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o555)).expect("chmod");
+    let d = dir.path().to_path_buf();
+    let (log, read) = std::thread::spawn(move || {
+        drop_permission_override();
+        let log = options().open(&d).map(|_| ());
+        let reader = Reader::open(&d).expect("reader");
+        (log, reader_events(&reader))
+    })
+    .join()
+    .expect("thread");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod back");
+    match log {
+        Err(Error::DirectoryNotWritable { dir: d, source }) => {
+            assert_eq!(d, dir.path());
+            assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+        }
+        other => panic!("expected DirectoryNotWritable, got {other:?}"),
+    }
+    assert_eq!(read, events);
 }

@@ -23,6 +23,7 @@ pub(crate) mod entry;
 pub(crate) mod fault;
 #[cfg(test)]
 mod fault_tests;
+pub(crate) mod filesystem;
 
 /// Mode of every file the engine creates: owner read and write only.
 pub(crate) const FILE_MODE: u32 = 0o600;
@@ -44,7 +45,8 @@ pub(crate) trait Storage: Send + Sync + fmt::Debug {
     fn open_or_create(&self, path: &Path) -> io::Result<File>;
 
     /// Reserves `size` bytes of blocks for the new, empty `file` so that
-    /// later stores into its mapping cannot fail for lack of space.
+    /// later stores into its mapping cannot fail for lack of space (on
+    /// btrfs, first marks it no-copy-on-write: see [`filesystem`]).
     fn reserve(&self, file: &File, path: &Path, size: u64, how: Preallocate) -> io::Result<()>;
 
     /// Writes all of `bytes` at offset `at` of `file`.
@@ -106,6 +108,7 @@ impl Storage for RealStorage {
     }
 
     fn reserve(&self, file: &File, _path: &Path, size: u64, how: Preallocate) -> io::Result<()> {
+        filesystem::prepare_segment(file)?;
         match how {
             Preallocate::ZeroFill => zero_fill(file, size),
             Preallocate::Fallocate => {
