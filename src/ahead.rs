@@ -44,8 +44,8 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_utils::CachePadded;
 
 use crate::frame::{self, Verified};
-use crate::log::Shared;
 use crate::segment::{HEADER_BYTES, Segment};
+use crate::view::LogView;
 
 /// Shortest stretch of log (bytes from the replay's start to the published
 /// end) worth a thread: spawning one costs ~40 us, the checksums of 4 MiB of
@@ -93,7 +93,7 @@ struct Run {
 }
 
 impl Ahead {
-    /// Shared state for a replay whose next frame is at log offset `at`.
+    /// LogView state for a replay whose next frame is at log offset `at`.
     pub(crate) fn new(at: u64) -> Ahead {
         Ahead {
             run: CachePadded::new(Run {
@@ -150,7 +150,7 @@ pub(crate) struct Slot(());
 impl Slot {
     /// A slot for a read from log offset `from`, if that read is long
     /// enough to be worth a thread and a CPU is free for one.
-    pub(crate) fn take(shared: &Shared, from: u64) -> Option<Slot> {
+    pub(crate) fn take(shared: &LogView, from: u64) -> Option<Slot> {
         static MAX: OnceLock<usize> = OnceLock::new();
         let max = *MAX.get_or_init(|| {
             std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1))
@@ -180,7 +180,7 @@ pub(crate) struct Running(Arc<Ahead>);
 impl Running {
     /// Starts a helper thread for a read whose next frame is at log offset
     /// `at` (a frame boundary the read reached), if [`Slot::take`] allows.
-    pub(crate) fn start(shared: &Arc<Shared>, at: u64) -> Option<Running> {
+    pub(crate) fn start(shared: &Arc<LogView>, at: u64) -> Option<Running> {
         let slot = Slot::take(shared, at)?;
         let ahead = Arc::new(Ahead::new(at));
         let (shared, theirs) = (Arc::clone(shared), Arc::clone(&ahead));
@@ -213,7 +213,7 @@ const POPULATE_BYTES: u64 = 4 << 20;
 /// The helper: checks frames from log offset `ahead.replay_at` on, until
 /// told to stop, the published end, or a frame that does not check (the
 /// replay finds and reports that one itself).
-pub(crate) fn verify(shared: &Shared, ahead: &Ahead) {
+pub(crate) fn verify(shared: &LogView, ahead: &Ahead) {
     let mut at = ahead.replay_at.load(Ordering::Relaxed);
     let Some((mut index, mut seg)) = shared.segment_for(at) else {
         return;
@@ -435,7 +435,7 @@ mod tests {
     fn a_lead_lands_on_a_frame_boundary() {
         let dir = tempfile::tempdir().unwrap();
         let (log, frames) = long_log(dir.path());
-        let shared = &log.shared;
+        let shared = &log.view;
         let boundaries: std::collections::HashSet<u64> = frames.iter().copied().collect();
         for &start in frames.iter().step_by(97) {
             let (_, seg) = shared.segment_for(start).unwrap();
@@ -469,11 +469,11 @@ mod tests {
         let helper = Arc::new(Ahead::new(frames[0]));
         helper.start_run(from);
         helper.run.to.store(frames[bad + 200], Ordering::Release);
-        let mut walker = crate::read::Walker::new(Arc::clone(&log.shared), Position::START);
+        let mut walker = crate::read::Walker::new(Arc::clone(&log.view), Position::START);
         walker.set_ahead_for_tests(Arc::clone(&helper));
         let before = TRUSTED.with(|n| n.get());
         let mut seen = 0;
-        let result = crate::read::replay_with(&log.shared, &mut walker, |_| seen += 1);
+        let result = crate::read::replay_with(&log.view, &mut walker, |_| seen += 1);
         assert_eq!(
             seen, bad,
             "every event before the damaged frame, none after"
@@ -487,10 +487,10 @@ mod tests {
 
         // From inside the run on, the run's frames are trusted.
         let mut walker =
-            crate::read::Walker::new(Arc::clone(&log.shared), Position::new(frames[bad + 5], 0));
+            crate::read::Walker::new(Arc::clone(&log.view), Position::new(frames[bad + 5], 0));
         walker.set_ahead_for_tests(helper);
         let before = TRUSTED.with(|n| n.get());
-        let result = crate::read::replay_with(&log.shared, &mut walker, |_| ());
+        let result = crate::read::replay_with(&log.view, &mut walker, |_| ());
         assert!(result.is_ok(), "{result:?}");
         assert_eq!(
             TRUSTED.with(|n| n.get()) - before,
@@ -578,7 +578,7 @@ mod tests {
         let (log, _) = long_log(dir.path());
         let spare = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
         let held: Vec<Slot> = (0..=spare)
-            .filter_map(|_| Slot::take(&log.shared, 0))
+            .filter_map(|_| Slot::take(&log.view, 0))
             .collect();
         assert!(
             held.len() <= spare,
@@ -586,7 +586,7 @@ mod tests {
             held.len()
         );
         drop(held);
-        let end = log.shared.watch.end();
-        assert!(Slot::take(&log.shared, end - MIN_BYTES / 2).is_none());
+        let end = log.view.watch.end();
+        assert!(Slot::take(&log.view, end - MIN_BYTES / 2).is_none());
     }
 }

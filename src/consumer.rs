@@ -29,10 +29,10 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::limits::MAX_CONSUMER_NAME_BYTES;
-use crate::log::Shared;
 use crate::position::Position;
 use crate::storage::{self, Storage};
 use crate::subscribe::Subscription;
+use crate::view::LogView;
 
 const MAGIC: [u8; 8] = *b"SEGLOGCP";
 const VERSION: u32 = 1;
@@ -114,7 +114,7 @@ fn decode(raw: &[u8], name: &str, log_id: u128) -> std::result::Result<Position,
 /// crash) the consumer resumes after its last checkpoint. One consumer of a
 /// name may be open per log at a time.
 pub struct Consumer {
-    shared: Arc<Shared>,
+    shared: Arc<LogView>,
     name: String,
     path: PathBuf,
     acked: Option<Position>,
@@ -132,7 +132,7 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    pub(crate) fn open(shared: Arc<Shared>, name: &str) -> Result<Consumer> {
+    pub(crate) fn open(shared: Arc<LogView>, name: &str) -> Result<Consumer> {
         validate(name)?;
         let path = shared.dir.join(layout::checkpoint_file(name));
         let checkpointed = read(&path, name, shared.log_id)?;
@@ -205,7 +205,7 @@ impl Consumer {
         if self.checkpointed == Some(position) {
             return Ok(());
         }
-        let storage = &*self.shared.options.storage;
+        let storage = &*self.shared.storage;
         write(
             storage,
             &self.shared.dir,

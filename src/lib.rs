@@ -43,6 +43,8 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod ahead;
+mod append;
+mod commit;
 mod consumer;
 mod error;
 mod event;
@@ -66,8 +68,9 @@ mod streams;
 mod subscribe;
 #[cfg(test)]
 mod test_support;
+mod view;
+mod walk;
 mod watch;
-mod writer;
 
 /// The README's example, compiled as a doctest so it cannot rot.
 #[cfg(doctest)]

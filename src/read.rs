@@ -15,68 +15,14 @@ use bytestring::ByteString;
 
 use crate::ahead::{self, Ahead};
 use crate::error::{Error, Result};
-use crate::event::{AppendResult, EventData, EventRef, RecordedEvent};
+use crate::event::{EventRef, RecordedEvent};
 use crate::frame::{self, Checksum, DecodeError, EventIter, Frame};
-use crate::log::Shared;
 use crate::position::Position;
 use crate::quarantine;
 use crate::segment::{HEADER_BYTES, Segment, corrupt};
-use crate::streams::IndexEntry;
-
-/// A verified events frame found by the walker.
-#[derive(Debug, Clone, Copy)]
-struct FrameInfo {
-    /// Offset of the frame in its segment.
-    start: u64,
-    /// Unpadded length.
-    len: u64,
-    /// Log offset of the frame.
-    global: u64,
-    /// Log offset of the next frame.
-    next_global: u64,
-    stream_id: u32,
-    first_version: u64,
-    timestamp_us: u64,
-    count: u32,
-    events_start: usize,
-    /// Events of this frame before the requested start position.
-    skip: u16,
-}
-
-impl FrameInfo {
-    /// The info of events frame `f` at offset `start` of `seg`, `padded` long.
-    fn new(seg: &Segment, start: u64, f: &frame::EventsFrame<'_>, padded: u64, skip: u16) -> Self {
-        let global = seg.base() + start;
-        FrameInfo {
-            start,
-            len: f.bytes.len() as u64,
-            global,
-            next_global: global + padded,
-            stream_id: f.stream_id,
-            first_version: f.first_version,
-            timestamp_us: f.timestamp_us,
-            count: f.event_count,
-            events_start: f.events_start,
-            skip,
-        }
-    }
-
-    fn last_version(&self) -> u64 {
-        self.first_version + u64::from(self.count) - 1
-    }
-
-    fn position(&self, index: u16) -> Position {
-        Position::new(self.global, index)
-    }
-
-    fn next_position(&self, index: u16) -> Position {
-        if u32::from(index) + 1 < self.count {
-            Position::new(self.global, index + 1)
-        } else {
-            Position::new(self.next_global, 0)
-        }
-    }
-}
+use crate::view::LogView;
+use crate::view::{frame_bytes, not_the_stream};
+use crate::walk::FrameInfo;
 
 /// Remembers the last event type found to be UTF-8: types repeat, so most
 /// events cost a short compare instead of a validation.
@@ -127,7 +73,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 /// Walks frames from a position through the published part of the log.
 pub(crate) struct Walker {
-    shared: Arc<Shared>,
+    shared: Arc<LogView>,
     index: usize,
     seg: Option<Arc<Segment>>,
     offset: u64,
@@ -143,7 +89,7 @@ pub(crate) struct Walker {
 }
 
 impl Walker {
-    pub(crate) fn new(shared: Arc<Shared>, from: Position) -> Walker {
+    pub(crate) fn new(shared: Arc<LogView>, from: Position) -> Walker {
         let at = from.frame_offset();
         let found = shared.segment_for(at);
         let (index, seg, offset, skip, unproven) = match found {
@@ -426,7 +372,7 @@ struct OwnedFrame {
 
 impl OwnedFrame {
     fn new(
-        shared: &Shared,
+        shared: &LogView,
         cache: &mut SegmentBytes,
         seg: &Arc<Segment>,
         info: FrameInfo,
@@ -516,7 +462,7 @@ impl OwnedFrame {
 pub(crate) trait Select {
     /// Whether any event of a frame of stream `stream_id` holding versions
     /// `first..=last` may be kept.
-    fn frame(&mut self, shared: &Shared, stream_id: u32, first: u64, last: u64) -> bool;
+    fn frame(&mut self, shared: &LogView, stream_id: u32, first: u64, last: u64) -> bool;
     /// Whether the event at `version`, of type `event_type`, is kept.
     fn event(&mut self, version: u64, event_type: &[u8]) -> bool;
 }
@@ -525,7 +471,7 @@ pub(crate) trait Select {
 pub(crate) struct Everything;
 
 impl Select for Everything {
-    fn frame(&mut self, _: &Shared, _: u32, _: u64, _: u64) -> bool {
+    fn frame(&mut self, _: &LogView, _: u32, _: u64, _: u64) -> bool {
         true
     }
 
@@ -563,7 +509,7 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
-    pub(crate) fn new(shared: Arc<Shared>, from: Position) -> Cursor {
+    pub(crate) fn new(shared: Arc<LogView>, from: Position) -> Cursor {
         Cursor {
             walker: Walker::new(shared, from),
             cache: SegmentBytes::default(),
@@ -663,7 +609,7 @@ impl std::fmt::Debug for ReadAll {
 }
 
 impl ReadAll {
-    pub(crate) fn new(shared: Arc<Shared>, from: Position) -> Result<ReadAll> {
+    pub(crate) fn new(shared: Arc<LogView>, from: Position) -> Result<ReadAll> {
         Ok(ReadAll {
             cursor: Cursor::new(shared, from),
             done: false,
@@ -690,16 +636,6 @@ impl Iterator for ReadAll {
             }
         }
     }
-}
-
-/// A frame of one stream found by following its index and back-links.
-pub(crate) struct StreamFrame {
-    seg: Arc<Segment>,
-    info: FrameInfo,
-    prev_frame: u64,
-    /// Readers may see it (a sync in flight under `Durability::Sync` may not
-    /// have published the stream's newest frames yet).
-    published: bool,
 }
 
 /// A frame a forward read planned: where it is, its checksum checked.
@@ -742,7 +678,7 @@ const SEGS_SEARCHED: usize = 8;
 
 impl Segs {
     /// The segment holding log offset `at`, found here or in the log's list.
-    fn find(&mut self, shared: &Shared, at: u64) -> Option<(u32, &Arc<Segment>)> {
+    fn find(&mut self, shared: &LogView, at: u64) -> Option<(u32, &Arc<Segment>)> {
         let holds = |s: &Arc<Segment>| s.base() <= at && at < s.end();
         if !self.list.get(self.last).is_some_and(holds) {
             let recent = self.list.len().saturating_sub(SEGS_SEARCHED);
@@ -808,50 +744,6 @@ fn prefetch_frame(seg: &Segment, at: u64) {
     }
 }
 
-/// Loads and verifies the frame of stream `id` at log offset `at`.
-pub(crate) fn stream_frame(shared: &Shared, id: u32, at: u64) -> Result<StreamFrame> {
-    let Some((_, seg)) = shared.segment_for(at) else {
-        return Err(Error::InvalidPosition {
-            position: Position::new(at, 0),
-        });
-    };
-    let start = at.saturating_sub(seg.base());
-    let (bytes, published) = frame_bytes(&seg, start)?;
-    match frame::decode_lazy(bytes, at, &shared.checksum) {
-        Ok((Frame::Events(f), padded)) if f.stream_id == id => Ok(StreamFrame {
-            info: FrameInfo::new(&seg, start, &f, padded, 0),
-            prev_frame: f.prev_frame,
-            published,
-            seg,
-        }),
-        Ok(_) => Err(not_the_stream(&seg, start)),
-        Err(e) => Err(corrupt(&seg, start, e)),
-    }
-}
-
-/// The bytes from offset `start` of `seg` to where a stream read may look:
-/// the published end, or for a frame past it, the written end (frames are
-/// published whole: one that starts below the published end ends below
-/// it). Also whether they are published.
-#[inline]
-fn frame_bytes(seg: &Segment, start: u64) -> Result<(&[u8], bool)> {
-    match seg.bytes(start, seg.published()).filter(|b| !b.is_empty()) {
-        Some(b) => Ok((b, true)),
-        None => seg
-            .written_bytes(start, seg.written())
-            .map(|b| (b, false))
-            .ok_or_else(|| corrupt(seg, start, "stream back-link points past the log")),
-    }
-}
-
-fn not_the_stream(seg: &Segment, start: u64) -> Error {
-    corrupt(
-        seg,
-        start,
-        "stream back-link points at another stream's frame",
-    )
-}
-
 /// Like [`stream_frame`] for a forward read's plan: the frame of stream
 /// `id` at log offset `at`, in `seg` (its place `index` in the read's
 /// [`Segs`]), checksum checked, reduced to what the plan keeps.
@@ -896,7 +788,7 @@ fn planned_info(seg: &Segment, p: Planned) -> Result<FrameInfo> {
 /// Whether `position` names a published event: a verified events frame
 /// starts at its offset and holds its index. One checksum pass over the
 /// frame.
-pub(crate) fn is_event(shared: &Shared, position: Position) -> bool {
+pub(crate) fn is_event(shared: &LogView, position: Position) -> bool {
     let at = position.frame_offset();
     let Some((_, seg)) = shared.segment_for(at) else {
         return false;
@@ -913,59 +805,6 @@ pub(crate) fn is_event(shared: &Shared, position: Position) -> bool {
     )
 }
 
-/// Finds the frame of stream `id` that starts at `version`, walking back
-/// from the newest frame before the first index entry above `version` (or
-/// from `head_frame`). `None` when no frame starts there.
-pub(crate) fn frame_starting_at(
-    shared: &Shared,
-    id: u32,
-    head_frame: u64,
-    entry_above: Option<IndexEntry>,
-    version: u64,
-) -> Result<Option<StreamFrame>> {
-    let mut at = match entry_above {
-        Some(entry) => stream_frame(shared, id, entry.frame)?.prev_frame,
-        None => head_frame,
-    };
-    while at != frame::NO_PREV_FRAME {
-        let f = stream_frame(shared, id, at)?;
-        if f.info.first_version <= version {
-            return Ok((f.info.first_version == version).then_some(f));
-        }
-        at = f.prev_frame;
-    }
-    Ok(None)
-}
-
-/// If frame `f` holds exactly `events`' ids in order (a retried append),
-/// the result the original append returned and the log offset it ends at.
-pub(crate) fn same_append(
-    f: &StreamFrame,
-    events: &[EventData],
-) -> Result<Option<(AppendResult, u64)>> {
-    if f.info.count as usize != events.len() {
-        return Ok(None);
-    }
-    let end = f.info.start + f.info.len;
-    let Some(bytes) = f.seg.written_bytes(f.info.start, end) else {
-        return Ok(None);
-    };
-    for (raw, event) in EventIter::new(bytes, f.info.events_start, f.info.count).zip(events) {
-        let raw = raw.map_err(|e| corrupt(&f.seg, f.info.start, e))?;
-        if raw.id.is_none() || raw.id != event.id {
-            return Ok(None);
-        }
-    }
-    let last_index = (f.info.count - 1) as u16;
-    let result = AppendResult {
-        first_version: f.info.first_version,
-        last_version: f.info.last_version(),
-        first_position: f.info.position(0),
-        last_position: f.info.position(last_index),
-    };
-    Ok(Some((result, f.info.next_global)))
-}
-
 /// Iterator over one stream, returned by [`Log::read_stream`](crate::Log::read_stream)
 /// and [`Log::read_stream_backward`](crate::Log::read_stream_backward).
 ///
@@ -973,7 +812,7 @@ pub(crate) fn same_append(
 /// reads only that stream's frames, following their back-links: no unrelated
 /// event is decoded. It reads the stream as it was when created.
 pub struct ReadStream {
-    shared: Arc<Shared>,
+    shared: Arc<LogView>,
     id: u32,
     backward: bool,
     /// The stream's newest frame and version when the read began.
@@ -1012,7 +851,7 @@ impl std::fmt::Debug for ReadStream {
 impl ReadStream {
     /// A read of stream `id` whose head was `head` (`None`: empty stream).
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        shared: Arc<LogView>,
         stream: Option<(u32, crate::streams::Head)>,
         from_version: u64,
         backward: bool,
@@ -1057,7 +896,7 @@ impl ReadStream {
         let anchor = self.shared.index_entry_above(self.id, version);
         match anchor {
             Some(entry) if entry.frame <= self.head_frame => {
-                Ok(stream_frame(&self.shared, self.id, entry.frame)?.prev_frame)
+                Ok(self.shared.stream_frame(self.id, entry.frame)?.prev_frame)
             }
             _ => Ok(self.head_frame),
         }
@@ -1127,7 +966,7 @@ impl ReadStream {
                 };
                 if at == frame::NO_PREV_FRAME {
                     return Err(corrupt(
-                        &stream_frame(&self.shared, self.id, self.head_frame)?.seg,
+                        &self.shared.stream_frame(self.id, self.head_frame)?.seg,
                         0,
                         "stream back-links end before the version sought",
                     ));
@@ -1222,7 +1061,7 @@ impl ReadStream {
             if self.back_link == frame::NO_PREV_FRAME {
                 return Ok(None);
             }
-            let f = stream_frame(&self.shared, self.id, self.back_link)?;
+            let f = self.shared.stream_frame(self.id, self.back_link)?;
             self.back_link = f.prev_frame;
             if !f.published || f.info.first_version > self.next_version {
                 continue;
@@ -1270,7 +1109,7 @@ impl Iterator for ReadStream {
 /// [`ReadStream`] plans, handed out as `EventRef`s straight from the
 /// mapping. Returns the version after the last event seen.
 pub(crate) fn replay_stream<F>(
-    shared: &Arc<Shared>,
+    shared: &Arc<LogView>,
     stream: Option<(u32, crate::streams::Head)>,
     from_version: u64,
     mut f: F,
@@ -1293,7 +1132,7 @@ where
 /// Calls `f` with a borrowed view of each event of the frame `info` of
 /// `seg` from its skip point on: the one loop behind both borrowed paths.
 fn frame_refs<F>(
-    shared: &Shared,
+    shared: &LogView,
     seg: &Segment,
     info: &FrameInfo,
     types: &mut TypeCache,
@@ -1313,7 +1152,7 @@ where
 // registers instead of building a `FrameInfo` in memory for a call.
 #[inline(always)]
 fn frame_events<F>(
-    shared: &Shared,
+    shared: &LogView,
     seg: &Segment,
     bytes: &[u8],
     info: &FrameInfo,
@@ -1359,7 +1198,7 @@ where
 ///
 /// A long replay (see `ahead.rs`) gets a helper thread checking checksums
 /// ahead of it, started once the first frame proved the start a boundary.
-pub(crate) fn replay<F>(shared: &Arc<Shared>, from: Position, mut f: F) -> Result<Position>
+pub(crate) fn replay<F>(shared: &Arc<LogView>, from: Position, mut f: F) -> Result<Position>
 where
     F: FnMut(EventRef<'_>),
 {
@@ -1398,7 +1237,7 @@ impl Walker {
 
 /// Replays every frame `walker` reaches into `f`, with no helper of its own.
 #[cfg(test)]
-pub(crate) fn replay_with<F>(shared: &Shared, walker: &mut Walker, mut f: F) -> Result<()>
+pub(crate) fn replay_with<F>(shared: &LogView, walker: &mut Walker, mut f: F) -> Result<()>
 where
     F: FnMut(EventRef<'_>),
 {
@@ -1409,7 +1248,7 @@ where
 /// Replays up to `limit` frames (all with `None`); returns where to resume
 /// after the last one, `None` if there was none.
 fn replay_frames<F>(
-    shared: &Shared,
+    shared: &LogView,
     walker: &mut Walker,
     types: &mut TypeCache,
     f: &mut F,

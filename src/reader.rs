@@ -35,19 +35,22 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::commit::lock;
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
 use crate::event::EventRef;
 use crate::frame::{self, Checksum, DecodeError, Frame};
 use crate::index::SegmentIndex;
 use crate::layout;
-use crate::log::{Shared, lock};
 use crate::options::Options;
 use crate::position::Position;
 use crate::quarantine;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment, corrupt};
+use crate::storage::RealStorage;
+use crate::streams::{Names, Streams};
 use crate::subscribe::Subscription;
+use crate::view::{LogView, ViewParts};
 
 /// Longest the follow thread sleeps without looking at the log: a backstop
 /// for a missed wake (a writer restarted, a segment rolled under it).
@@ -62,7 +65,7 @@ struct FollowAt {
 }
 
 struct Follower {
-    shared: Arc<Shared>,
+    shared: Arc<LogView>,
     at: Mutex<FollowAt>,
     checksum: Checksum,
     stop: AtomicBool,
@@ -113,13 +116,18 @@ impl Reader {
         let quarantine = quarantine::load(&dir)?;
         let sealed = is_sealed(&open);
         let seg = open.into_followed();
-        let shared = Arc::new(Shared::follower(
+        let shared = Arc::new(LogView::new(ViewParts {
             dir,
             log_id,
-            Options::new(),
+            names: Names::new(),
             quarantine,
-            Arc::clone(&seg),
-        ));
+            // A follower makes nothing durable: its files bypass the seam,
+            // which exists for the writer's fault tests.
+            storage: Arc::new(RealStorage),
+            end: seg.base() + HEADER_BYTES,
+            segments: vec![Arc::clone(&seg)],
+            streams: Streams::new(Options::new().index_interval),
+        }));
         let follower = Arc::new(Follower {
             checksum: Checksum::new(log_id),
             shared,
@@ -146,7 +154,7 @@ impl Reader {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    fn shared(&self) -> &Arc<LogView> {
         &self.follower.shared
     }
 
@@ -309,8 +317,8 @@ impl Follower {
             return false;
         }
         let applied = {
-            let mut tail = lock(&self.shared.tail);
-            index.apply(&self.shared.names, &mut tail.streams)
+            let mut streams = self.shared.registry_mut();
+            index.apply(&self.shared.names, &mut streams)
         };
         if let Err(e) = applied {
             log::warn!("seglog: index of {:?} unusable ({e}); scanning", seg.path());
@@ -342,13 +350,13 @@ impl Follower {
                     .committed_bytes(o, committed)
                     .ok_or_else(|| corrupt(&seg, o, "live word out of range"))?;
                 let start = o;
-                let mut tail = lock(&self.shared.tail);
+                let mut streams = self.shared.registry_mut();
                 while o < committed {
                     let here = &bytes[(o - start) as usize..];
                     let global = seg.base() + o;
                     match frame::decode(here, global, &self.checksum) {
                         Ok((Frame::Events(f), len)) => {
-                            tail.streams
+                            streams
                                 .apply(&self.shared.names, &f, global, lenient)
                                 .map_err(|e| corrupt(&seg, o, e))?;
                             o += len;
@@ -384,7 +392,7 @@ impl Follower {
             Some(seg) => seg.base() + at.offset,
             None => self
                 .shared
-                .active_segment()
+                .newest_segment()
                 .map_or(0, |seg| seg.base() + seg.published()),
         };
         if end > self.shared.watch.end() {

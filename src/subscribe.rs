@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
-use crate::log::Shared;
 use crate::position::Position;
 use crate::read::{Cursor, ReadStream, Select, Step};
+use crate::view::LogView;
 use crate::watch::Woken;
 
 /// Frames a subscription reads between two looks at its deadline: a
@@ -100,7 +100,7 @@ struct AllSelect<'a> {
 }
 
 impl Select for AllSelect<'_> {
-    fn frame(&mut self, shared: &Shared, stream_id: u32, _: u64, _: u64) -> bool {
+    fn frame(&mut self, shared: &LogView, stream_id: u32, _: u64, _: u64) -> bool {
         if self.filter.prefixes.is_empty() {
             return true;
         }
@@ -126,7 +126,7 @@ struct StreamSelect<'a> {
 }
 
 impl Select for StreamSelect<'_> {
-    fn frame(&mut self, shared: &Shared, stream_id: u32, _: u64, last: u64) -> bool {
+    fn frame(&mut self, shared: &LogView, stream_id: u32, _: u64, last: u64) -> bool {
         let ours = match *self.id {
             Some(id) => id == stream_id,
             // Not created when subscribed: its first frame names it.
@@ -190,7 +190,7 @@ enum Mode {
 /// non-matching events returns `Ok(None)` at its deadline, positioned at
 /// the head.
 pub struct Subscription {
-    shared: Arc<Shared>,
+    shared: Arc<LogView>,
     filter: Filter,
     mode: Mode,
     /// Events at or before this position were handed out already (a
@@ -211,7 +211,7 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn all(shared: Arc<Shared>, from: Position) -> Result<Subscription> {
+    pub(crate) fn all(shared: Arc<LogView>, from: Position) -> Result<Subscription> {
         if shared.is_past_published(from.frame_offset()) {
             return Err(Error::InvalidPosition { position: from });
         }
@@ -226,14 +226,14 @@ impl Subscription {
     }
 
     /// `$all` after `position`: from it, dropping the event at it.
-    pub(crate) fn all_after(shared: Arc<Shared>, position: Position) -> Result<Subscription> {
+    pub(crate) fn all_after(shared: Arc<LogView>, position: Position) -> Result<Subscription> {
         let mut sub = Subscription::all(shared, position)?;
         sub.after = Some(position);
         Ok(sub)
     }
 
     pub(crate) fn stream(
-        shared: Arc<Shared>,
+        shared: Arc<LogView>,
         name: &str,
         from_version: u64,
     ) -> Result<Subscription> {
@@ -316,10 +316,14 @@ impl Subscription {
             match self.shared.watch.wait_past(seen, deadline) {
                 Woken::Moved => {}
                 Woken::TimedOut => return Ok(None),
-                Woken::Closed if self.shared.is_poisoned() => {
-                    return Err(self.shared.poison_error());
+                Woken::Closed => {
+                    return Err(match self.shared.watch.poisoned() {
+                        Some(reason) => Error::Poisoned {
+                            reason: reason.to_string(),
+                        },
+                        None => Error::Closed,
+                    });
                 }
-                Woken::Closed => return Err(Error::Closed),
             }
         }
     }
@@ -394,7 +398,7 @@ impl Subscription {
 /// A forward read of stream `name` from `from_version`, the published end
 /// taken just before it, and the stream's id if it exists.
 fn stream_read(
-    shared: &Arc<Shared>,
+    shared: &Arc<LogView>,
     name: &str,
     from_version: u64,
 ) -> Result<(ReadStream, u64, Option<u32>)> {

@@ -14,7 +14,7 @@
 //! under `lock`, which the waiter only releases inside `wait`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -23,6 +23,8 @@ pub(crate) struct Watch {
     end: AtomicU64,
     /// No more events will be published through this handle.
     closed: AtomicBool,
+    /// Why publishing stopped, when a failed sync stopped it.
+    poison: OnceLock<String>,
     waiters: AtomicUsize,
     lock: Mutex<()>,
     moved: Condvar,
@@ -44,6 +46,7 @@ impl Watch {
         Watch {
             end: AtomicU64::new(end),
             closed: AtomicBool::new(false),
+            poison: OnceLock::new(),
             waiters: AtomicUsize::new(0),
             lock: Mutex::new(()),
             moved: Condvar::new(),
@@ -75,6 +78,18 @@ impl Watch {
             let _held = self.lock.lock().unwrap_or_else(|p| p.into_inner());
             self.moved.notify_all();
         }
+    }
+
+    /// Closes the watch for good because a sync failed with `reason`: a
+    /// subscriber woken by it reports `Error::Poisoned`, not `Closed`.
+    pub(crate) fn close_poisoned(&self, reason: &str) {
+        let _ = self.poison.set(reason.to_string());
+        self.close();
+    }
+
+    /// The failed sync that closed the watch, if one did.
+    pub(crate) fn poisoned(&self) -> Option<&str> {
+        self.poison.get().map(String::as_str)
     }
 
     /// Marks the log closed and wakes every waiter.

@@ -44,6 +44,14 @@ impl OpenSegment {
         how: Preallocate,
     ) -> Result<OpenSegment> {
         let path = dir.join(layout::segment_file(base));
+        // Never over an existing segment: one being written would lose
+        // every frame written after the rename to the unlinked file.
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::io(
+                &path,
+                io::Error::new(io::ErrorKind::AlreadyExists, "segment exists already"),
+            ));
+        }
         let tmp = layout::tmp_path(&path);
         let made = (|| {
             let file = storage.create(&tmp)?;

@@ -105,6 +105,11 @@ pub(crate) struct FaultStorage {
     /// are a spare segment's zero-fill.
     write_permits: Mutex<Option<u64>>,
     permits_changed: Condvar,
+    /// Reserving blocks waits while this is set
+    /// ([`hold_reserves`](Self::hold_reserves)): a segment's creation
+    /// stops there.
+    reserves_held: Mutex<bool>,
+    reserves_changed: Condvar,
 }
 
 /// Durable files rebuilt from the journal: content and whether the name is.
@@ -169,6 +174,30 @@ impl FaultStorage {
     pub(crate) fn release_writes(&self) {
         *self.permits() = None;
         self.permits_changed.notify_all();
+    }
+
+    /// Makes every later reserve (a segment's creation) wait until
+    /// [`release_reserves`](Self::release_reserves).
+    #[cfg(test)]
+    pub(crate) fn hold_reserves(&self) {
+        *self.reserves_held.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    /// Lets reserves through again.
+    #[cfg(test)]
+    pub(crate) fn release_reserves(&self) {
+        *self.reserves_held.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.reserves_changed.notify_all();
+    }
+
+    fn wait_for_reserve(&self) {
+        let mut held = self.reserves_held.lock().unwrap_or_else(|p| p.into_inner());
+        while *held {
+            held = self
+                .reserves_changed
+                .wait(held)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     fn permits(&self) -> MutexGuard<'_, Option<u64>> {
@@ -385,6 +414,7 @@ impl Storage for FaultStorage {
     }
 
     fn reserve(&self, file: &File, path: &Path, size: u64, how: Preallocate) -> io::Result<()> {
+        self.wait_for_reserve();
         self.check(Op::Reserve)?;
         RealStorage.reserve(file, path, size, how)
     }

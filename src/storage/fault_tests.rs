@@ -599,8 +599,8 @@ fn a_roll_takes_the_spare_before_its_zero_fill_is_done() {
     });
     let awaited = || {
         matches!(
-            *log.shared.lock_spare(),
-            crate::log::Spare::Creating { awaited: true, .. }
+            *log.append.spare_state(),
+            crate::append::Spare::Creating { awaited: true, .. }
         )
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -622,4 +622,74 @@ fn a_roll_takes_the_spare_before_its_zero_fill_is_done() {
     let read = contents(dir.path());
     assert_eq!(read.len(), count);
     assert!(read.iter().all(|(s, _, p)| s == "s" && p == &payload));
+}
+
+/// Readers never wait for the append path: while an append waits for its
+/// next segment to be made (the preparer's creation of it held at its
+/// `fallocate`), stream reads, the stream's version and a read of the
+/// whole log all complete.
+#[test]
+fn reads_complete_while_an_append_waits_for_a_segment_to_be_made() {
+    const SIZE: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::default());
+    let log = Arc::new(
+        options(&storage)
+            .segment_size(SIZE)
+            .durability(Durability::None)
+            .open(dir.path())
+            .unwrap(),
+    );
+    log.append("read-me", ExpectedVersion::NoStream, &event(b"first"))
+        .unwrap();
+    // Let the preparer's first spare be made, then hold the next one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !matches!(*log.append.spare_state(), crate::append::Spare::Ready(_)) {
+        assert!(std::time::Instant::now() < deadline, "no first spare");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    storage.hold_reserves();
+    // Two segments' worth: the second needs the segment held.
+    let count = (2 * SIZE / 4096) as usize;
+    let writer = Arc::clone(&log);
+    let appender = std::thread::spawn(move || {
+        let payload = vec![7u8; 4096];
+        for _ in 0..count {
+            writer
+                .append("filler", ExpectedVersion::Any, &event(&payload))
+                .unwrap();
+        }
+    });
+    let awaited = || {
+        matches!(
+            *log.append.spare_state(),
+            crate::append::Spare::Creating { awaited: true, .. }
+        )
+    };
+    while !awaited() {
+        assert!(std::time::Instant::now() < deadline, "no append waited");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let (done, finished) = crossbeam_channel::bounded(1);
+    let reader = Arc::clone(&log);
+    std::thread::spawn(move || {
+        let version = reader.stream_version("read-me");
+        let events: Vec<_> = reader
+            .read_stream("read-me", 0)
+            .unwrap()
+            .map(|e| e.unwrap().payload().to_vec())
+            .collect();
+        let all = reader.read_all(Position::START).unwrap().count();
+        done.send((version, events, all)).unwrap();
+    });
+    let read = finished.recv_timeout(std::time::Duration::from_secs(30));
+    // The append could not have gone on: its segment is not made yet.
+    assert!(awaited() && !appender.is_finished());
+    storage.release_reserves();
+    let (version, events, all) = read.expect("a read waited for the append path");
+    assert_eq!(version, Some(0));
+    assert_eq!(events, vec![b"first".to_vec()]);
+    assert!(all > 1);
+    appender.join().unwrap();
+    Arc::into_inner(log).unwrap().close().unwrap();
 }

@@ -1,0 +1,214 @@
+//! The read side of a log, shared by [`Log`](crate::Log) and
+//! [`Reader`](crate::Reader) and by every read they hand out: the
+//! segments, the stream registry, the quarantine list and the published
+//! end subscribers wait on. Nothing here writes a frame.
+//!
+//! Synchronisation: the segment list and the registry each have a lock of
+//! their own, held only for in-memory work. An append takes the registry's
+//! for its lookup and update (after the append side's own lock); a stream
+//! read takes it for one head or a few index entries. Neither is ever held
+//! across a syscall, so a read never waits for a segment being created or
+//! a sync (see `append/` and `commit.rs`).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::{Error, Result};
+use crate::frame::{self, Checksum, Frame};
+use crate::position::Position;
+use crate::quarantine::Quarantined;
+use crate::segment::{Segment, corrupt};
+use crate::storage::Storage;
+use crate::streams::{Head, IndexEntry, Names, Streams};
+use crate::walk::FrameInfo;
+use crate::watch::Watch;
+
+/// What every read of one log shares.
+#[derive(Debug)]
+pub(crate) struct LogView {
+    pub(crate) dir: PathBuf,
+    pub(crate) log_id: u128,
+    /// Every frame's CRC is seeded with the log id.
+    pub(crate) checksum: Checksum,
+    /// Stream names by id, appended to as streams are defined.
+    pub(crate) names: Names,
+    /// Ranges a repair skipped: every walk steps over them.
+    pub(crate) quarantine: Vec<Quarantined>,
+    /// Where consumers write their checkpoints (the operating system, or a
+    /// fault-injecting double).
+    pub(crate) storage: Arc<dyn Storage>,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    registry: RwLock<Streams>,
+    /// The published end, for subscribers waiting at the head.
+    pub(crate) watch: Watch,
+    /// Names of the consumers open now.
+    pub(crate) consumers: Mutex<HashSet<String>>,
+}
+
+/// What a [`LogView`] starts from.
+pub(crate) struct ViewParts {
+    pub(crate) dir: PathBuf,
+    pub(crate) log_id: u128,
+    pub(crate) names: Names,
+    pub(crate) quarantine: Vec<Quarantined>,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) segments: Vec<Arc<Segment>>,
+    pub(crate) streams: Streams,
+    /// The published end at the start.
+    pub(crate) end: u64,
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // A panic while holding one of these locks leaves nothing torn that
+    // matters more than refusing service would: keep going.
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LogView {
+    pub(crate) fn new(parts: ViewParts) -> LogView {
+        LogView {
+            checksum: Checksum::new(parts.log_id),
+            dir: parts.dir,
+            log_id: parts.log_id,
+            names: parts.names,
+            quarantine: parts.quarantine,
+            storage: parts.storage,
+            segments: RwLock::new(parts.segments),
+            registry: RwLock::new(parts.streams),
+            watch: Watch::new(parts.end),
+            consumers: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Every segment, oldest first.
+    pub(crate) fn segments_snapshot(&self) -> Vec<Arc<Segment>> {
+        read(&self.segments).clone()
+    }
+
+    /// Adds the next segment: the writer's, before it writes the end marker
+    /// of the one before (readers must find it first), or the one a
+    /// follower reached.
+    pub(crate) fn push_segment(&self, seg: Arc<Segment>) {
+        write(&self.segments).push(seg);
+    }
+
+    pub(crate) fn segment_at(&self, index: usize) -> Option<Arc<Segment>> {
+        read(&self.segments).get(index).cloned()
+    }
+
+    /// The index of the segment holding log offset `at` (the first segment
+    /// when `at` lies before the log), and that segment.
+    pub(crate) fn segment_for(&self, at: u64) -> Option<(usize, Arc<Segment>)> {
+        let segs = read(&self.segments);
+        let index = segs.partition_point(|s| s.base() <= at).saturating_sub(1);
+        segs.get(index).map(|s| (index, Arc::clone(s)))
+    }
+
+    /// The newest segment: the one the writer appends to.
+    pub(crate) fn newest_segment(&self) -> Option<Arc<Segment>> {
+        read(&self.segments).last().cloned()
+    }
+
+    /// Whether log offset `at` lies past what readers may see. Segments
+    /// publish before the watch advances, so a subscriber can hand out an
+    /// event the watch does not cover yet; this asks the segments.
+    pub(crate) fn is_past_published(&self, at: u64) -> bool {
+        self.segment_for(at)
+            .is_none_or(|(_, seg)| at > seg.base() + seg.published())
+    }
+
+    /// After `seg` was published up to log offset `end`: advances the watch
+    /// and wakes follower processes waiting on `seg`. The caller wakes this
+    /// process's subscribers (`watch.wake()`) once its locks are released.
+    pub(crate) fn announce(&self, seg: &Segment, end: u64) {
+        self.watch.advance(end);
+        seg.wake_followers();
+    }
+
+    /// The registry, to read.
+    pub(crate) fn registry(&self) -> RwLockReadGuard<'_, Streams> {
+        read(&self.registry)
+    }
+
+    /// The registry, to change: an append, or a follower applying frames.
+    pub(crate) fn registry_mut(&self) -> RwLockWriteGuard<'_, Streams> {
+        write(&self.registry)
+    }
+
+    /// Stream `name`'s id and head, taken in one short critical section.
+    pub(crate) fn stream_head(&self, name: &str) -> Option<(u32, Head)> {
+        self.registry().find(name).map(|f| (f.id, f.head))
+    }
+
+    /// Up to `n` sparse index entries of stream `id` above `version`,
+    /// oldest first.
+    pub(crate) fn index_entries_above(&self, id: u32, version: u64, n: usize) -> Vec<IndexEntry> {
+        self.registry().entries_above(id, version, n)
+    }
+
+    /// The first sparse index entry of stream `id` above `version`.
+    pub(crate) fn index_entry_above(&self, id: u32, version: u64) -> Option<IndexEntry> {
+        self.registry().entry_above(id, version)
+    }
+}
+
+/// A frame of one stream found by following its index and back-links.
+pub(crate) struct StreamFrame {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) info: FrameInfo,
+    pub(crate) prev_frame: u64,
+    /// Readers may see it (a sync in flight under `Durability::Sync` may not
+    /// have published the stream's newest frames yet).
+    pub(crate) published: bool,
+}
+
+impl LogView {
+    /// Loads and verifies the frame of stream `id` at log offset `at`.
+    pub(crate) fn stream_frame(&self, id: u32, at: u64) -> Result<StreamFrame> {
+        let Some((_, seg)) = self.segment_for(at) else {
+            return Err(Error::InvalidPosition {
+                position: Position::new(at, 0),
+            });
+        };
+        let start = at.saturating_sub(seg.base());
+        let (bytes, published) = frame_bytes(&seg, start)?;
+        match frame::decode_lazy(bytes, at, &self.checksum) {
+            Ok((Frame::Events(f), padded)) if f.stream_id == id => Ok(StreamFrame {
+                info: FrameInfo::new(&seg, start, &f, padded, 0),
+                prev_frame: f.prev_frame,
+                published,
+                seg,
+            }),
+            Ok(_) => Err(not_the_stream(&seg, start)),
+            Err(e) => Err(corrupt(&seg, start, e)),
+        }
+    }
+}
+
+/// The bytes from offset `start` of `seg` to where a stream read may look:
+/// the published end, or for a frame past it, the written end (frames are
+/// published whole: one that starts below the published end ends below
+/// it). Also whether they are published.
+#[inline]
+pub(crate) fn frame_bytes(seg: &Segment, start: u64) -> Result<(&[u8], bool)> {
+    match seg.bytes(start, seg.published()).filter(|b| !b.is_empty()) {
+        Some(b) => Ok((b, true)),
+        None => seg
+            .written_bytes(start, seg.written())
+            .map(|b| (b, false))
+            .ok_or_else(|| corrupt(seg, start, "stream back-link points past the log")),
+    }
+}
+
+pub(crate) fn not_the_stream(seg: &Segment, start: u64) -> Error {
+    corrupt(
+        seg,
+        start,
+        "stream back-link points at another stream's frame",
+    )
+}
