@@ -16,6 +16,7 @@
 //! stream's share of them is one run, described by its head. Checking and copying the entries were most of an open (1M events
 //! over 1,000 streams: 31k entries, 0.5 MB), and open no longer grows with
 //! the number of events, only with the streams each segment touches.
+#![deny(clippy::indexing_slicing)]
 
 use std::io::{BufWriter, Write};
 use std::ops::Range;
@@ -96,15 +97,22 @@ impl FileEntries {
             Some(&true),
             "entry read before its check"
         );
-        let at = i as usize * ENTRY_BYTES;
-        let word = |o: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&self.bytes[at + o..at + o + 8]);
-            u64::from_le_bytes(b)
+        // `decode` checked every run against the file's entry count, and
+        // `bytes` holds exactly that many entries, so `i` is in range. Were
+        // it not, the answer points at no frame (a read that follows it
+        // reports an invalid position) instead of panicking.
+        let (entries, _) = self.bytes.as_chunks::<ENTRY_BYTES>();
+        let Some(&entry) = entries.get(i as usize) else {
+            debug_assert!(false, "entry {i} past the file's entries");
+            return IndexEntry {
+                version: u64::MAX,
+                frame: u64::MAX,
+            };
         };
+        let [version, frame]: [[u8; 8]; 2] = bytemuck::cast(entry);
         IndexEntry {
-            version: word(0),
-            frame: word(8),
+            version: u64::from_le_bytes(version),
+            frame: u64::from_le_bytes(frame),
         }
     }
 }
@@ -421,7 +429,8 @@ fn head_runs(
             .filter(|_| len > 0)
             .map_or(0, |(_, e)| e.version);
         runs.push((len as u32, first_version));
-        rest = &rest[len..];
+        // `len` entries of `rest` were just counted.
+        rest = rest.get(len..).unwrap_or_default();
     }
     match rest.first() {
         None => Ok(runs),
@@ -652,6 +661,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index what they just built.
 mod tests {
     use super::*;
 
