@@ -16,6 +16,7 @@
 //! stream's share of them is one run, described by its head. Checking and copying the entries were most of an open (1M events
 //! over 1,000 streams: 31k entries, 0.5 MB), and open no longer grows with
 //! the number of events, only with the streams each segment touches.
+#![deny(clippy::indexing_slicing)]
 
 use std::io::{BufWriter, Write};
 use std::ops::Range;
@@ -96,15 +97,22 @@ impl FileEntries {
             Some(&true),
             "entry read before its check"
         );
-        let at = i as usize * ENTRY_BYTES;
-        let word = |o: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&self.bytes[at + o..at + o + 8]);
-            u64::from_le_bytes(b)
+        // `decode` checked every run against the file's entry count, and
+        // `bytes` holds exactly that many entries, so `i` is in range. Were
+        // it not, the answer points at no frame (a read that follows it
+        // reports an invalid position) instead of panicking.
+        let (entries, _) = self.bytes.as_chunks::<ENTRY_BYTES>();
+        let Some(&entry) = entries.get(i as usize) else {
+            debug_assert!(false, "entry {i} past the file's entries");
+            return IndexEntry {
+                version: u64::MAX,
+                frame: u64::MAX,
+            };
         };
+        let [version, frame]: [[u8; 8]; 2] = bytemuck::cast(entry);
         IndexEntry {
-            version: word(0),
-            frame: word(8),
+            version: u64::from_le_bytes(version),
+            frame: u64::from_le_bytes(frame),
         }
     }
 }
@@ -421,7 +429,8 @@ fn head_runs(
             .filter(|_| len > 0)
             .map_or(0, |(_, e)| e.version);
         runs.push((len as u32, first_version));
-        rest = &rest[len..];
+        // `len` entries of `rest` were just counted.
+        rest = rest.get(len..).unwrap_or_default();
     }
     match rest.first() {
         None => Ok(runs),
@@ -435,8 +444,12 @@ fn warn_rebuild(path: &PathBuf, reason: &str) {
     log::warn!("seglog: ignoring index {path:?} ({reason}); rebuilding it from its segment");
 }
 
+/// Every slice of the file is taken with a checked split or `get` and every
+/// sum of its counts is checked: a damaged or hostile file is refused with a
+/// reason, never a panic.
+#[deny(clippy::arithmetic_side_effects)]
 fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIndex, &'static str> {
-    let mut r = Reader { b: &raw[..] };
+    let mut r = Reader { b: raw };
     if r.take(8)? != MAGIC || r.u32()? != VERSION {
         return Err("unknown format");
     }
@@ -450,22 +463,37 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     let covered = r.u64()?;
     let (defs, heads, entries) = (r.u32()?, r.u32()?, r.u32()?);
     let entries_crc = r.u32()?;
-    let room = (raw.len() - FIXED_BYTES) as u64;
-    let entry_bytes = u64::from(entries) * ENTRY_BYTES as u64;
-    let needed = u64::from(defs) * MIN_DEF_BYTES + u64::from(heads) * HEAD_BYTES + 4 + entry_bytes;
+    debug_assert_eq!(raw.len().checked_sub(r.b.len()), Some(FIXED_BYTES));
+    let room = r.b.len() as u64;
+    // u32 counts times record sizes: far below u64::MAX.
+    let entry_bytes = u64::from(entries).saturating_mul(ENTRY_BYTES as u64);
+    let needed = [
+        u64::from(defs).saturating_mul(MIN_DEF_BYTES),
+        u64::from(heads).saturating_mul(HEAD_BYTES),
+        4,
+        entry_bytes,
+    ]
+    .into_iter()
+    .fold(0, u64::saturating_add);
     if needed > room {
         return Err("counts larger than the file");
     }
     // Everything before the entries, and its checksum after it.
-    let meta_end = raw.len() - entry_bytes as usize - 4;
-    let (meta, rest) = raw.split_at(meta_end);
-    if crc32fast::hash(meta).to_le_bytes() != rest[..4] {
+    let meta_end = usize::try_from(entry_bytes)
+        .ok()
+        .and_then(|entry_bytes| raw.len().checked_sub(entry_bytes)?.checked_sub(4))
+        .ok_or("counts larger than the file")?;
+    let (meta, rest) = raw
+        .split_at_checked(meta_end)
+        .ok_or("counts larger than the file")?;
+    let (stored_crc, entry_part) = rest.split_first_chunk::<4>().ok_or("truncated")?;
+    if crc32fast::hash(meta).to_le_bytes() != *stored_crc {
         return Err("checksum mismatch");
     }
     let defs_at = FIXED_BYTES;
-    r.b = &meta[defs_at..];
+    r.b = meta.get(defs_at..).ok_or("truncated")?;
     let mut index = SegmentIndex::new(base, covered);
-    let mut name_bytes = 0;
+    let mut name_bytes = 0usize;
     for _ in 0..defs {
         let (id, name) = def(&mut r)?;
         std::str::from_utf8(name).map_err(|_| "name not UTF-8")?;
@@ -478,24 +506,25 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         if id != index.defined.end {
             return Err("stream definitions not consecutive");
         }
-        index.defined.end = id + 1;
-        name_bytes += name.len();
+        index.defined.end = id.checked_add(1).ok_or("stream id out of range")?;
+        name_bytes = name_bytes.saturating_add(name.len());
     }
-    let heads_at = meta_end - r.b.len();
+    // What is left of `meta` once the definitions are walked.
+    let heads_at = meta_end.saturating_sub(r.b.len());
     let mut start = 0u32;
     let mut last_head = None;
-    let mut new_runs = 0;
+    let mut new_runs = 0usize;
     for _ in 0..heads {
         let (id, _, len, _) = head(&mut r)?;
         if last_head.is_some_and(|last| last >= id) {
             return Err("heads not in id order");
         }
-        if len > entries - start {
-            return Err("heads claim more entries than the file holds");
-        }
-        start += len;
+        start = start
+            .checked_add(len)
+            .filter(|&end| end <= entries)
+            .ok_or("heads claim more entries than the file holds")?;
         last_head = Some(id);
-        new_runs += usize::from(len > 0 && index.defined.contains(&id));
+        new_runs = new_runs.saturating_add(usize::from(len > 0 && index.defined.contains(&id)));
     }
     if start != entries {
         return Err("entries without a head");
@@ -504,7 +533,7 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
         return Err("trailing bytes");
     }
     index.file = Some(FileMeta {
-        raw: raw.slice(..meta_end),
+        raw: raw.slice_ref(meta),
         defs_at,
         heads_at,
         head_count: heads,
@@ -514,7 +543,7 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     });
     if entries > 0 {
         index.loaded = Some(Arc::new(FileEntries {
-            bytes: raw.slice(meta_end + 4..),
+            bytes: raw.slice_ref(entry_part),
             crc: entries_crc,
             base,
             intact: OnceLock::new(),
@@ -545,7 +574,10 @@ impl FileMeta {
     /// The names defined, in id order.
     fn names(&self) -> impl Iterator<Item = &str> {
         let mut r = Reader {
-            b: &self.raw[self.defs_at..self.heads_at],
+            b: self
+                .raw
+                .get(self.defs_at..self.heads_at)
+                .unwrap_or_default(),
         };
         // Checked as UTF-8 when the file was read, and the bytes do not
         // change (see `SegmentIndex::read`); a name that somehow were not
@@ -564,7 +596,7 @@ impl FileMeta {
     /// Each head with its stream's run of the file's entries, if any.
     fn heads(&self) -> impl Iterator<Item = (u32, Head, Option<FileRun>)> {
         let mut r = Reader {
-            b: &self.raw[self.heads_at..],
+            b: self.raw.get(self.heads_at..).unwrap_or_default(),
         };
         let mut start = 0u32;
         (0..self.head_count).map_while(move |_| {
@@ -605,15 +637,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], &'static str> {
-        if self.b.len() < n {
-            return Err("truncated");
-        }
-        let (head, rest) = self.b.split_at(n);
+        let (head, rest) = self.b.split_at_checked(n).ok_or("truncated")?;
         self.b = rest;
         Ok(head)
     }
     fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], &'static str> {
-        self.take(N)?.try_into().map_err(|_| "truncated")
+        let (head, rest) = self.b.split_first_chunk::<N>().ok_or("truncated")?;
+        self.b = rest;
+        Ok(*head)
     }
     fn u16(&mut self) -> std::result::Result<u16, &'static str> {
         Ok(u16::from_le_bytes(self.array()?))
@@ -630,6 +661,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index what they just built.
 mod tests {
     use super::*;
 
@@ -758,5 +790,128 @@ mod tests {
         raw[8] = 1;
         std::fs::write(&path, &raw).unwrap();
         assert!(SegmentIndex::read(dir.path(), 9, 0).is_none(), "version 1");
+    }
+
+    /// A file of ten streams with entries, as `round_trip_apply_and_damage`
+    /// writes it.
+    fn written_file() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let names = Names::new();
+        let mut streams = Streams::new(2);
+        let mut index = SegmentIndex::new(0, 4096);
+        let mut at = 4096;
+        for i in 0..50u64 {
+            let name = format!("s-{}", i % 10);
+            let (defines, rec) = match streams.lookup(&name) {
+                Some(id) => {
+                    let last = streams.head(id).unwrap().last_version;
+                    (false, streams.record(id, last + 1, last + 3, at))
+                }
+                None => {
+                    let head = Head {
+                        last_version: 0,
+                        last_frame: at,
+                    };
+                    let id = streams.insert(&names, &name, head).unwrap();
+                    (true, streams.record(id, 0, 2, at))
+                }
+            };
+            at += 200;
+            index.record(defines, &rec, defines, at);
+        }
+        index.finalize(&streams);
+        index
+            .write(&crate::storage::RealStorage, dir.path(), 9, &names)
+            .unwrap();
+        std::fs::read(dir.path().join(layout::index_file(0))).unwrap()
+    }
+
+    /// Writes the checksum over the header, definitions and heads where
+    /// the header's entry count places it, so that damage reaches the
+    /// checks behind the checksum, as a file crafted to pass it would.
+    fn reseal(raw: &mut [u8]) {
+        let Some(count) = raw.get(56..60) else {
+            return;
+        };
+        let entries = u32::from_le_bytes(count.try_into().unwrap()) as usize;
+        let Some(meta_end) = raw.len().checked_sub(entries * ENTRY_BYTES + 4) else {
+            return;
+        };
+        let crc = crc32fast::hash(&raw[..meta_end]);
+        raw[meta_end..meta_end + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Decodes `raw` and, if it is accepted, uses it as open and the tail's
+    /// index do: whatever the bytes, nothing panics. (Lookups are left
+    /// out: the registry asserts, in debug builds, that a head's first
+    /// version is its first entry's, which a file resealed here need not
+    /// hold.)
+    /// Returns whether the file was accepted.
+    fn use_file(raw: &[u8]) -> bool {
+        let Ok(index) = decode(&Bytes::copy_from_slice(raw), 9, 0) else {
+            return false;
+        };
+        let (names, mut streams) = (Names::new(), Streams::new(2));
+        let _ = index.apply(&names, &mut streams);
+        let mut unpacked = index.clone();
+        unpacked.decode_loaded();
+        true
+    }
+
+    /// An index file is read from disk: no byte changed, no truncation and
+    /// no count at its extremes makes decoding or applying it panic, even
+    /// with the checksum made to match.
+    #[test]
+    fn hostile_files_are_refused_without_panicking() {
+        let good = written_file();
+        assert!(use_file(&good));
+        let mut accepted = 0;
+        for at in 0..good.len() {
+            for xor in [0x01, 0x80, 0xff] {
+                let mut raw = good.clone();
+                raw[at] ^= xor;
+                reseal(&mut raw);
+                accepted += usize::from(use_file(&raw));
+            }
+        }
+        // Names, versions, frames and entries take any value: the walks
+        // behind the checksum were reached.
+        assert!(accepted > good.len(), "{accepted} accepted");
+        for cut in 0..good.len() {
+            let mut raw = good[..cut].to_vec();
+            reseal(&mut raw);
+            use_file(&raw);
+        }
+        for count_at in [48, 52, 56] {
+            for count in [u32::MAX, u32::MAX - 1, 1 << 28, 11, 9] {
+                let mut raw = good.clone();
+                raw[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
+                reseal(&mut raw);
+                use_file(&raw);
+            }
+        }
+
+        // A definition of the last id there is: the range of defined ids
+        // would end past u32::MAX.
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&MAGIC);
+        raw.extend_from_slice(&VERSION.to_le_bytes());
+        raw.extend_from_slice(&[0; 4]);
+        raw.extend_from_slice(&9u128.to_le_bytes());
+        raw.extend_from_slice(&0u64.to_le_bytes());
+        raw.extend_from_slice(&4096u64.to_le_bytes());
+        for count in [1u32, 0, 0] {
+            raw.extend_from_slice(&count.to_le_bytes());
+        }
+        raw.extend_from_slice(&crc32fast::hash(&[]).to_le_bytes());
+        raw.extend_from_slice(&u32::MAX.to_le_bytes());
+        raw.extend_from_slice(&1u16.to_le_bytes());
+        raw.push(b'a');
+        let crc = crc32fast::hash(&raw);
+        raw.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&Bytes::from(raw), 9, 0).err(),
+            Some("stream id out of range")
+        );
     }
 }
