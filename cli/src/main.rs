@@ -15,7 +15,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use seglog::{Durability, EventData, ExpectedVersion, Options, Position, Preallocate};
 
 #[derive(Parser)]
-#[command(version, about = "seglog: an embedded append-only event log")]
+#[command(
+    name = "seglog",
+    version,
+    about = "seglog: an embedded append-only event log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
