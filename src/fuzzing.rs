@@ -1,5 +1,8 @@
 //! Entry points for the fuzz targets in `fuzz/` and the corpus replay test.
-//! Not part of the stable API.
+//! Not part of the stable API, and compiled only with the `testing` feature
+//! (the fuzz crate and this package's own tests enable it), so a program
+//! that embeds seglog never builds it or the fault-injecting storage it
+//! drives.
 
 use crate::frame::{self, Checksum, Frame};
 

@@ -49,6 +49,8 @@ mod consumer;
 mod error;
 mod event;
 mod frame;
+// Test scaffolding (the `testing` feature): never in an embedder's build.
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;

@@ -126,6 +126,7 @@ impl Options {
 
     /// Routes every file operation through `storage` (fault tests and the
     /// `ops_model` fuzz target).
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
         self

@@ -1,5 +1,6 @@
 //! A [`Storage`] for tests and fuzzing (never used by a [`crate::Log`]
-//! unless a test asks): the real files underneath, plus
+//! unless a test asks, and compiled only under `cfg(test)` or the `testing`
+//! feature): the real files underneath, plus
 //! - failures on demand: the nth next operation of a kind fails with a
 //!   chosen errno, once or until healed; a failing `write_at` writes half
 //!   its bytes first (a short write);

@@ -20,6 +20,9 @@ use memmap2::{MmapOptions, MmapRaw};
 use crate::options::Preallocate;
 
 pub(crate) mod entry;
+// Test scaffolding: the library's unit tests and, with the `testing`
+// feature, the `ops_model` fuzz target use it; an embedder never compiles it.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) mod fault;
 #[cfg(test)]
 mod fault_tests;
