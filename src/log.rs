@@ -1105,7 +1105,8 @@ impl Shared {
     /// sync thread awake on the other core during that round's `msync`,
     /// which then had to shoot down its TLB entries there: 16.4k of those
     /// interrupts in a 3 s run of 4 threads against 263, and fewer
-    /// appends a round at 16 threads (PERFORMANCE.md).
+    /// appends a round at 16 threads (PERFORMANCE.md, "Durable append and
+    /// group commit (W3)").
     fn wait_durable(&self, end: u64) -> Result<()> {
         let n = self.sync_requests.fetch_add(1, Ordering::AcqRel) + 1;
         let target = self.gather_target.load(Ordering::Acquire);
