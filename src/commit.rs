@@ -281,7 +281,8 @@ impl Commit {
     /// count, for ringing each would wake the sync thread once per
     /// appender. An appender running the round of a group instead kept the
     /// sync thread awake on the other core during that round's `msync`,
-    /// which then had to shoot down its TLB entries there (docs/PERFORMANCE.md).
+    /// which then had to shoot down its TLB entries there (docs/PERFORMANCE.md,
+    /// "Durable append and group commit (W3)").
     pub(crate) fn wait_durable(&self, end: u64) -> Result<()> {
         let n = self.sync_requests.fetch_add(1, Ordering::AcqRel) + 1;
         let target = self.gather_target.load(Ordering::Acquire);
