@@ -42,7 +42,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod ahead;
 mod append;
 mod commit;
 mod consumer;
