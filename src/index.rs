@@ -661,8 +661,9 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)] // Tests index what they just built.
 mod tests {
+    // Tests index what they just built.
+    #![allow(clippy::indexing_slicing)]
     use super::*;
 
     #[test]

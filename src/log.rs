@@ -350,6 +350,13 @@ impl Log {
     }
 }
 
+impl Options {
+    /// Opens (or creates) the log in `dir` with these options.
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Log> {
+        Log::open_with(dir, self)
+    }
+}
+
 impl Drop for Log {
     fn drop(&mut self) {
         if let Err(e) = self.append.shutdown() {

@@ -1,12 +1,11 @@
 //! How a log is opened: segment size, durability, preallocation, repair.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::log::Log;
+pub use crate::storage::Preallocate;
 use crate::storage::{RealStorage, Storage};
 
 /// When an append is acknowledged relative to the data reaching the disk.
@@ -21,25 +20,11 @@ pub enum Durability {
     /// Acknowledge after the write; nothing syncs per append. Each sealed
     /// segment is made durable in the background soon after the writer
     /// leaves it, so a crash loses at most the active segment's appends
-    /// since the last [`Log::sync`], which forces everything to disk.
+    /// since the last [`Log::sync`](crate::Log::sync), which forces everything to disk.
     None,
 }
 
-/// How a new segment file gets its disk blocks before the writer maps it.
-///
-/// Both reserve real blocks up front, so a full disk is an error when the
-/// segment is created, never a `SIGBUS` when the mapping is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preallocate {
-    /// `fallocate(2)`: cheap to create; the first sync after writing each new
-    /// region also commits the extent conversion to the journal.
-    Fallocate,
-    /// Write zeros over the whole file (in a background thread, ahead of the
-    /// writer): twice the disk writes, cheaper durable appends afterwards.
-    ZeroFill,
-}
-
-/// Builder for [`Log::open_with`]: `Options::new().segment_size(8 << 20).open(dir)`.
+/// Builder for [`Log::open_with`](crate::Log::open_with): `Options::new().segment_size(8 << 20).open(dir)`.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub(crate) segment_size_bytes: u64,
@@ -98,7 +83,7 @@ impl Options {
     /// Open then verifies every frame of every segment, skips each damaged
     /// frame (keeping every valid frame after it), records the skipped byte
     /// ranges in the directory's `quarantine` file and reports them through
-    /// [`Log::quarantined`]. Without it a damaged frame is [`Error::Corrupt`].
+    /// [`Log::quarantined`](crate::Log::quarantined). Without it a damaged frame is [`Error::Corrupt`].
     pub fn repair(mut self, repair: bool) -> Self {
         self.repair = repair;
         self
@@ -108,7 +93,7 @@ impl Options {
     /// (anything but ext4, xfs and tmpfs: btrfs, zfs, network and FUSE file
     /// systems, overlayfs, ...), where a full disk may kill the process
     /// with `SIGBUS`, or block it, instead of failing an append. Without it,
-    /// [`Log::open`] refuses them with [`Error::UnsupportedFilesystem`].
+    /// [`Log::open`](crate::Log::open) refuses them with [`Error::UnsupportedFilesystem`].
     /// See `docs/RELIABILITY.md`, "File systems".
     pub fn allow_unsupported_filesystem(mut self, allow: bool) -> Self {
         self.allow_unsupported_filesystem = allow;
@@ -130,11 +115,6 @@ impl Options {
     pub(crate) fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
         self
-    }
-
-    /// Opens (or creates) the log in `dir` with these options.
-    pub fn open(self, dir: impl AsRef<Path>) -> Result<Log> {
-        Log::open_with(dir, self)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

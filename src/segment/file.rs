@@ -12,8 +12,7 @@ use memmap2::MmapRaw;
 
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::options::Preallocate;
-use crate::storage::{self, Storage};
+use crate::storage::{self, Preallocate, Storage};
 
 use super::header::{
     FIXED_HEADER_BYTES, HEAD_READ_BYTES, HEADER_BYTES, Slot, decode_header, encode_header,

@@ -44,8 +44,8 @@ mod tests {
     use super::map::Live;
     use super::*;
     use crate::layout;
-    use crate::options::Preallocate;
     use crate::storage;
+    use crate::storage::Preallocate;
 
     fn real() -> Arc<dyn Storage> {
         Arc::new(storage::RealStorage)

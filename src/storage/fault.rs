@@ -25,8 +25,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use memmap2::MmapRaw;
 
+use super::Preallocate;
 use super::{RealStorage, Storage};
-use crate::options::Preallocate;
 
 /// A kind of operation, for failure rules and counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,8 +17,6 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::options::Preallocate;
-
 pub(crate) mod entry;
 // Test scaffolding: the library's unit tests and, with the `testing`
 // feature, the `ops_model` fuzz target use it; an embedder never compiles it.
@@ -27,6 +25,20 @@ pub(crate) mod fault;
 #[cfg(test)]
 mod fault_tests;
 pub(crate) mod filesystem;
+
+/// How a new segment file gets its disk blocks before the writer maps it.
+///
+/// Both reserve real blocks up front, so a full disk is an error when the
+/// segment is created, never a `SIGBUS` when the mapping is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preallocate {
+    /// `fallocate(2)`: cheap to create; the first sync after writing each new
+    /// region also commits the extent conversion to the journal.
+    Fallocate,
+    /// Write zeros over the whole file (in a background thread, ahead of the
+    /// writer): twice the disk writes, cheaper durable appends afterwards.
+    ZeroFill,
+}
 
 /// Mode of every file the engine creates: owner read and write only.
 pub(crate) const FILE_MODE: u32 = 0o600;
