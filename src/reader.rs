@@ -39,7 +39,7 @@ use crate::commit::lock;
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
 use crate::event::EventRef;
-use crate::frame::{self, Checksum, DecodeError, Frame};
+use crate::frame::{Checksum, DecodeError};
 use crate::index::SegmentIndex;
 use crate::layout;
 use crate::options::Options;
@@ -51,6 +51,7 @@ use crate::storage::RealStorage;
 use crate::streams::{Names, Streams};
 use crate::subscribe::Subscription;
 use crate::view::{LogView, ViewParts};
+use crate::walk::{Check, FrameCursor, Step};
 
 /// Longest the follow thread sleeps without looking at the log: a backstop
 /// for a missed wake (a writer restarted, a segment rolled under it).
@@ -334,7 +335,6 @@ impl Follower {
     /// segment, then lets this process's readers and subscribers see them.
     fn apply(&self) -> Result<()> {
         let mut at = lock(&self.at);
-        let lenient = !self.shared.quarantine.is_empty();
         loop {
             let Some(seg) = self.shared.segment_at(at.index) else {
                 if self.open_next(&mut at)? {
@@ -342,40 +342,7 @@ impl Follower {
                 }
                 break;
             };
-            let committed = seg.committed();
-            let mut o = at.offset;
-            let mut ended = false;
-            if o < committed {
-                let bytes = seg
-                    .committed_bytes(o, committed)
-                    .ok_or_else(|| corrupt(&seg, o, "live word out of range"))?;
-                let start = o;
-                let mut streams = self.shared.registry_mut();
-                while o < committed {
-                    let here = &bytes[(o - start) as usize..];
-                    let global = seg.base() + o;
-                    match frame::decode(here, global, &self.checksum) {
-                        Ok((Frame::Events(f), len)) => {
-                            streams
-                                .apply(&self.shared.names, &f, global, lenient)
-                                .map_err(|e| corrupt(&seg, o, e))?;
-                            o += len;
-                        }
-                        Ok((Frame::End, len)) => {
-                            o += len;
-                            ended = true;
-                            break;
-                        }
-                        // A live word past what survived a crash: wait for
-                        // the writer's recovery.
-                        Err(DecodeError::Zero) => break,
-                        Err(e) => match quarantine::find(&self.shared.quarantine, global) {
-                            Some(q) => o = q.global_end - seg.base(),
-                            None => return Err(corrupt(&seg, o, e)),
-                        },
-                    }
-                }
-            }
+            let (o, ended) = self.apply_segment(&seg, at.offset)?;
             if o > at.offset || ended {
                 seg.follow_to(o, ended);
                 at.offset = o;
@@ -400,6 +367,37 @@ impl Follower {
             self.shared.watch.wake();
         }
         Ok(())
+    }
+
+    /// Applies the frames of `seg` the writer committed from segment
+    /// offset `from` on: where that left off, and whether the segment ended
+    /// there.
+    fn apply_segment(&self, seg: &Segment, from: u64) -> Result<(u64, bool)> {
+        let committed = seg.committed();
+        let bytes = seg
+            .committed_bytes(from, committed)
+            .ok_or_else(|| corrupt(seg, from, "live word out of range"))?;
+        let mut frames = FrameCursor::over(seg, Some(bytes), from, &self.checksum)
+            .skipping(&self.shared.quarantine);
+        let lenient = !self.shared.quarantine.is_empty();
+        let mut streams = self.shared.registry_mut();
+        loop {
+            let (start, global) = (frames.offset(), frames.at());
+            match frames.next(Check::Full) {
+                Step::Events(f, _) => {
+                    streams
+                        .apply(&self.shared.names, &f, global, lenient)
+                        .map_err(|e| corrupt(seg, start, e))?;
+                }
+                Step::Quarantined => {}
+                // A quarantined range may have run to the segment's end.
+                Step::End | Step::NoRoom => return Ok((frames.offset(), true)),
+                // A live word past what survived a crash: wait for the
+                // writer's recovery.
+                Step::Limit | Step::Bad(DecodeError::Zero) => return Ok((frames.offset(), false)),
+                Step::Bad(e) => return Err(corrupt(seg, start, e)),
+            }
+        }
     }
 
     /// Opens the segment after the last one, if its file exists, applying

@@ -43,9 +43,10 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_utils::CachePadded;
 
-use crate::frame::{self, Verified};
+use crate::frame;
 use crate::segment::{HEADER_BYTES, Segment};
 use crate::view::LogView;
+use crate::walk::{Checked, FrameCursor, Summed};
 
 /// Shortest stretch of log (bytes from the replay's start to the published
 /// end) worth a thread: spawning one costs ~40 us, the checksums of 4 MiB of
@@ -56,12 +57,6 @@ pub(crate) const MIN_BYTES: u64 = 4 << 20;
 /// replay between two stores of where it is: each store takes the cache
 /// line from the other core.
 pub(crate) const FRAMES_PER_STORE: u32 = 16;
-
-#[cfg(test)]
-thread_local! {
-    /// Frames this thread's replays took as checked by a helper.
-    pub(crate) static TRUSTED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
 
 /// How far ahead of the replay a helper that fell behind starts again:
 /// ~320 frames of 200 bytes, ~60 us of the replay checking them itself.
@@ -125,6 +120,12 @@ impl Ahead {
     /// The replay's next frame is at log offset `at`.
     pub(crate) fn replay_at(&self, at: u64) {
         self.replay_at.store(at, Ordering::Relaxed);
+    }
+}
+
+impl Checked for Ahead {
+    fn verified(&self) -> Range<u64> {
+        Ahead::verified(self)
     }
 }
 
@@ -248,20 +249,19 @@ pub(crate) fn verify(shared: &LogView, ahead: &Ahead) {
                 continue;
             }
         }
-        let Some(buf) = seg.bytes(offset, seg.published()).filter(|b| !b.is_empty()) else {
-            break;
-        };
-        match frame::verify(buf, at, &shared.checksum) {
-            Some(Verified::Events(len)) => offset += len,
-            Some(Verified::End) => {
+        let bytes = seg.bytes(offset, seg.published());
+        let mut next = FrameCursor::over(&seg, bytes, offset, &shared.checksum);
+        match next.next_summed() {
+            Summed::Events(_) => offset = next.offset(),
+            Summed::End => {
                 index += 1;
-                let Some(next) = shared.segment_at(index) else {
+                let Some(following) = shared.segment_at(index) else {
                     break;
                 };
-                seg = next;
+                seg = following;
                 offset = HEADER_BYTES;
             }
-            None => break,
+            Summed::Stop => break,
         }
         at = seg.base() + offset;
     }
@@ -289,6 +289,7 @@ fn lead(seg: &Segment, offset: u64, bytes: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::test_support::{Events, all_events};
+    use crate::walk::TRUSTED;
     use crate::{Durability, Error, EventData, ExpectedVersion, Log, Options, Position};
 
     const SEGMENT: u64 = crate::limits::MIN_SEGMENT_SIZE_BYTES;
@@ -444,7 +445,7 @@ mod tests {
                 || seg
                     .bytes(landed - seg.base(), seg.published())
                     .is_some_and(|b| {
-                        frame::verify(b, landed, &shared.checksum) == Some(Verified::End)
+                        frame::verify(b, landed, &shared.checksum) == Some(frame::Verified::End)
                     });
             assert!(
                 boundaries.contains(&landed) || at_end,

@@ -11,11 +11,11 @@ use super::stream::ReadStream;
 use super::walker::Walker;
 use crate::error::Result;
 use crate::event::EventRef;
-use crate::frame::{EventIter, Frame};
+use crate::frame::EventIter;
 use crate::position::Position;
 use crate::segment::{Segment, corrupt};
 use crate::view::LogView;
-use crate::walk::FrameInfo;
+use crate::walk::{Check, FrameInfo, Step};
 
 impl Walker {
     /// Hands `f` the events of up to `left` frames that follow in the
@@ -40,32 +40,30 @@ impl Walker {
         let Some(seg) = self.seg.as_deref() else {
             return Ok(None);
         };
-        let Some(data) = seg.bytes(self.offset, seg.published()) else {
-            return Ok(None);
-        };
-        let first = self.offset;
-        let mut done = 0;
+        let trusted = std::mem::take(&mut self.trusted);
+        let mut frames = Walker::frames(
+            &self.shared,
+            seg,
+            self.offset,
+            self.ahead.as_deref(),
+            trusted,
+        );
         let mut resume = None;
         let result = loop {
-            let Some(buf) = data.get(done..).filter(|b| *left > 0 && !b.is_empty()) else {
+            if *left == 0 {
+                break Ok(());
+            }
+            let start = frames.offset();
+            // Anything but an events frame goes back to `next_frame`.
+            let Step::Events(decoded, padded) = frames.next(Check::Lazy) else {
+                frames.seek(start);
                 break Ok(());
             };
-            let start = first + done as u64;
-            let at = seg.base() + start;
-            let decoded = Walker::decode(
+            Walker::passed(
                 self.ahead.as_deref(),
-                &mut self.trusted,
-                &self.shared.checksum,
-                buf,
-                at,
+                &mut self.frames,
+                seg.base() + start + padded,
             );
-            // A frame that decodes fits the segment, as `next_frame`'s size
-            // check asks; anything else goes back to `next_frame`.
-            let Ok((Frame::Events(decoded), padded)) = decoded else {
-                break Ok(());
-            };
-            done += padded as usize;
-            Walker::passed(self.ahead.as_deref(), &mut self.frames, at + padded);
             let info = FrameInfo::new(seg, start, &decoded, padded, 0);
             resume = Some(Position::new(info.next_global, 0));
             *left -= 1;
@@ -73,7 +71,8 @@ impl Walker {
                 break Err(e);
             }
         };
-        self.offset = first + done as u64;
+        self.offset = frames.offset();
+        self.trusted = frames.trusted();
         result.map(|()| resume)
     }
 }

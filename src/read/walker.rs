@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use super::ahead::{self, Ahead};
 use crate::error::{Error, Result};
-use crate::frame::{self, Checksum, DecodeError, Frame};
+use crate::frame::DecodeError;
 use crate::position::Position;
-use crate::quarantine;
 use crate::segment::{HEADER_BYTES, Segment, corrupt};
 use crate::view::LogView;
-use crate::walk::FrameInfo;
+use crate::walk::{Check, Checked, FrameCursor, FrameInfo, Step};
 
 /// Walks frames from a position through the published part of the log.
 pub(crate) struct Walker {
@@ -63,47 +62,29 @@ impl Walker {
         }
     }
 
-    /// Whether the helper `ahead` checked the frame at log offset `at`
-    /// already; `trusted` caches the run of checked frames it was last
-    /// seen to have (a run, once published, stays checked).
+    /// A cursor over the published bytes of `seg` from `offset`, stepping
+    /// over quarantined ranges and taking frames the helper checked
+    /// without their checksums.
     #[inline]
-    fn is_verified(ahead: Option<&Ahead>, trusted: &mut Range<u64>, at: u64) -> bool {
-        let Some(ahead) = ahead else {
-            return false;
-        };
-        if !trusted.contains(&at) {
-            *trusted = ahead.verified();
-        }
-        trusted.contains(&at)
+    pub(super) fn frames<'a>(
+        view: &'a LogView,
+        seg: &'a Segment,
+        offset: u64,
+        ahead: Option<&'a Ahead>,
+        trusted: Range<u64>,
+    ) -> FrameCursor<'a> {
+        FrameCursor::over(
+            seg,
+            seg.bytes(offset, seg.published()),
+            offset,
+            &view.checksum,
+        )
+        .skipping(&view.quarantine)
+        .trusting(ahead.map(|a| a as &dyn Checked), trusted)
     }
 
-    /// Decodes the frame at the start of `buf` (log offset `at`), without
-    /// its checksum if the helper's run holds it.
-    #[inline]
-    pub(super) fn decode<'a>(
-        ahead: Option<&Ahead>,
-        trusted: &mut Range<u64>,
-        checksum: &Checksum,
-        buf: &'a [u8],
-        at: u64,
-    ) -> std::result::Result<(Frame<'a>, u64), DecodeError> {
-        if Walker::is_verified(ahead, trusted, at) {
-            #[cfg(test)]
-            ahead::TRUSTED.with(|n| n.set(n.get() + 1));
-            frame::decode_verified(buf)
-        } else {
-            frame::decode_lazy(buf, at, checksum)
-        }
-    }
-
-    /// Tells the helper, every few frames, where the next frame is.
-    #[inline]
-    fn passed_frame(&mut self, next: u64) {
-        Walker::passed(self.ahead.as_deref(), &mut self.frames, next);
-    }
-
-    /// [`Walker::passed_frame`] on borrowed fields, for a loop that holds
-    /// the walker's segment.
+    /// Tells the helper, every few frames, where the replay's next frame
+    /// is (on borrowed fields, for a loop that holds the walker's segment).
     #[inline]
     pub(super) fn passed(ahead: Option<&Ahead>, frames: &mut u32, next: u64) {
         if let Some(ahead) = ahead {
@@ -126,32 +107,18 @@ impl Walker {
                 // seen yet: look again each time.
                 self.seg = self.shared.segment_at(self.index);
             }
-            let Some(seg) = self.seg.as_ref() else {
+            let Some(seg) = self.seg.as_deref() else {
                 return Ok(None);
             };
-            let published = seg.published();
-            if self.offset + frame::END_BYTES as u64 > seg.size() {
-                // No frame fits past here: a quarantined range ran to the
-                // segment's end, taking its end marker.
-                self.skip = 0;
-                self.index += 1;
-                self.seg = self.shared.segment_at(self.index);
-                self.offset = HEADER_BYTES;
-                continue;
-            }
-            let Some(buf) = seg.bytes(self.offset, published).filter(|b| !b.is_empty()) else {
-                return Ok(None);
-            };
-            let at = seg.base() + self.offset;
-            let decoded = Walker::decode(
-                self.ahead.as_deref(),
-                &mut self.trusted,
-                &self.shared.checksum,
-                buf,
-                at,
-            );
-            match decoded {
-                Ok((Frame::Events(f), padded)) => {
+            let start = self.offset;
+            let trusted = std::mem::take(&mut self.trusted);
+            let mut frames =
+                Walker::frames(&self.shared, seg, start, self.ahead.as_deref(), trusted);
+            let step = frames.next(Check::Lazy);
+            self.trusted = frames.trusted();
+            self.offset = frames.offset();
+            match step {
+                Step::Events(f, padded) => {
                     // A caller's index past the frame's last event names no
                     // event: refuse it rather than resume at the next frame.
                     if let Some(position) = self.unproven.take()
@@ -160,54 +127,56 @@ impl Walker {
                         return Err(Error::InvalidPosition { position });
                     }
                     let skip = std::mem::take(&mut self.skip);
-                    let info = FrameInfo::new(seg, self.offset, &f, padded, skip);
-                    self.offset += padded;
-                    self.passed_frame(at + padded);
+                    let info = FrameInfo::new(seg, start, &f, padded, skip);
+                    Walker::passed(self.ahead.as_deref(), &mut self.frames, info.next_global);
                     return Ok(Some(info));
                 }
-                Ok((Frame::End, _)) => {
+                Step::End => {
                     if let Some(position) = self.unproven.take()
                         && self.skip > 0
                     {
                         return Err(Error::InvalidPosition { position });
                     }
-                    self.skip = 0;
-                    self.index += 1;
-                    self.seg = self.shared.segment_at(self.index);
-                    self.offset = HEADER_BYTES;
+                    self.next_segment();
                 }
-                Err(error) => {
-                    if let Some(q) = quarantine::find(&self.shared.quarantine, at) {
-                        self.offset = q.global_end - seg.base();
-                        self.skip = 0;
-                        continue;
-                    }
+                // A quarantined range ran to the segment's end, taking its
+                // end marker.
+                Step::NoRoom => self.next_segment(),
+                Step::Quarantined => self.skip = 0,
+                Step::Limit => return Ok(None),
+                Step::Bad(error) => {
                     if let Some(position) = self.unproven.take()
-                        && !self.is_frame_boundary(seg, self.offset)
+                        && !is_frame_boundary(&self.shared, seg, start)
                     {
                         return Err(Error::InvalidPosition { position });
                     }
-                    return Err(corrupt(seg, self.offset, error));
+                    return Err(corrupt(seg, start, error));
                 }
             }
         }
     }
 
-    /// Whether `target` is where a frame starts, walking from the segment's
-    /// first frame. A damaged frame on the way leaves it undecided (`true`:
-    /// report the damage rather than blame the caller).
-    fn is_frame_boundary(&self, seg: &Segment, target: u64) -> bool {
-        let mut o = HEADER_BYTES;
-        while o < target {
-            let Some(buf) = seg.bytes(o, seg.published()) else {
-                return false;
-            };
-            match frame::decode(buf, seg.base() + o, &self.shared.checksum) {
-                Ok((_, len)) => o += len,
-                Err(DecodeError::Zero) => return false,
-                Err(_) => return true,
-            }
-        }
-        o == target
+    /// Moves to the start of the next segment.
+    fn next_segment(&mut self) {
+        self.skip = 0;
+        self.index += 1;
+        self.seg = self.shared.segment_at(self.index);
+        self.offset = HEADER_BYTES;
     }
+}
+
+/// Whether `target` is where a frame starts in `seg`, walking from its
+/// first frame. A damaged frame on the way leaves it undecided (`true`:
+/// report the damage rather than blame the caller).
+fn is_frame_boundary(view: &LogView, seg: &Segment, target: u64) -> bool {
+    let bytes = seg.bytes(HEADER_BYTES, seg.published());
+    let mut frames = FrameCursor::over(seg, bytes, HEADER_BYTES, &view.checksum);
+    while frames.offset() < target {
+        match frames.next(Check::Full) {
+            Step::Events(..) | Step::End => {}
+            Step::Bad(DecodeError::Zero) | Step::Limit | Step::NoRoom => return false,
+            Step::Bad(_) | Step::Quarantined => return true,
+        }
+    }
+    frames.offset() == target
 }
