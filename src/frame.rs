@@ -132,12 +132,12 @@ pub(crate) fn batch_len(defines: Option<&str>, events: &[EventData]) -> u64 {
 
 /// Appends bytes into a fixed buffer; running past its end is a bug in the
 /// length computation, caught by the debug assertion and by the read-back check.
-struct Cursor<'a> {
+struct Filler<'a> {
     out: &'a mut [u8],
     at: usize,
 }
 
-impl Cursor<'_> {
+impl Filler<'_> {
     fn put(&mut self, bytes: &[u8]) {
         let end = self.at.saturating_add(bytes.len());
         match self.out.get_mut(self.at..end) {
@@ -166,7 +166,7 @@ pub(crate) fn encode_batch(
     } else {
         0
     };
-    let mut c = Cursor { out, at: 0 };
+    let mut c = Filler { out, at: 0 };
     c.put(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
     c.put(&[0; 4]); // CRC, filled in last.
     c.put(&[KIND_EVENTS, flags]);

@@ -27,6 +27,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::layout;
+use crate::segment::map_index_file;
 use crate::storage::{self, Storage, StorageWriter};
 use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
 
@@ -384,18 +385,12 @@ impl SegmentIndex {
     /// warning unless the file is simply missing) when it cannot be used.
     ///
     /// The file is mapped, not read: reading it copied it into fresh heap
-    /// pages, and on this machine a fresh page costs ~1 us, more than
-    /// decoding the entries on it; the mapping shares the page cache's, and
-    /// the registry keeps it for the entries.
-    #[allow(unsafe_code)]
+    /// pages, each costing more than decoding the entries on it; the
+    /// mapping shares the page cache's, and the registry keeps it for the
+    /// entries.
     pub(crate) fn read(dir: &Path, log_id: u128, base: u64) -> Option<SegmentIndex> {
         let path = dir.join(layout::index_file(base));
-        // SAFETY: index files are never changed in place: each is written
-        // under a temporary name and renamed over the old one, which leaves
-        // an open file's bytes (its own inode) as they were. Nothing
-        // truncates a published index file, so the mapping cannot fault.
-        let mapped =
-            storage::entry::open_read(&path).and_then(|f| unsafe { memmap2::Mmap::map(&f) });
+        let mapped = storage::entry::open_read(&path).and_then(|f| map_index_file(&f));
         let raw = match mapped {
             Ok(map) => Bytes::from_owner(map),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -449,7 +444,7 @@ fn warn_rebuild(path: &PathBuf, reason: &str) {
 /// reason, never a panic.
 #[deny(clippy::arithmetic_side_effects)]
 fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIndex, &'static str> {
-    let mut r = Reader { b: raw };
+    let mut r = ByteReader { b: raw };
     if r.take(8)? != MAGIC || r.u32()? != VERSION {
         return Err("unknown format");
     }
@@ -573,7 +568,7 @@ struct FileMeta {
 impl FileMeta {
     /// The names defined, in id order.
     fn names(&self) -> impl Iterator<Item = &str> {
-        let mut r = Reader {
+        let mut r = ByteReader {
             b: self
                 .raw
                 .get(self.defs_at..self.heads_at)
@@ -595,7 +590,7 @@ impl FileMeta {
 
     /// Each head with its stream's run of the file's entries, if any.
     fn heads(&self) -> impl Iterator<Item = (u32, Head, Option<FileRun>)> {
-        let mut r = Reader {
+        let mut r = ByteReader {
             b: self.raw.get(self.heads_at..).unwrap_or_default(),
         };
         let mut start = 0u32;
@@ -614,7 +609,7 @@ impl FileMeta {
 }
 
 /// One definition: the stream's id and its name's bytes.
-fn def<'a>(r: &mut Reader<'a>) -> std::result::Result<(u32, &'a [u8]), &'static str> {
+fn def<'a>(r: &mut ByteReader<'a>) -> std::result::Result<(u32, &'a [u8]), &'static str> {
     let id = r.u32()?;
     let len = usize::from(r.u16()?);
     Ok((id, r.take(len)?))
@@ -622,7 +617,7 @@ fn def<'a>(r: &mut Reader<'a>) -> std::result::Result<(u32, &'a [u8]), &'static 
 
 /// One head: the stream's id, its head, how many of the file's entries
 /// are its own, and the first one's version.
-fn head(r: &mut Reader<'_>) -> std::result::Result<(u32, Head, u32, u64), &'static str> {
+fn head(r: &mut ByteReader<'_>) -> std::result::Result<(u32, Head, u32, u64), &'static str> {
     let id = r.u32()?;
     let head = Head {
         last_version: r.u64()?,
@@ -631,11 +626,11 @@ fn head(r: &mut Reader<'_>) -> std::result::Result<(u32, Head, u32, u64), &'stat
     Ok((id, head, r.u32()?, r.u64()?))
 }
 
-struct Reader<'a> {
+struct ByteReader<'a> {
     b: &'a [u8],
 }
 
-impl<'a> Reader<'a> {
+impl<'a> ByteReader<'a> {
     fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], &'static str> {
         let (head, rest) = self.b.split_at_checked(n).ok_or("truncated")?;
         self.b = rest;

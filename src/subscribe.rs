@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 use crate::position::Position;
-use crate::read::{Cursor, ReadStream, Select, Step};
+use crate::read::{Fetched, LogCursor, ReadStream, Select};
 use crate::view::LogView;
 use crate::watch::Woken;
 
@@ -158,11 +158,11 @@ enum Phase {
         delivered: bool,
     },
     /// Following the global log for the stream's frames.
-    Live(Cursor),
+    Live(LogCursor),
 }
 
 enum Mode {
-    All(Cursor),
+    All(LogCursor),
     Stream {
         name: String,
         id: Option<u32>,
@@ -216,7 +216,7 @@ impl Subscription {
             return Err(Error::InvalidPosition { position: from });
         }
         Ok(Subscription {
-            mode: Mode::All(Cursor::new(Arc::clone(&shared), from)),
+            mode: Mode::All(LogCursor::new(Arc::clone(&shared), from)),
             shared,
             filter: Filter::all(),
             after: None,
@@ -297,7 +297,7 @@ impl Subscription {
             // reached the end moves the end past this.
             let seen = self.shared.watch.end();
             match self.step()? {
-                Step::Event(event) => {
+                Fetched::Event(event) => {
                     if self.after.is_some_and(|after| event.position <= after) {
                         continue;
                     }
@@ -305,13 +305,13 @@ impl Subscription {
                     self.resume = event.next_position;
                     return Ok(Some(event));
                 }
-                Step::Budget => {
+                Fetched::Budget => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(None);
                     }
                     continue;
                 }
-                Step::End => {}
+                Fetched::End => {}
             }
             match self.shared.watch.wait_past(seen, deadline) {
                 Woken::Moved => {}
@@ -329,12 +329,12 @@ impl Subscription {
     }
 
     /// The next event from history or what is published, without waiting.
-    fn step(&mut self) -> Result<Step> {
+    fn step(&mut self) -> Result<Fetched> {
         let filter = &self.filter;
         match &mut self.mode {
             Mode::All(cursor) => {
                 let step = cursor.next(&mut AllSelect { filter }, FRAMES_PER_DEADLINE_CHECK);
-                if !matches!(step, Ok(Step::Event(_))) {
+                if !matches!(step, Ok(Fetched::Event(_))) {
                     self.resume = cursor.resume();
                 }
                 step
@@ -355,7 +355,7 @@ impl Subscription {
                             *delivered = true;
                             *next_version = event.version + 1;
                             if filter.keeps_type(event.event_type.as_ref()) {
-                                return Ok(Step::Event(event));
+                                return Ok(Fetched::Event(event));
                             }
                         }
                         Some(Err(e)) => return Err(e),
@@ -373,7 +373,7 @@ impl Subscription {
                         }
                         None => {
                             let from = Position::new(*end_before, 0);
-                            *phase = Phase::Live(Cursor::new(Arc::clone(&self.shared), from));
+                            *phase = Phase::Live(LogCursor::new(Arc::clone(&self.shared), from));
                         }
                     },
                     Phase::Live(cursor) => {
@@ -384,7 +384,7 @@ impl Subscription {
                             filter,
                         };
                         let step = cursor.next(&mut select, FRAMES_PER_DEADLINE_CHECK)?;
-                        if let Step::Event(event) = &step {
+                        if let Fetched::Event(event) = &step {
                             *next_version = event.version + 1;
                         }
                         return Ok(step);

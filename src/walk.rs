@@ -16,6 +16,7 @@
 //! Crossing into the next segment is the caller's too: each finds its
 //! segments its own way (the view's list, recovery's open files, a
 //! follower's directory).
+#![deny(clippy::indexing_slicing)]
 
 use std::ops::Range;
 

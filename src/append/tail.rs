@@ -65,7 +65,7 @@ pub(crate) enum Placed {
 }
 
 /// An append checked against the registry, with its frame's place decided.
-struct Checked<'a> {
+struct Accepted<'a> {
     found: Option<Found>,
     defines: Option<&'a str>,
     first_version: u64,
@@ -109,7 +109,7 @@ impl AppendSide {
 
     /// The expected-version check and the limits a frame must meet, before
     /// anything is written.
-    fn check<'a>(&self, found: Option<Found>, request: &AppendRequest<'a>) -> Result<Checked<'a>> {
+    fn check<'a>(&self, found: Option<Found>, request: &AppendRequest<'a>) -> Result<Accepted<'a>> {
         let actual = found.map(|f| f.head.last_version);
         if !request.expected.matches(actual) {
             return Err(Error::WrongExpectedVersion {
@@ -132,7 +132,7 @@ impl AppendSide {
                 max_bytes: max_frame,
             });
         }
-        Ok(Checked {
+        Ok(Accepted {
             found,
             defines,
             first_version,
@@ -148,7 +148,7 @@ impl AppendSide {
         streams: &mut Streams,
         tail: &mut Tail,
         request: &AppendRequest<'_>,
-        c: &Checked<'_>,
+        c: &Accepted<'_>,
         now: u64,
     ) -> Result<(AppendResult, u64)> {
         let seg_base = tail.writer.segment().base();

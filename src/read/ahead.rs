@@ -30,7 +30,7 @@
 //!
 //! Memory: none. CPU: one more core while a long read runs, only when the
 //! machine has one to spare: helpers in the whole process are limited to
-//! one fewer than the CPUs ([`Slot`]), so many readers at once do not pile
+//! one fewer than the CPUs ([`HelperSlot`]), so many readers at once do not pile
 //! threads onto cores their own callbacks need.
 //!
 //! Two users: `replay` runs its helper in a thread scope; the owned cursor
@@ -68,7 +68,7 @@ const LEAD_BYTES: u64 = 64 << 10;
 #[derive(Debug)]
 pub(crate) struct Ahead {
     /// Written by the helper.
-    run: CachePadded<Run>,
+    run: CachePadded<CheckedRun>,
     /// Log offset of the replay's next frame, stored now and then: a helper
     /// that fell behind starts again from there.
     replay_at: CachePadded<AtomicU64>,
@@ -77,7 +77,7 @@ pub(crate) struct Ahead {
 
 /// The helper's current run of checked frames.
 #[derive(Debug)]
-struct Run {
+struct CheckedRun {
     /// Log offset of the run's first frame: a boundary of the replay's walk
     /// (see the module docs).
     from: AtomicU64,
@@ -91,7 +91,7 @@ impl Ahead {
     /// LogView state for a replay whose next frame is at log offset `at`.
     pub(crate) fn new(at: u64) -> Ahead {
         Ahead {
-            run: CachePadded::new(Run {
+            run: CachePadded::new(CheckedRun {
                 from: AtomicU64::new(at),
                 to: AtomicU64::new(at),
             }),
@@ -146,12 +146,12 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 /// One of the helpers allowed to run at once; given back when dropped (by
 /// the helper's thread, when it returns).
 #[derive(Debug)]
-pub(crate) struct Slot(());
+pub(crate) struct HelperSlot(());
 
-impl Slot {
+impl HelperSlot {
     /// A slot for a read from log offset `from`, if that read is long
     /// enough to be worth a thread and a CPU is free for one.
-    pub(crate) fn take(shared: &LogView, from: u64) -> Option<Slot> {
+    pub(crate) fn take(shared: &LogView, from: u64) -> Option<HelperSlot> {
         static MAX: OnceLock<usize> = OnceLock::new();
         let max = *MAX.get_or_init(|| {
             std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1))
@@ -164,11 +164,11 @@ impl Slot {
                 (n < max).then_some(n + 1)
             })
             .ok()
-            .map(|_| Slot(()))
+            .map(|_| HelperSlot(()))
     }
 }
 
-impl Drop for Slot {
+impl Drop for HelperSlot {
     fn drop(&mut self) {
         RUNNING.fetch_sub(1, Ordering::AcqRel);
     }
@@ -180,9 +180,9 @@ pub(crate) struct Running(Arc<Ahead>);
 
 impl Running {
     /// Starts a helper thread for a read whose next frame is at log offset
-    /// `at` (a frame boundary the read reached), if [`Slot::take`] allows.
+    /// `at` (a frame boundary the read reached), if [`HelperSlot::take`] allows.
     pub(crate) fn start(shared: &Arc<LogView>, at: u64) -> Option<Running> {
-        let slot = Slot::take(shared, at)?;
+        let slot = HelperSlot::take(shared, at)?;
         let ahead = Arc::new(Ahead::new(at));
         let (shared, theirs) = (Arc::clone(shared), Arc::clone(&ahead));
         std::thread::Builder::new()
@@ -578,8 +578,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = long_log(dir.path());
         let spare = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
-        let held: Vec<Slot> = (0..=spare)
-            .filter_map(|_| Slot::take(&log.view, 0))
+        let held: Vec<HelperSlot> = (0..=spare)
+            .filter_map(|_| HelperSlot::take(&log.view, 0))
             .collect();
         assert!(
             held.len() <= spare,
@@ -588,6 +588,6 @@ mod tests {
         );
         drop(held);
         let end = log.view.watch.end();
-        assert!(Slot::take(&log.view, end - MIN_BYTES / 2).is_none());
+        assert!(HelperSlot::take(&log.view, end - MIN_BYTES / 2).is_none());
     }
 }

@@ -12,7 +12,7 @@ use crate::event::RecordedEvent;
 use crate::position::Position;
 use crate::view::LogView;
 
-/// Decides, frame by frame and then event by event, what a [`Cursor`]
+/// Decides, frame by frame and then event by event, what a [`LogCursor`]
 /// hands out. Frames it refuses are passed over whole: no event parsed, no
 /// name looked up.
 pub(crate) trait Select {
@@ -36,10 +36,10 @@ impl Select for Everything {
     }
 }
 
-/// What [`Cursor::next`] found.
+/// What [`LogCursor::next`] found.
 // Moved straight out to the caller; boxing the event would allocate per event.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Step {
+pub(crate) enum Fetched {
     Event(RecordedEvent),
     /// The end of what is published.
     End,
@@ -49,7 +49,7 @@ pub(crate) enum Step {
 
 /// Owned events of the global log from a position on, through what is
 /// published: the walk behind `read_all` and subscriptions.
-pub(crate) struct Cursor {
+pub(crate) struct LogCursor {
     pub(super) walker: Walker,
     pub(super) cache: SegmentBytes,
     pub(super) frame: Option<OwnedFrame>,
@@ -64,9 +64,9 @@ pub(crate) struct Cursor {
     pub(super) asked_for_helper: bool,
 }
 
-impl Cursor {
-    pub(crate) fn new(shared: Arc<LogView>, from: Position) -> Cursor {
-        Cursor {
+impl LogCursor {
+    pub(crate) fn new(shared: Arc<LogView>, from: Position) -> LogCursor {
+        LogCursor {
             walker: Walker::new(shared, from),
             cache: SegmentBytes::default(),
             frame: None,
@@ -101,13 +101,13 @@ impl Cursor {
         &mut self,
         select: &mut S,
         mut budget: usize,
-    ) -> Result<Step> {
+    ) -> Result<Fetched> {
         loop {
             if let Some(f) = self.frame.as_mut() {
                 match f.next_kept(&mut self.types, &mut |v, t| select.event(v, t)) {
                     Some(Ok(event)) => {
                         self.resume = event.next_position;
-                        return Ok(Step::Event(event));
+                        return Ok(Fetched::Event(event));
                     }
                     Some(Err(e)) => return Err(e),
                     None => {
@@ -118,17 +118,17 @@ impl Cursor {
                 continue;
             }
             if budget == 0 {
-                return Ok(Step::Budget);
+                return Ok(Fetched::Budget);
             }
             budget -= 1;
             let Some(info) = self.walker.next_frame()? else {
-                return Ok(Step::End);
+                return Ok(Fetched::End);
             };
             if !self.asked_for_helper {
                 self.ask_for_helper();
             }
             let Some(seg) = self.walker.segment() else {
-                return Ok(Step::End);
+                return Ok(Fetched::End);
             };
             let first = info.first_version + u64::from(info.skip);
             if !select.frame(
@@ -152,7 +152,7 @@ impl Cursor {
 
 /// Iterator over the global log returned by [`Log::read_all`](crate::Log::read_all).
 pub struct ReadAll {
-    cursor: Cursor,
+    cursor: LogCursor,
     done: bool,
 }
 
@@ -167,7 +167,7 @@ impl std::fmt::Debug for ReadAll {
 impl ReadAll {
     pub(crate) fn new(shared: Arc<LogView>, from: Position) -> Result<ReadAll> {
         Ok(ReadAll {
-            cursor: Cursor::new(shared, from),
+            cursor: LogCursor::new(shared, from),
             done: false,
         })
     }
@@ -181,8 +181,8 @@ impl Iterator for ReadAll {
             return None;
         }
         match self.cursor.next(&mut Everything, usize::MAX) {
-            Ok(Step::Event(event)) => Some(Ok(event)),
-            Ok(Step::End | Step::Budget) => {
+            Ok(Fetched::Event(event)) => Some(Ok(event)),
+            Ok(Fetched::End | Fetched::Budget) => {
                 self.done = true;
                 None
             }

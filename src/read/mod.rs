@@ -20,7 +20,7 @@ mod stream;
 mod walker;
 
 pub use all::ReadAll;
-pub(crate) use all::{Cursor, Select, Step};
+pub(crate) use all::{Fetched, LogCursor, Select};
 #[cfg(test)]
 pub(crate) use replay::replay_with;
 pub(crate) use replay::{replay, replay_stream};

@@ -180,7 +180,7 @@ where
     let Some(next) = replay_frames(shared, &mut walker, &mut types, &mut f, Some(1))? else {
         return Ok(from);
     };
-    let Some(slot) = ahead::Slot::take(shared, next.frame_offset()) else {
+    let Some(slot) = ahead::HelperSlot::take(shared, next.frame_offset()) else {
         return Ok(replay_frames(shared, &mut walker, &mut types, &mut f, None)?.unwrap_or(next));
     };
     let helper = Arc::new(Ahead::new(next.frame_offset()));

@@ -9,6 +9,7 @@
 //! have been acknowledged. Any other bad frame is a write that never
 //! finished, and nothing from there on was acknowledged (docs/FORMAT.md,
 //! "Torn write or damage").
+#![deny(clippy::indexing_slicing)]
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -88,55 +89,12 @@ fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<(u64, PathBuf)
 /// Opens every segment in `dir` (creating the first for a new log) and
 /// recovers the log's state; see the module docs.
 pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
-    let storage = &options.storage;
-    let found = list_segments(&**storage, dir)?;
+    let found = list_segments(&*options.storage, dir)?;
     let known = quarantine::load(dir)?;
     if found.is_empty() {
-        let log_id = new_log_id();
-        let seg = OpenSegment::create(
-            storage,
-            dir,
-            0,
-            options.segment_size_bytes,
-            log_id,
-            options.preallocate,
-        )?;
-        let (active, writer) = seg.into_active(HEADER_BYTES);
-        return Ok(Recovered {
-            log_id,
-            sealed: Vec::new(),
-            active,
-            writer,
-            spare: None,
-            names: Names::new(),
-            streams: Streams::new(options.index_interval),
-            quarantine: known,
-            index: SegmentIndex::new(0, HEADER_BYTES),
-            clean_tail: false,
-            index_current: false,
-        });
+        return new_log(dir, options, known);
     }
-    let mut segs = Vec::with_capacity(found.len());
-    for (base, path) in &found {
-        segs.push(OpenSegment::open(storage, path, *base)?);
-    }
-    let log_id = segs[0].segment().log_id();
-    for pair in segs.windows(2) {
-        let (prev, next) = (pair[0].segment(), pair[1].segment());
-        if next.log_id() != log_id {
-            return Err(Error::UnsupportedFormat {
-                path: next.path().to_path_buf(),
-                reason: "segment belongs to another log".into(),
-            });
-        }
-        if next.base() != prev.end() {
-            return Err(corrupt(
-                next,
-                0,
-                format!("segment missing: expected one starting at {}", prev.end()),
-            ));
-        }
-    }
+    let (log_id, segs) = open_segments(&options.storage, &found)?;
     let scan = Scan {
         dir,
         log_id,
@@ -157,6 +115,74 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         Err(e) => return Err(e),
     };
     finish(dir, options, log_id, segs, walk, known)
+}
+
+/// A new log in `dir`: its first segment.
+fn new_log(dir: &Path, options: &Options, known: Vec<Quarantined>) -> Result<Recovered> {
+    let log_id = new_log_id();
+    let (active, writer) = new_tail(dir, options, log_id, 0)?;
+    Ok(Recovered {
+        log_id,
+        sealed: Vec::new(),
+        active,
+        writer,
+        spare: None,
+        names: Names::new(),
+        streams: Streams::new(options.index_interval),
+        quarantine: known,
+        index: SegmentIndex::new(0, HEADER_BYTES),
+        clean_tail: false,
+        index_current: false,
+    })
+}
+
+/// Creates the segment at `base` and makes it the active one, empty.
+fn new_tail(
+    dir: &Path,
+    options: &Options,
+    log_id: u128,
+    base: u64,
+) -> Result<(Arc<Segment>, SegmentWriter)> {
+    let open = OpenSegment::create(
+        &options.storage,
+        dir,
+        base,
+        options.segment_size_bytes,
+        log_id,
+        options.preallocate,
+    )?;
+    Ok(open.into_active(HEADER_BYTES))
+}
+
+/// Opens and validates the segment files `found`, which must belong to one
+/// log and tile it without gaps: that log's id, and the segments.
+fn open_segments(
+    storage: &Arc<dyn Storage>,
+    found: &[(u64, PathBuf)],
+) -> Result<(u128, Vec<OpenSegment>)> {
+    let mut segs = Vec::with_capacity(found.len());
+    for (base, path) in found {
+        segs.push(OpenSegment::open(storage, path, *base)?);
+    }
+    let log_id = segs.first().map_or(0, |s| s.segment().log_id());
+    for pair in segs.windows(2) {
+        let [prev, next] = pair else { continue };
+        let (prev, next) = (prev.segment(), next.segment());
+        if next.log_id() != log_id {
+            return Err(Error::UnsupportedFormat {
+                path: next.path().to_path_buf(),
+                reason: "segment belongs to another log".into(),
+            });
+        }
+        if next.base() != prev.end() {
+            return Err(corrupt(
+                next,
+                0,
+                format!("segment missing: expected one starting at {}", prev.end()),
+            ));
+        }
+    }
+    Ok((log_id, segs))
 }
 
 /// The segments after the tail: the first, when it is a usable spare, is
@@ -210,22 +236,8 @@ fn finish(
     mut walk: Walk,
     mut known: Vec<Quarantined>,
 ) -> Result<Recovered> {
-    let mut sealed = Vec::with_capacity(walk.tail);
-    let mut rest = segs.into_iter().enumerate();
-    for (i, mut open) in rest.by_ref().take(walk.tail) {
-        let end = walk.ends.get(i).copied().unwrap_or(HEADER_BYTES);
-        if walk.to_seal.contains(&i) {
-            open.segment().flush(0, end)?;
-            open.write_slot(end, SLOT_SEALED)?;
-        }
-        if walk.rebuilt.contains(&i)
-            && let Some(Some(index)) = walk.indexes.get_mut(i)
-            && let Err(e) = index.write(&*options.storage, dir, log_id, &walk.names)
-        {
-            log::warn!("seglog: could not rewrite an index file: {e}");
-        }
-        sealed.push(open.into_sealed(end));
-    }
+    let mut rest = segs.into_iter();
+    let sealed = seal_scanned(dir, options, log_id, &mut walk, rest.by_ref())?;
     let tail_base = sealed.last().map_or(0, |s: &Arc<Segment>| s.end());
     let index_current = walk.loaded_unsealed == Some((walk.tail, walk.cursor));
     let index = match walk.indexes.get_mut(walk.tail).and_then(Option::take) {
@@ -236,57 +248,14 @@ fn finish(
         None => SegmentIndex::new(tail_base, HEADER_BYTES),
     };
     let (active, writer, spare, clean_tail) = match rest.next() {
-        Some((_, mut tail)) => {
-            let clean_stop = tail
-                .slot()
-                .is_some_and(|s| s.flags & SLOT_CLEAN != 0 && s.watermark == walk.cursor)
-                && {
-                    let page_end = (walk.cursor / HEADER_BYTES + 1) * HEADER_BYTES;
-                    tail.read(walk.cursor, page_end).iter().all(|&b| b == 0)
-                };
-            if !clean_stop {
-                log::info!(
-                    "seglog: recovering {:?}: log continues at offset {}",
-                    tail.segment().path(),
-                    walk.cursor
-                );
-                tail.zero_from(walk.cursor)?;
-            }
-            // Everything below the cursor is whole and now durable: raise the
-            // watermark to it. After a clean close it was durable already
-            // and the slot says so; the sync thread drops the clean flag,
-            // off the open path, before the first new write (`clean_tail`).
-            if !clean_stop {
-                tail.segment().flush(0, walk.cursor)?;
-                tail.write_slot(walk.cursor, 0)?;
-            }
-            if tail.segment().copies_on_write() {
-                log::warn!(
-                    "seglog: {:?} copies on write (btrfs, made by an older seglog): a full \
-                     disk while it is written raises SIGBUS; the segments after it are \
-                     made no-copy-on-write",
-                    tail.segment().path()
-                );
-            }
-            let spare = keep_spare(options, rest.map(|(_, later)| later), clean_stop)?;
-            let (active, writer) = tail.into_active(walk.cursor);
-            (active, writer, spare, clean_stop)
-        }
+        Some(tail) => recover_tail(options, tail, rest, walk.cursor)?,
         None => {
-            let open = OpenSegment::create(
-                &options.storage,
-                dir,
-                tail_base,
-                options.segment_size_bytes,
-                log_id,
-                options.preallocate,
-            )?;
-            let (active, writer) = open.into_active(HEADER_BYTES);
+            let (active, writer) = new_tail(dir, options, log_id, tail_base)?;
             (active, writer, None, false)
         }
     };
     if !walk.found.is_empty() {
-        known.extend(walk.found);
+        known.extend(std::mem::take(&mut walk.found));
         quarantine::store(&*options.storage, dir, &known)?;
     }
     Ok(Recovered {
@@ -302,4 +271,73 @@ fn finish(
         clean_tail,
         index_current,
     })
+}
+
+/// The segments before the tail, shared: sealed where the scan found an
+/// end marker the slot did not record, their index files rewritten where
+/// the scan rebuilt them.
+fn seal_scanned(
+    dir: &Path,
+    options: &Options,
+    log_id: u128,
+    walk: &mut Walk,
+    segs: impl Iterator<Item = OpenSegment>,
+) -> Result<Vec<Arc<Segment>>> {
+    let mut sealed = Vec::with_capacity(walk.tail);
+    for (i, mut open) in segs.take(walk.tail).enumerate() {
+        let end = walk.ends.get(i).copied().unwrap_or(HEADER_BYTES);
+        if walk.to_seal.contains(&i) {
+            open.segment().flush(0, end)?;
+            open.write_slot(end, SLOT_SEALED)?;
+        }
+        if walk.rebuilt.contains(&i)
+            && let Some(Some(index)) = walk.indexes.get_mut(i)
+            && let Err(e) = index.write(&*options.storage, dir, log_id, &walk.names)
+        {
+            log::warn!("seglog: could not rewrite an index file: {e}");
+        }
+        sealed.push(open.into_sealed(end));
+    }
+    Ok(sealed)
+}
+
+/// The tail segment made active at `cursor`: a torn tail cut (zeroed and
+/// its watermark raised), the segments after it kept as the spare or
+/// removed. Returns it, its writer, the spare, and whether it stopped
+/// cleanly (its slot still says `CLEAN`).
+fn recover_tail(
+    options: &Options,
+    mut tail: OpenSegment,
+    later: impl Iterator<Item = OpenSegment>,
+    cursor: u64,
+) -> Result<(Arc<Segment>, SegmentWriter, Option<OpenSegment>, bool)> {
+    let page_end = (cursor / HEADER_BYTES + 1) * HEADER_BYTES;
+    let clean_stop = tail
+        .slot()
+        .is_some_and(|s| s.flags & SLOT_CLEAN != 0 && s.watermark == cursor)
+        && tail.read(cursor, page_end).iter().all(|&b| b == 0);
+    if !clean_stop {
+        log::info!(
+            "seglog: recovering {:?}: log continues at offset {cursor}",
+            tail.segment().path()
+        );
+        tail.zero_from(cursor)?;
+        debug_assert!(tail.read(cursor, page_end).iter().all(|&b| b == 0));
+        // Everything below the cursor is whole and now durable: raise the
+        // watermark to it. After a clean close it was durable already and
+        // the slot says so; the sync thread drops the clean flag, off the
+        // open path, before the first new write (`clean_tail`).
+        tail.segment().flush(0, cursor)?;
+        tail.write_slot(cursor, 0)?;
+    }
+    if tail.segment().copies_on_write() {
+        log::warn!(
+            "seglog: {:?} copies on write (btrfs, made by an older seglog): a full disk while \
+             it is written raises SIGBUS; the segments after it are made no-copy-on-write",
+            tail.segment().path()
+        );
+    }
+    let spare = keep_spare(options, later, clean_stop)?;
+    let (active, writer) = tail.into_active(cursor);
+    Ok((active, writer, spare, clean_stop))
 }

@@ -9,6 +9,7 @@
 //! that may have been acknowledged ([`Scan::verdict`]). Any other bad
 //! frame is a write that never finished, and nothing from there on was
 //! acknowledged (docs/FORMAT.md, "Torn write or damage").
+#![deny(clippy::indexing_slicing)]
 
 use std::path::Path;
 

@@ -24,6 +24,15 @@ use crate::storage::{self, Storage};
 use super::file::OpenSegment;
 use super::header::{HEADER_BYTES, SLOT_BYTES, SLOT_OFFSETS, Slot};
 
+/// Maps an index file (`index.rs`) read-only, whole.
+pub(crate) fn map_index_file(file: &File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: index files are never changed in place: each is written under
+    // a temporary name and renamed over the old one, which leaves an open
+    // file's bytes (its own inode) as they were. Nothing truncates a
+    // published index file, so the mapping cannot fault.
+    unsafe { memmap2::Mmap::map(file) }
+}
+
 /// Bytes of a page: [`OpenSegment::zero_from`] clears page by page.
 const PAGE_BYTES: usize = 4096;
 /// The live words of the header page, outside every checksum and never read

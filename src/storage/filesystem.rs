@@ -59,7 +59,7 @@ const OTHERS: &[(u32, &str)] = &[
 
 /// What seglog knows of a file system.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
+enum FsKind {
     /// Reserved blocks are written in place.
     InPlace(&'static str),
     /// A full disk may block or kill the writer: its name and why.
@@ -70,13 +70,13 @@ const UNKNOWN_REASON: &str = "seglog cannot keep a full disk from raising SIGBUS
 const BTRFS_REASON: &str = "a full disk blocks the writer in the kernel or kills it with SIGBUS, \
      even in no-copy-on-write segments";
 
-fn kind(magic: u32) -> Kind {
+fn kind(magic: u32) -> FsKind {
     match magic {
-        EXT_MAGIC => Kind::InPlace("ext4"),
-        XFS_MAGIC => Kind::InPlace("xfs"),
-        TMPFS_MAGIC => Kind::InPlace("tmpfs"),
-        BTRFS_MAGIC => Kind::Unsupported("btrfs".into(), BTRFS_REASON),
-        _ => Kind::Unsupported(
+        EXT_MAGIC => FsKind::InPlace("ext4"),
+        XFS_MAGIC => FsKind::InPlace("xfs"),
+        TMPFS_MAGIC => FsKind::InPlace("tmpfs"),
+        BTRFS_MAGIC => FsKind::Unsupported("btrfs".into(), BTRFS_REASON),
+        _ => FsKind::Unsupported(
             OTHERS.iter().find(|(m, _)| *m == magic).map_or_else(
                 || format!("a file system of magic {magic:#x}"),
                 |(_, n)| (*n).to_string(),
@@ -100,7 +100,7 @@ pub(crate) fn check_log_dir(dir: &Path, allow_unsupported: bool) -> Result<()> {
     let magic = rustix::fs::statfs(dir)
         .map_err(|e| Error::io(dir, e.into()))?
         .f_type as u32;
-    if let Kind::Unsupported(filesystem, reason) = kind(magic)
+    if let FsKind::Unsupported(filesystem, reason) = kind(magic)
         && !allow_unsupported
     {
         return Err(Error::UnsupportedFilesystem {
@@ -174,20 +174,20 @@ mod tests {
 
     #[test]
     fn file_systems_are_known_by_their_magic() {
-        assert_eq!(kind(0xEF53), Kind::InPlace("ext4"));
-        assert_eq!(kind(0x5846_5342), Kind::InPlace("xfs"));
-        assert_eq!(kind(0x0102_1994), Kind::InPlace("tmpfs"));
+        assert_eq!(kind(0xEF53), FsKind::InPlace("ext4"));
+        assert_eq!(kind(0x5846_5342), FsKind::InPlace("xfs"));
+        assert_eq!(kind(0x0102_1994), FsKind::InPlace("tmpfs"));
         assert_eq!(
             kind(0x9123_683E),
-            Kind::Unsupported("btrfs".into(), BTRFS_REASON)
+            FsKind::Unsupported("btrfs".into(), BTRFS_REASON)
         );
         assert_eq!(
             kind(0x2FC1_2FC1),
-            Kind::Unsupported("zfs".into(), UNKNOWN_REASON)
+            FsKind::Unsupported("zfs".into(), UNKNOWN_REASON)
         );
         assert_eq!(
             kind(0x1234),
-            Kind::Unsupported("a file system of magic 0x1234".into(), UNKNOWN_REASON)
+            FsKind::Unsupported("a file system of magic 0x1234".into(), UNKNOWN_REASON)
         );
     }
 
