@@ -63,7 +63,7 @@ impl Watch {
     /// A `SeqCst` swap: the one locked instruction of a publish, it orders
     /// the publish's stores (the segment's, its live words, this end)
     /// before the waiter counts read after it. (A `SeqCst` fence compiles
-    /// to `mfence`, which measured ~10% of a single append here.) Then
+    /// to `mfence`, a measurable share of a single append.) Then
     /// [`Watch::wake`], outside any lock the waiters do not need.
     pub(crate) fn advance(&self, end: u64) {
         let before = self.end.swap(end, Ordering::SeqCst);

@@ -1,7 +1,8 @@
 //! Checksums verified ahead of a replay, on another core.
 //!
-//! A borrowed replay of 200-byte frames spends ~30% of its time in the
-//! frame checksums (perf; ~27 ns of a ~62 ns event). A second thread walks
+//! A borrowed replay of small frames spends a large share of its time in
+//! the frame checksums (docs/PERFORMANCE.md, "Borrowed replay (W4)"). A
+//! second thread walks
 //! the same frames ahead of the replay and checks only their checksums; the
 //! replay skips the check for frames the helper has passed and does it
 //! itself for any it has not, so a slow, stopped or absent helper never
@@ -49,8 +50,8 @@ use crate::view::LogView;
 use crate::walk::{Checked, FrameCursor, Summed};
 
 /// Shortest stretch of log (bytes from the replay's start to the published
-/// end) worth a thread: spawning one costs ~40 us, the checksums of 4 MiB of
-/// 200-byte frames ~0.5 ms.
+/// end) worth a thread: spawning one costs about as much as checking a few
+/// hundred kilobytes of small frames, a small part of 4 MiB's checksums.
 pub(crate) const MIN_BYTES: u64 = 4 << 20;
 
 /// Frames the helper checks between two stores of `verified`, and the
@@ -59,7 +60,7 @@ pub(crate) const MIN_BYTES: u64 = 4 << 20;
 pub(crate) const FRAMES_PER_STORE: u32 = 16;
 
 /// How far ahead of the replay a helper that fell behind starts again:
-/// ~320 frames of 200 bytes, ~60 us of the replay checking them itself.
+/// ~320 frames of 200 bytes, which the replay checks itself meanwhile.
 const LEAD_BYTES: u64 = 64 << 10;
 
 /// What the replay and its helper share. What each side writes sits on a

@@ -19,7 +19,7 @@ use crate::walk::FrameInfo;
 struct Planned {
     /// Its segment's place in the read's [`Segs`].
     seg: u32,
-    /// Readers may see it (see [`StreamFrame::published`]).
+    /// Readers may see it (see [`StreamFrame::published`](crate::view::StreamFrame::published)).
     published: bool,
     /// Its offset in the segment.
     start: u64,
@@ -118,7 +118,7 @@ fn prefetch_frame(seg: &Segment, at: u64) {
     }
 }
 
-/// Like [`stream_frame`] for a forward read's plan: the frame of stream
+/// Like [`LogView::stream_frame`] for a forward read's plan: the frame of stream
 /// `id` at log offset `at`, in `seg` (its place `index` in the read's
 /// [`Segs`]), checksum checked, reduced to what the plan keeps.
 #[inline]

@@ -339,7 +339,7 @@ impl Segment {
     /// Drops this process's page-table entries for `[from, to)`, a range
     /// the writer has finished (below `written`). Writeback must
     /// write-protect every mapped dirty page first, one TLB-shootdown IPI
-    /// per 4 KiB page (perf: ~75% of an `msync`); with no entry left there
+    /// per 4 KiB page (perf: most of an `msync`); with no entry left there
     /// is nothing to protect. One batched flush here covers the whole
     /// range. Best effort: an error only costs speed.
     pub(crate) fn release(&self, from: u64, to: u64) -> io::Result<()> {

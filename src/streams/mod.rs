@@ -81,8 +81,7 @@ pub(crate) struct NameHash(u32);
 
 /// Starts a registry lookup without the registry: appenders call it before
 /// they take the tail lock. For a stream out of cache the name table line
-/// is a miss of ~145 ns on the machine measured, as long as a whole append
-/// to a hot stream; with the prefetch issued first, validating the batch,
+/// is a cache miss, as long as a whole append to a hot stream; with the prefetch issued first, validating the batch,
 /// reading the clock and queueing for the lock overlap it, and under
 /// contention the miss no longer lengthens the critical section.
 #[derive(Debug)]
@@ -107,8 +106,8 @@ fn name_hash(hasher: &DefaultHashBuilder, name: &str) -> u32 {
 }
 
 /// From this many bytes of name table, [`Streams::insert_all`] sorts what
-/// it inserts: a quarter of the L2 cache of the machine measured, so the
-/// table and the records it points at still fit there below it.
+/// it inserts: a quarter of a common L2 cache, so the table and the records
+/// it points at still fit there below it.
 const SORTED_INSERT_TABLE_BYTES: usize = 256 << 10;
 
 /// Byte layout of a record in the arena: the head, the id, the name's
