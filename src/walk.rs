@@ -266,6 +266,21 @@ impl<'a> FrameCursor<'a> {
         }
     }
 
+    /// The next events frame's padded length from its length field and
+    /// kind alone (no checksum), stepping over it: the same step every
+    /// walk takes over an events frame, for a walker that only needs frame
+    /// boundaries. `None`, and no step, at anything else.
+    #[inline]
+    pub(crate) fn next_unchecked(&mut self) -> Option<u64> {
+        let buf = self.here().ok()?;
+        let padded = frame::events_step(buf)?;
+        if self.offset + padded + frame::END_BYTES as u64 > self.size {
+            return None;
+        }
+        self.offset += padded;
+        Some(padded)
+    }
+
     /// A frame at log offset `at` that failed with `error`: a quarantined
     /// range is stepped over, anything else is the caller's.
     #[cold]

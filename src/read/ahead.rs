@@ -13,7 +13,7 @@
 //! run `[from, to)`: the frames it checked one after another, stepping by
 //! their lengths, from `from`. `from` is a boundary the replay reached (the
 //! end of a frame it accepted) or one found from such a boundary by the
-//! same steps over events frames ([`frame::events_step`]): both walks read
+//! same steps over events frames ([`FrameCursor::next_unchecked`]): both walks read
 //! the same length fields, so every offset either reaches is one of the
 //! other's, until the replay meets a frame that fails its check, where it
 //! stops with an error and trusts nothing after. (A repaired log's
@@ -44,7 +44,6 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_utils::CachePadded;
 
-use crate::frame;
 use crate::segment::{HEADER_BYTES, Segment};
 use crate::view::LogView;
 use crate::walk::{Checked, FrameCursor, Summed};
@@ -243,7 +242,7 @@ pub(crate) fn verify(shared: &LogView, ahead: &Ahead) {
                 };
                 offset = replay - s.base();
                 if may_lead {
-                    offset = lead(&s, offset, LEAD_BYTES);
+                    offset = lead(shared, &s, offset, LEAD_BYTES);
                 }
                 (index, seg, at) = (i, s.clone(), s.base() + offset);
                 ahead.start_run(at);
@@ -272,18 +271,11 @@ pub(crate) fn verify(shared: &LogView, ahead: &Ahead) {
 /// The boundary at least `bytes` past segment offset `offset` of `seg` (a
 /// boundary), stepping over events frames by their lengths only; it stops
 /// early at anything else (an end marker, the published end).
-fn lead(seg: &Segment, offset: u64, bytes: u64) -> u64 {
-    let Some(buf) = seg.bytes(offset, seg.published()) else {
-        return offset;
-    };
-    let mut walked = 0;
-    while walked < bytes {
-        let Some(step) = buf.get(walked as usize..).and_then(frame::events_step) else {
-            break;
-        };
-        walked += step;
-    }
-    offset + walked
+fn lead(view: &LogView, seg: &Segment, offset: u64, bytes: u64) -> u64 {
+    let published = seg.bytes(offset, seg.published());
+    let mut frames = FrameCursor::over(seg, published, offset, &view.checksum);
+    while frames.offset() - offset < bytes && frames.next_unchecked().is_some() {}
+    frames.offset()
 }
 
 #[cfg(test)]
@@ -441,12 +433,13 @@ mod tests {
         let boundaries: std::collections::HashSet<u64> = frames.iter().copied().collect();
         for &start in frames.iter().step_by(97) {
             let (_, seg) = shared.segment_for(start).unwrap();
-            let landed = seg.base() + lead(&seg, start - seg.base(), 4096);
+            let landed = seg.base() + lead(shared, &seg, start - seg.base(), 4096);
             let at_end = landed == seg.base() + seg.published()
                 || seg
                     .bytes(landed - seg.base(), seg.published())
                     .is_some_and(|b| {
-                        frame::verify(b, landed, &shared.checksum) == Some(frame::Verified::End)
+                        crate::frame::verify(b, landed, &shared.checksum)
+                            == Some(crate::frame::Verified::End)
                     });
             assert!(
                 boundaries.contains(&landed) || at_end,

@@ -55,7 +55,13 @@ impl OpenSegment {
         let made = (|| {
             let file = storage.create(&tmp)?;
             storage.reserve(&file, &tmp, size, how)?;
-            storage.write_at(&file, &tmp, &encode_header(size, base, log_id), 0)?;
+            let header = encode_header(size, base, log_id);
+            debug_assert!(
+                decode_header(&tmp, &header, base)
+                    .is_ok_and(|h| h.size == size && h.log_id == log_id),
+                "a header must decode as written"
+            );
+            storage.write_at(&file, &tmp, &header, 0)?;
             storage.sync(&file, &tmp)?;
             storage.rename(&tmp, &path)?;
             Ok(file)

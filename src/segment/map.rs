@@ -403,6 +403,11 @@ impl Segment {
         // `slots` mutex held here serialises every writer of the header.
         let dst = unsafe { self.slice_mut_unchecked(at, at + SLOT_BYTES as u64) };
         dst.copy_from_slice(&slot.encode());
+        debug_assert_eq!(
+            Slot::decode(dst),
+            Some(slot),
+            "a slot must decode as written"
+        );
         *seq += 1;
         Ok(())
     }
