@@ -144,13 +144,11 @@ impl AppendSide {
         loop {
             let placed = {
                 let mut tail = self.lock_tail()?;
-                let placed = self.append_locked(
-                    &mut self.view.registry_mut(),
-                    &mut tail,
-                    hash,
-                    request,
-                    now,
-                );
+                // Held through the publish, as the tail's lock is: a head
+                // read from the registry is then of a published frame (but
+                // under `Durability::Sync`, which publishes at the sync).
+                let mut streams = self.view.registry_mut();
+                let placed = self.append_locked(&mut streams, &mut tail, hash, request, now);
                 self.publish_tail(&tail);
                 placed
             };
