@@ -45,8 +45,9 @@ const ENTRY_BYTES: usize = 8 + 8;
 /// A file's sparse entries, used in place from its mapping: `(version,
 /// frame)`, [`ENTRY_BYTES`] each, grouped by stream. Checked against the
 /// checksum in the file's (checked) header the first time they are used:
-/// the lookup that needs them pays ~7-30 us per 200 KB once (on the hosts
-/// measured), instead of every open paying for every file. Entries that
+/// the lookup that needs them pays for one pass over the file's entries,
+/// once (ARCHITECTURE.md, "Open and recovery", has the figure), instead of
+/// every open paying for every file. Entries that
 /// fail are left out of lookups (with a warning), which stay correct: a
 /// read then walks back-links from the next usable entry or the stream's
 /// head. They stay out until the file is rebuilt: an open with
@@ -444,6 +445,58 @@ fn warn_rebuild(path: &PathBuf, reason: &str) {
 /// reason, never a panic.
 #[deny(clippy::arithmetic_side_effects)]
 fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIndex, &'static str> {
+    let header = read_header(raw, log_id, base)?;
+    let (meta, entry_part) = split_at_entries(raw, &header)?;
+    let defs_at = FIXED_BYTES;
+    let mut r = ByteReader {
+        b: meta.get(defs_at..).ok_or("truncated")?,
+    };
+    let (defined, name_bytes) = walk_defs(&mut r, header.defs)?;
+    // What is left of `meta` once the definitions are walked.
+    let heads_at = meta.len().saturating_sub(r.b.len());
+    let (last_head, new_runs) = walk_heads(&mut r, header.heads, header.entries, &defined)?;
+    if !r.b.is_empty() {
+        return Err("trailing bytes");
+    }
+    let mut index = SegmentIndex::new(base, header.covered);
+    index.defined = defined;
+    index.file = Some(FileMeta {
+        raw: raw.slice_ref(meta),
+        defs_at,
+        heads_at,
+        head_count: header.heads,
+        new_runs,
+        name_bytes,
+        last_head,
+    });
+    if header.entries > 0 {
+        index.loaded = Some(Arc::new(FileEntries {
+            bytes: raw.slice_ref(entry_part),
+            crc: header.entries_crc,
+            base,
+            intact: OnceLock::new(),
+        }));
+    }
+    Ok(index)
+}
+
+/// The fixed header's fields past the ones [`read_header`] matches.
+struct FileHeader {
+    covered: u64,
+    defs: u32,
+    heads: u32,
+    entries: u32,
+    entries_crc: u32,
+}
+
+/// Reads the fixed header of `raw`, refusing a file of another format,
+/// another log or another segment.
+#[deny(clippy::arithmetic_side_effects)]
+fn read_header(
+    raw: &[u8],
+    log_id: u128,
+    base: u64,
+) -> std::result::Result<FileHeader, &'static str> {
     let mut r = ByteReader { b: raw };
     if r.take(8)? != MAGIC || r.u32()? != VERSION {
         return Err("unknown format");
@@ -459,12 +512,30 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     let (defs, heads, entries) = (r.u32()?, r.u32()?, r.u32()?);
     let entries_crc = r.u32()?;
     debug_assert_eq!(raw.len().checked_sub(r.b.len()), Some(FIXED_BYTES));
-    let room = r.b.len() as u64;
+    Ok(FileHeader {
+        covered,
+        defs,
+        heads,
+        entries,
+        entries_crc,
+    })
+}
+
+/// Splits `raw` into everything before the entries, whose checksum (stored
+/// after it) it checks, and the entries, once the header's counts fit the
+/// file.
+#[deny(clippy::arithmetic_side_effects)]
+fn split_at_entries<'a>(
+    raw: &'a [u8],
+    header: &FileHeader,
+) -> std::result::Result<(&'a [u8], &'a [u8]), &'static str> {
+    // The bytes after the fixed header, which `read_header` read whole.
+    let room = raw.len().saturating_sub(FIXED_BYTES) as u64;
     // u32 counts times record sizes: far below u64::MAX.
-    let entry_bytes = u64::from(entries).saturating_mul(ENTRY_BYTES as u64);
+    let entry_bytes = u64::from(header.entries).saturating_mul(ENTRY_BYTES as u64);
     let needed = [
-        u64::from(defs).saturating_mul(MIN_DEF_BYTES),
-        u64::from(heads).saturating_mul(HEAD_BYTES),
+        u64::from(header.defs).saturating_mul(MIN_DEF_BYTES),
+        u64::from(header.heads).saturating_mul(HEAD_BYTES),
         4,
         entry_bytes,
     ]
@@ -485,32 +556,51 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     if crc32fast::hash(meta).to_le_bytes() != *stored_crc {
         return Err("checksum mismatch");
     }
-    let defs_at = FIXED_BYTES;
-    r.b = meta.get(defs_at..).ok_or("truncated")?;
-    let mut index = SegmentIndex::new(base, covered);
+    Ok((meta, entry_part))
+}
+
+/// Walks `defs` definitions: non-empty UTF-8 names of consecutive ids.
+/// Returns the ids they define and the bytes of all their names.
+#[deny(clippy::arithmetic_side_effects)]
+fn walk_defs(
+    r: &mut ByteReader<'_>,
+    defs: u32,
+) -> std::result::Result<(Range<u32>, usize), &'static str> {
+    let mut defined = 0..0;
     let mut name_bytes = 0usize;
     for _ in 0..defs {
-        let (id, name) = def(&mut r)?;
+        let (id, name) = def(r)?;
         std::str::from_utf8(name).map_err(|_| "name not UTF-8")?;
         if name.is_empty() {
             return Err("empty stream name");
         }
-        if index.defined.is_empty() {
-            index.defined = id..id;
+        if defined.is_empty() {
+            defined = id..id;
         }
-        if id != index.defined.end {
+        if id != defined.end {
             return Err("stream definitions not consecutive");
         }
-        index.defined.end = id.checked_add(1).ok_or("stream id out of range")?;
+        defined.end = id.checked_add(1).ok_or("stream id out of range")?;
         name_bytes = name_bytes.saturating_add(name.len());
     }
-    // What is left of `meta` once the definitions are walked.
-    let heads_at = meta_end.saturating_sub(r.b.len());
+    Ok((defined, name_bytes))
+}
+
+/// Walks `heads` heads: in id order, their runs adding up to exactly the
+/// file's `entries`. Returns the last head's id and how many runs are of
+/// streams in `defined`.
+#[deny(clippy::arithmetic_side_effects)]
+fn walk_heads(
+    r: &mut ByteReader<'_>,
+    heads: u32,
+    entries: u32,
+    defined: &Range<u32>,
+) -> std::result::Result<(Option<u32>, usize), &'static str> {
     let mut start = 0u32;
     let mut last_head = None;
     let mut new_runs = 0usize;
     for _ in 0..heads {
-        let (id, _, len, _) = head(&mut r)?;
+        let (id, _, len, _) = head(r)?;
         if last_head.is_some_and(|last| last >= id) {
             return Err("heads not in id order");
         }
@@ -519,32 +609,12 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
             .filter(|&end| end <= entries)
             .ok_or("heads claim more entries than the file holds")?;
         last_head = Some(id);
-        new_runs = new_runs.saturating_add(usize::from(len > 0 && index.defined.contains(&id)));
+        new_runs = new_runs.saturating_add(usize::from(len > 0 && defined.contains(&id)));
     }
     if start != entries {
         return Err("entries without a head");
     }
-    if !r.b.is_empty() {
-        return Err("trailing bytes");
-    }
-    index.file = Some(FileMeta {
-        raw: raw.slice_ref(meta),
-        defs_at,
-        heads_at,
-        head_count: heads,
-        new_runs,
-        name_bytes,
-        last_head,
-    });
-    if entries > 0 {
-        index.loaded = Some(Arc::new(FileEntries {
-            bytes: raw.slice_ref(entry_part),
-            crc: entries_crc,
-            base,
-            intact: OnceLock::new(),
-        }));
-    }
-    Ok(index)
+    Ok((last_head, new_runs))
 }
 
 /// A file's definitions and heads, in its bytes, as [`decode`] checked

@@ -9,6 +9,7 @@ use crate::event::RecordedEvent;
 use crate::frame::{self, Frame};
 use crate::position::Position;
 use crate::segment::{Segment, corrupt};
+use crate::streams::IndexEntry;
 use crate::view::{LogView, frame_bytes, not_the_stream};
 use crate::walk::FrameInfo;
 
@@ -261,8 +262,8 @@ impl ReadStream {
     /// them, or to the head.
     ///
     /// Each index interval is a chain of back-links, and each link is a
-    /// frame header in a page the reader has likely not touched: a miss
-    /// (~150 ns here) that the next link waits for. The chains of different
+    /// frame header in a page the reader has likely not touched: a cache
+    /// or page miss that the next link waits for. The chains of different
     /// intervals are independent, so they are walked in lockstep, each
     /// step prefetching the next frame of its chain: up to
     /// `PLAN_INTERVALS` misses are in flight instead of one.
@@ -273,6 +274,27 @@ impl ReadStream {
         );
         // No planned frame refers to a segment any more.
         self.segs.clear();
+        let (entries, whole) = self.anchors();
+        let count = entries.len() + usize::from(whole);
+        // The chains' vectors are kept from plan to plan: a long read
+        // allocates them once, not once per plan.
+        let mut chains = std::mem::take(&mut self.chains);
+        chains.resize_with(count.max(chains.len()), Chain::default);
+        let walked = self
+            .start_chains(&mut chains[..count], &entries)
+            .and_then(|()| self.walk_chains(&mut chains[..count]));
+        self.chains = chains;
+        // A failed plan leaves no chain to hand out.
+        self.live = if walked.is_ok() { count } else { 0 };
+        walked?;
+        self.current = 0;
+        Ok(())
+    }
+
+    /// The index entries above `next_version` that the next plan anchors
+    /// its chains on (their frames prefetched), and whether they are all
+    /// of them: then one more chain runs back from the head.
+    fn anchors(&mut self) -> (Vec<IndexEntry>, bool) {
         let mut entries =
             self.shared
                 .index_entries_above(self.id, self.next_version, PLAN_INTERVALS);
@@ -285,21 +307,22 @@ impl ReadStream {
                 prefetch_frame(seg, entry.frame);
             }
         }
-        // Chain `j` runs back from the frame before anchor `j` (the frame
-        // of entry `j`) to anchor `j - 1`, exclusive (chain 0: to the frame
-        // holding `next_version`). When every entry above `next_version`
-        // was fetched, one more chain runs back from the head to the last
-        // anchor; otherwise the plan ends at the last anchor and the next
-        // plan goes on from there.
         let whole = fetched < PLAN_INTERVALS || entries.len() < fetched;
-        let count = entries.len() + usize::from(whole);
-        // The chains' vectors are kept from plan to plan: a long read
-        // allocates them once, not once per plan.
-        let mut chains = std::mem::take(&mut self.chains);
-        chains.resize_with(count.max(chains.len()), Chain::default);
-        for (j, chain) in chains[..count].iter_mut().enumerate() {
+        (entries, whole)
+    }
+
+    /// Chain `j` runs back from the frame before anchor `j` (the frame of
+    /// entry `j`) to anchor `j - 1`, exclusive (chain 0: to the frame
+    /// holding `next_version`); a chain past the last entry runs back from
+    /// the head to the last anchor. Otherwise the plan ends at the last
+    /// anchor and the next plan goes on from there.
+    fn start_chains(&mut self, chains: &mut [Chain], entries: &[IndexEntry]) -> Result<()> {
+        for (j, chain) in chains.iter_mut().enumerate() {
             chain.frames.clear();
-            chain.stop = j.checked_sub(1).map(|below| entries[below].frame);
+            chain.stop = j
+                .checked_sub(1)
+                .and_then(|below| entries.get(below))
+                .map(|e| e.frame);
             chain.next = Some(match entries.get(j) {
                 Some(entry) => {
                     let anchor = self.load(entry.frame)?;
@@ -309,11 +332,17 @@ impl ReadStream {
                 None => self.head_frame,
             });
         }
-        let live = &mut chains[..count];
+        Ok(())
+    }
+
+    /// Follows every chain's back-links one step a round until each has
+    /// reached its stop (or, for chain 0, the frame holding
+    /// `next_version`).
+    fn walk_chains(&mut self, chains: &mut [Chain]) -> Result<()> {
         let mut open = true;
         while open {
             open = false;
-            for chain in live.iter_mut() {
+            for chain in chains.iter_mut() {
                 let Some(at) = chain.next.filter(|&at| Some(at) != chain.stop) else {
                     chain.next = None;
                     continue;
@@ -335,9 +364,6 @@ impl ReadStream {
                 chain.frames.push(link.planned);
             }
         }
-        self.chains = chains;
-        self.live = count;
-        self.current = 0;
         Ok(())
     }
 
