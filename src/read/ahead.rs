@@ -2,11 +2,10 @@
 //!
 //! A borrowed replay of small frames spends a large share of its time in
 //! the frame checksums (docs/PERFORMANCE.md, "Borrowed replay (W4)"). A
-//! second thread walks
-//! the same frames ahead of the replay and checks only their checksums; the
-//! replay skips the check for frames the helper has passed and does it
-//! itself for any it has not, so a slow, stopped or absent helper never
-//! loses a check, it only stops saving them.
+//! second thread walks the same frames ahead of the replay and checks only
+//! their checksums; the replay skips the check for frames the helper has
+//! passed and does it itself for any it has not, so a slow, stopped or
+//! absent helper never loses a check, it only stops saving them.
 //!
 //! Why this is sound: published bytes never change, so a checksum that
 //! matched for the helper matches for the replay. The helper publishes a
