@@ -250,7 +250,7 @@ fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
     let h: &[u8; HEADER_BYTES] = bytes
         .first_chunk()
         .ok_or(DecodeError::Malformed("frame shorter than its header"))?;
-    let header = Header::read(h);
+    let header = EventsHeader::read(h);
     let defines_stream = header.check()?;
     let name_end = HEADER_BYTES.saturating_add(header.name_len);
     let defines = if defines_stream {
@@ -272,7 +272,7 @@ fn decode_events(bytes: &[u8]) -> Result<EventsFrame<'_>, DecodeError> {
 }
 
 /// The fields of an events frame's fixed header, as stored.
-struct Header {
+struct EventsHeader {
     flags: u8,
     name_len: usize,
     event_count: u32,
@@ -283,10 +283,10 @@ struct Header {
     timestamp_us: u64,
 }
 
-impl Header {
+impl EventsHeader {
     /// Reads every field at its constant offset in the header.
     #[inline(always)]
-    fn read(h: &[u8; HEADER_BYTES]) -> Header {
+    fn read(h: &[u8; HEADER_BYTES]) -> EventsHeader {
         let [
             _,
             _,
@@ -314,7 +314,7 @@ impl Header {
             l3,
             ..,
         ] = *h;
-        Header {
+        EventsHeader {
             flags,
             name_len: usize::from(u16::from_le_bytes([n0, n1])),
             event_count: u32::from_le_bytes([c0, c1, c2, c3]),
