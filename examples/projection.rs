@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use seglog::{Durability, Error, EventData, ExpectedVersion, Filter, Log, Options, Position};
+use seglog::{
+    Durability, Error, EventData, ExpectedVersion, Filter, Log, Options, Position, Subscription,
+};
 
 /// Orders placed; every tenth is cancelled, every seventh has a
 /// `customer-` event beside it.
@@ -83,6 +85,50 @@ fn write_orders(log: &Log) -> seglog::Result<(Position, Instant, u64)> {
     Ok((last, Instant::now(), appended))
 }
 
+/// When the projection got to where: its resume point and the time.
+type Progress = (Mutex<(Position, Instant)>, Condvar);
+
+/// The projection thread: applies what `sub` hands out until the log
+/// closes, publishing its position as it moves; returns the model and how
+/// many events it applied.
+fn project(mut sub: Subscription, progress: &Progress) -> seglog::Result<(OrderTotals, u64)> {
+    let (mut model, mut applied) = (OrderTotals::default(), 0u64);
+    loop {
+        // Not the blocking iterator: the position also moves over frames
+        // the filter passes over, which only a return (here a timeout)
+        // makes visible.
+        match sub.next_timeout(Duration::from_millis(5)) {
+            Ok(Some(e)) => {
+                model.apply(e.stream(), e.event_type(), e.payload());
+                applied += 1;
+            }
+            Ok(None) => {}
+            // Closing the log is how this thread learns to stop.
+            Err(Error::Closed) => return Ok((model, applied)),
+            Err(e) => return Err(e),
+        }
+        let mut at = progress.0.lock().expect("progress");
+        if at.0 != sub.position() {
+            *at = (sub.position(), Instant::now());
+            progress.1.notify_all();
+        }
+    }
+}
+
+/// The same model rebuilt with a plain `read_all`, and how many events
+/// the filter let through.
+fn rebuild(log: &Log, filter: &Filter) -> seglog::Result<(OrderTotals, u64)> {
+    let (mut rebuilt, mut matched) = (OrderTotals::default(), 0u64);
+    for e in log.read_all(Position::START)? {
+        let e = e?;
+        if filter.matches(e.stream(), e.event_type()) {
+            rebuilt.apply(e.stream(), e.event_type(), e.payload());
+            matched += 1;
+        }
+    }
+    Ok((rebuilt, matched))
+}
+
 fn main() -> seglog::Result<()> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let log = Options::new()
@@ -93,33 +139,12 @@ fn main() -> seglog::Result<()> {
     let started = Instant::now();
 
     // The projection's resume point and when it got there, for the wait.
-    let progress = Arc::new((Mutex::new((Position::START, started)), Condvar::new()));
-    let mut sub = log.subscribe_all(Position::START)?.filter(filter.clone());
+    let progress: Arc<Progress> =
+        Arc::new((Mutex::new((Position::START, started)), Condvar::new()));
+    let sub = log.subscribe_all(Position::START)?.filter(filter.clone());
     let projector = std::thread::spawn({
         let progress = Arc::clone(&progress);
-        move || -> seglog::Result<(OrderTotals, u64)> {
-            let (mut model, mut applied) = (OrderTotals::default(), 0u64);
-            loop {
-                // Not the blocking iterator: the position also moves over
-                // frames the filter passes over, which only a return (here a
-                // timeout) makes visible.
-                match sub.next_timeout(Duration::from_millis(5)) {
-                    Ok(Some(e)) => {
-                        model.apply(e.stream(), e.event_type(), e.payload());
-                        applied += 1;
-                    }
-                    Ok(None) => {}
-                    // Closing the log is how this thread learns to stop.
-                    Err(Error::Closed) => return Ok((model, applied)),
-                    Err(e) => return Err(e),
-                }
-                let mut at = progress.0.lock().expect("progress");
-                if at.0 != sub.position() {
-                    *at = (sub.position(), Instant::now());
-                    progress.1.notify_all();
-                }
-            }
-        }
+        move || project(sub, &progress)
     });
 
     let writer = std::thread::scope(|s| s.spawn(|| write_orders(&log)).join());
@@ -129,14 +154,7 @@ fn main() -> seglog::Result<()> {
         .wait_while(progress.0.lock().expect("progress"), |(at, _)| *at <= last)
         .expect("progress");
 
-    let (mut rebuilt, mut matched) = (OrderTotals::default(), 0u64);
-    for e in log.read_all(Position::START)? {
-        let e = e?;
-        if filter.matches(e.stream(), e.event_type()) {
-            rebuilt.apply(e.stream(), e.event_type(), e.payload());
-            matched += 1;
-        }
-    }
+    let (rebuilt, matched) = rebuild(&log, &filter)?;
     log.close()?;
     let (live, applied) = projector.join().expect("projection thread")?;
     assert_eq!(live, rebuilt, "the live projection and the replay disagree");

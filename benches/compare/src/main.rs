@@ -74,91 +74,15 @@ fn run(args: Args) -> Result<()> {
     if args.runs == 0 || engines.is_empty() {
         return Err("nothing to run".into());
     }
-
     let probe = tempfile::tempdir()?;
     let limits = limits::measure(probe.path(), args.scale)?;
     limits.print();
     drop(probe);
-    println!(
-        "\nworkloads: {} events of {} B over {} streams (W1/W2/W4-W6), W3 {:.1} s per lane, \
-         W7 {} streams x 3; {} run(s), scale {}",
-        workloads::count(sizes.events),
-        workloads::PAYLOAD_BYTES,
-        workloads::STREAMS,
-        sizes.budget.as_secs_f64(),
-        workloads::count(sizes.w7_streams),
-        args.runs,
-        args.scale
-    );
-    println!("\nengines:");
-    for e in &engines {
-        println!("  {:<10} {}", e.name(), e.setup());
-    }
+    print_setup(&args, sizes, &engines);
 
     let mut table = Table::new(args.runs, engines.iter().map(|e| e.name()).collect());
-    let names = workloads::names(workloads::STREAMS);
     for run in 0..args.runs {
-        table.start_run(run);
-        // Rotate the order each run so drift (page cache, writeback) does
-        // not always hit the same engine.
-        let mut order = engines.clone();
-        order.rotate_left(run % engines.len());
-        eprintln!("run {}/{}", run + 1, args.runs);
-        for e in &order {
-            step(
-                e,
-                "W1/W4-W6",
-                workloads::w1_w4_w5_w6(*e, sizes, &names, &mut table),
-            );
-        }
-        for e in &order {
-            step(e, "W2", workloads::w2(*e, sizes, &names, &mut table));
-        }
-        for threads in W3_THREADS {
-            for e in order.iter().filter(|e| e.has_durable_lane()) {
-                step(
-                    e,
-                    "W3",
-                    workloads::w3(*e, threads, sizes, &names, &mut table),
-                );
-            }
-        }
-        if run < args.w7_runs.unwrap_or(args.runs) {
-            for e in &order {
-                if e.always_syncs() {
-                    table.note(format!(
-                        "{}: W7 left out (a commit always fsyncs: 3 x {} single appends would \
-                         take far too long)",
-                        e.name(),
-                        workloads::count(sizes.w7_streams)
-                    ));
-                    continue;
-                }
-                let r = w7_child(e.name(), &args);
-                let r = r.map(|r| {
-                    let w7 = format!("W7 {} streams x 3", workloads::count(sizes.w7_streams));
-                    table.put(&w7, "append", Unit::EventsPerSec, e.name(), r.append_rate);
-                    table.put(
-                        &w7,
-                        workloads::W7_READ_METRIC,
-                        Unit::StreamsPerSec,
-                        e.name(),
-                        r.read_rate,
-                    );
-                    table.put(&w7, "peak RSS", Unit::Bytes, e.name(), r.peak_rss as f64);
-                });
-                step(e, "W7", r);
-            }
-        }
-        if !engines.iter().any(|e| !e.has_durable_lane()) {
-            continue;
-        }
-        for e in engines.iter().filter(|e| !e.has_durable_lane()) {
-            table.note(format!(
-                "{}: no durable lane (its flush does not fsync), left out of W3",
-                e.name()
-            ));
-        }
+        one_run(run, &args, sizes, &engines, &mut table);
     }
     table.note(
         "fjall and redb replay (W4) iterate in key order (stream, version), not commit order"
@@ -173,6 +97,100 @@ fn run(args: Args) -> Result<()> {
     let caveat = targets::caveat(args.runs, args.scale, engines.len(), all.len());
     targets::print(&table, &scanners, limits.memcpy, caveat);
     Ok(())
+}
+
+/// Prints the workloads' sizes and each engine's setup.
+fn print_setup(args: &Args, sizes: Sizes, engines: &[&dyn Engine]) {
+    println!(
+        "\nworkloads: {} events of {} B over {} streams (W1/W2/W4-W6), W3 {:.1} s per lane, \
+         W7 {} streams x 3; {} run(s), scale {}",
+        workloads::count(sizes.events),
+        workloads::PAYLOAD_BYTES,
+        workloads::STREAMS,
+        sizes.budget.as_secs_f64(),
+        workloads::count(sizes.w7_streams),
+        args.runs,
+        args.scale
+    );
+    println!("\nengines:");
+    for e in engines {
+        println!("  {:<10} {}", e.name(), e.setup());
+    }
+}
+
+/// Run `run`: every workload on every engine once, into `table`.
+fn one_run(run: usize, args: &Args, sizes: Sizes, engines: &[&dyn Engine], table: &mut Table) {
+    let names = workloads::names(workloads::STREAMS);
+    table.start_run(run);
+    // Rotate the order each run so drift (page cache, writeback) does
+    // not always hit the same engine.
+    let mut order = engines.to_vec();
+    order.rotate_left(run % engines.len());
+    eprintln!("run {}/{}", run + 1, args.runs);
+    for e in &order {
+        step(
+            e,
+            "W1/W4-W6",
+            workloads::w1_w4_w5_w6(*e, sizes, &names, table),
+        );
+    }
+    for e in &order {
+        step(e, "W2", workloads::w2(*e, sizes, &names, table));
+    }
+    for threads in W3_THREADS {
+        for e in order.iter().filter(|e| e.has_durable_lane()) {
+            step(e, "W3", workloads::w3(*e, threads, sizes, &names, table));
+        }
+    }
+    if run < args.w7_runs.unwrap_or(args.runs) {
+        for e in &order {
+            w7_step(*e, args, sizes, table);
+        }
+    }
+    for e in engines.iter().filter(|e| !e.has_durable_lane()) {
+        table.note(format!(
+            "{}: no durable lane (its flush does not fsync), left out of W3",
+            e.name()
+        ));
+    }
+}
+
+/// W7 for `engine`, in a child process, into `table`; or a note why not.
+fn w7_step(engine: &dyn Engine, args: &Args, sizes: Sizes, table: &mut Table) {
+    if engine.always_syncs() {
+        table.note(format!(
+            "{}: W7 left out (a commit always fsyncs: 3 x {} single appends would \
+             take far too long)",
+            engine.name(),
+            workloads::count(sizes.w7_streams)
+        ));
+        return;
+    }
+    let r = w7_child(engine.name(), args).map(|r| {
+        let w7 = format!("W7 {} streams x 3", workloads::count(sizes.w7_streams));
+        table.put(
+            &w7,
+            "append",
+            Unit::EventsPerSec,
+            engine.name(),
+            r.append_rate,
+        );
+        table.put(
+            &w7,
+            workloads::W7_READ_METRIC,
+            Unit::StreamsPerSec,
+            engine.name(),
+            r.read_rate,
+        );
+        table.put(
+            &w7,
+            "peak RSS",
+            Unit::Bytes,
+            engine.name(),
+            r.peak_rss as f64,
+        );
+    });
+    step(&engine, "W7", r);
 }
 
 /// Reports a failed step on stderr and goes on: one engine's failure must

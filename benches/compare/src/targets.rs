@@ -41,27 +41,69 @@ pub fn print(table: &Table, scanners: &[&str], memcpy: f64, caveat: Option<Strin
             "  ({caveat}: the targets are stated for {STATED_RUNS} runs at scale 1 with every engine)"
         );
     }
-    let peers = |except: &[&str]| -> Vec<&'static str> {
-        table
-            .engines()
+    let peers = Peers::new(table, scanners);
+    print_writes(table, &peers);
+    print_reads(table, &peers, memcpy);
+    print_open_and_w7(table, &peers);
+}
+
+/// The peers each target compares against.
+struct Peers {
+    /// Every peer that ran.
+    all: Vec<&'static str>,
+    /// The peers with a stream index.
+    indexed: Vec<&'static str>,
+    /// The peers without one.
+    scanning: Vec<&'static str>,
+}
+
+impl Peers {
+    fn new(table: &Table, scanners: &[&str]) -> Peers {
+        let peers = |except: &[&str]| -> Vec<&'static str> {
+            table
+                .engines()
+                .iter()
+                .copied()
+                .filter(|e| *e != SUBJECT && *e != crate::table::BASELINE && !except.contains(e))
+                .collect()
+        };
+        let all = peers(&[]);
+        let scanning = all
             .iter()
             .copied()
-            .filter(|e| *e != SUBJECT && *e != crate::table::BASELINE && !except.contains(e))
-            .collect()
-    };
-    let all = peers(&[]);
-    let indexed = peers(scanners);
-    let scanning: Vec<&'static str> = all
-        .iter()
-        .copied()
-        .filter(|e| scanners.contains(e))
-        .collect();
+            .filter(|e| scanners.contains(e))
+            .collect();
+        Peers {
+            indexed: peers(scanners),
+            all,
+            scanning,
+        }
+    }
+}
 
-    let ahead = |w: &str, m: &str, of: &[&'static str], need: f64| {
-        ahead_of(table, w, m, of).map(|(r, best)| (r, best, r >= need))
-    };
-    line("W1 ahead of every peer", ahead("W1 ", "append", &all, 1.0));
-    line("W2 ahead of every peer", ahead("W2 ", "append", &all, 1.0));
+/// The subject's ratio to the best of `of` on workload `w`, metric `m`, the
+/// best peer, and whether the ratio reaches `need`.
+fn ahead(
+    table: &Table,
+    w: &str,
+    m: &str,
+    of: &[&'static str],
+    need: f64,
+) -> Option<(f64, &'static str, bool)> {
+    ahead_of(table, w, m, of).map(|(r, best)| (r, best, r >= need))
+}
+
+/// The append targets: W1, W2, W3.
+fn print_writes(table: &Table, peers: &Peers) {
+    let all = &peers.all;
+    line(
+        "W1 ahead of every peer",
+        ahead(table, "W1 ", "append", all, 1.0),
+    );
+    line(
+        "W2 ahead of every peer",
+        ahead(table, "W2 ", "append", all, 1.0),
+    );
     line_raw(
         "W2 at least as fast as raw",
         against_raw(table, "W2 ", "append"),
@@ -69,16 +111,20 @@ pub fn print(table: &Table, scanners: &[&str], memcpy: f64, caveat: Option<Strin
     );
     line(
         "W3 16 threads 3x the best peer",
-        ahead("W3 durable, 16 ", "events", &all, 3.0),
+        ahead(table, "W3 durable, 16 ", "events", all, 3.0),
     );
     line_raw(
         "W3 16 threads 10x its single thread",
         against_self(table, "W3 durable, 16 ", "W3 durable, 1 thread", "events"),
         10.0,
     );
+}
+
+/// The read targets: W4 replay and W5 stream reads.
+fn print_reads(table: &Table, peers: &Peers, memcpy: f64) {
     line(
         "W4 replay 2x the best peer",
-        ahead("W4 ", "events", &all, 2.0),
+        ahead(table, "W4 ", "events", &peers.all, 2.0),
     );
     line_raw(
         "W4 replay at least as fast as raw",
@@ -96,12 +142,16 @@ pub fn print(table: &Table, scanners: &[&str], memcpy: f64, caveat: Option<Strin
     }
     line(
         "W5 10x any peer that scans",
-        ahead("W5 ", "streams", &scanning, 10.0),
+        ahead(table, "W5 ", "streams", &peers.scanning, 10.0),
     );
     line(
         "W5 ahead of the indexed peers",
-        ahead("W5 ", "streams", &indexed, 1.0),
+        ahead(table, "W5 ", "streams", &peers.indexed, 1.0),
     );
+}
+
+/// The reopen (W6) and many-streams (W7) targets.
+fn print_open_and_w7(table: &Table, peers: &Peers) {
     match subject_median(table, "W6 ", "open") {
         Some(secs) => println!(
             "  {:<44} {:>9} {:<22} {}",
@@ -114,15 +164,21 @@ pub fn print(table: &Table, scanners: &[&str], memcpy: f64, caveat: Option<Strin
     }
     line(
         "W6 reopen ahead of every peer",
-        ahead("W6 ", "open", &all, 1.0),
+        ahead(table, "W6 ", "open", &peers.all, 1.0),
     );
     line(
         "W7 appends ahead of every peer",
-        ahead("W7 ", "append", &all, 1.0),
+        ahead(table, "W7 ", "append", &peers.all, 1.0),
     );
     line(
         "W7 reads ahead of every peer",
-        ahead("W7 ", crate::workloads::W7_READ_METRIC, &all, 1.0),
+        ahead(
+            table,
+            "W7 ",
+            crate::workloads::W7_READ_METRIC,
+            &peers.all,
+            1.0,
+        ),
     );
     if let Some(rss) = subject_median(table, "W7 ", "peak RSS") {
         println!(

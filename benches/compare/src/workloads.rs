@@ -209,7 +209,36 @@ fn reads(
         name,
         start.elapsed().as_secs_f64(),
     );
+    replays(&*store, name, events, table)?;
 
+    // 100 streams spread over the 1,000.
+    let ids: Vec<usize> = (0..W5_STREAMS)
+        .map(|i| i * names.len() / W5_STREAMS)
+        .collect();
+    let per_stream = (events / names.len()) as u64;
+    let (read, secs) = read_streams(&*store, names, &ids, per_stream, sizes.budget)?;
+    let w5 = format!("W5 read {W5_STREAMS} streams");
+    table.put(
+        &w5,
+        "streams",
+        Unit::StreamsPerSec,
+        name,
+        read as f64 / secs,
+    );
+    if engine.scans_for_streams() {
+        table.note(format!(
+            "{name}: W5/W7 reads scan the whole log per stream (no stream index), time-bounded \
+             to {:.1} s; the rate is over the streams read",
+            sizes.budget.as_secs_f64()
+        ));
+    }
+    store.close()?;
+    Ok(())
+}
+
+/// W4: replays the `events` events of `store` (engine `name`), borrowed
+/// and, where the engine has one, owned.
+fn replays(store: &dyn Store, name: &'static str, events: usize, table: &mut Table) -> Result<()> {
     let w4 = format!("W4 replay {}", count(events));
     let start = Instant::now();
     let tally = store.replay()?;
@@ -242,29 +271,6 @@ fn reads(
             tally.events as f64 / secs,
         );
     }
-
-    // 100 streams spread over the 1,000.
-    let ids: Vec<usize> = (0..W5_STREAMS)
-        .map(|i| i * names.len() / W5_STREAMS)
-        .collect();
-    let per_stream = (events / names.len()) as u64;
-    let (read, secs) = read_streams(&*store, names, &ids, per_stream, sizes.budget)?;
-    let w5 = format!("W5 read {W5_STREAMS} streams");
-    table.put(
-        &w5,
-        "streams",
-        Unit::StreamsPerSec,
-        name,
-        read as f64 / secs,
-    );
-    if engine.scans_for_streams() {
-        table.note(format!(
-            "{name}: W5/W7 reads scan the whole log per stream (no stream index), time-bounded \
-             to {:.1} s; the rate is over the streams read",
-            sizes.budget.as_secs_f64()
-        ));
-    }
-    store.close()?;
     Ok(())
 }
 
