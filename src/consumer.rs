@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::event::RecordedEvent;
 use crate::layout;
 use crate::limits::MAX_CONSUMER_NAME_BYTES;
 use crate::position::Position;
@@ -193,6 +194,20 @@ impl Consumer {
         }
         self.acked = self.acked.max(Some(position));
         Ok(())
+    }
+
+    /// Acknowledges `event` as processed, as [`Consumer::ack`] does its
+    /// position, once it is the last output of its stored event: an
+    /// upcaster that split a stored event into several hands them all out
+    /// at its position, and acknowledging an earlier one would skip the
+    /// rest after a restart. Earlier outputs acknowledge nothing new, so a
+    /// consumer that stops between them gets them again (at least once).
+    pub fn ack_event(&mut self, event: &RecordedEvent) -> Result<()> {
+        if event.is_last_output() {
+            self.ack(event.position())
+        } else {
+            Ok(())
+        }
     }
 
     /// Makes the acknowledged position durable: write a new file, fsync it,

@@ -52,6 +52,40 @@ pub enum Error {
         reason: String,
     },
 
+    /// An upcaster step could not turn the stored event at `position` into
+    /// its next version. Stored bytes are untouched; a read goes on after
+    /// it (an iterator with its next item, `replay` from `next`).
+    #[error(
+        "upcasting the {event_type:?} event (schema version {schema_version}) at {position} failed: {reason}"
+    )]
+    Upcast {
+        /// The stored event's position.
+        position: Position,
+        /// Where a read resumes after it.
+        next: Position,
+        /// The type of the event the failing step was given.
+        event_type: String,
+        /// The schema version it was given at.
+        schema_version: u16,
+        /// What the step said.
+        reason: String,
+    },
+
+    /// A set of upcasters was refused when built, before any read: a gap in
+    /// a chain, a step registered twice, or a chain longer than
+    /// [`MAX_UPCAST_STEPS`](crate::limits::MAX_UPCAST_STEPS).
+    #[error(
+        "upcaster step for {event_type:?} from schema version {schema_version} refused: {reason}"
+    )]
+    UpcasterChain {
+        /// The type of the step at fault.
+        event_type: String,
+        /// The version it is registered for.
+        schema_version: u16,
+        /// Why.
+        reason: String,
+    },
+
     /// Another `Log` (in this process or another) holds the directory.
     #[error("log directory {dir:?} is locked by another writer")]
     Locked {

@@ -198,7 +198,12 @@ pub struct RecordedEvent {
     pub(crate) next_position: Position,
     /// UTF-8, checked when the frame was decoded.
     pub(crate) event_type: Bytes,
+    /// After upcasting: the version handed out.
     pub(crate) schema_version: u16,
+    pub(crate) stored_schema_version: u16,
+    /// `(index, count)` among the outputs of its stored event: `(0, 1)`
+    /// unless an upcaster split it.
+    pub(crate) output: (u16, u16),
     pub(crate) id: Option<u128>,
     pub(crate) timestamp_us: u64,
     pub(crate) metadata: Bytes,
@@ -217,6 +222,8 @@ impl RecordedEvent {
             next_position: self.next_position,
             event_type: self.event_type(),
             schema_version: self.schema_version,
+            stored_schema_version: self.stored_schema_version,
+            output: self.output,
             id: self.id,
             timestamp_us: self.timestamp_us,
             metadata: &self.metadata,
@@ -250,9 +257,34 @@ impl RecordedEvent {
         std::str::from_utf8(&self.event_type).unwrap_or_default()
     }
 
-    /// The schema version given at append (default 1).
+    /// The schema version handed out: the one given at append (default 1),
+    /// or, when [upcasters](crate::Upcasters) turned the stored event into
+    /// this one, the version they brought it to.
     pub fn schema_version(&self) -> u16 {
         self.schema_version
+    }
+
+    /// The schema version the event was stored with, whatever upcasting
+    /// made of it.
+    pub fn stored_schema_version(&self) -> u16 {
+        self.stored_schema_version
+    }
+
+    /// Which of its stored event's outputs this is, and how many there
+    /// are: `(0, 1)` unless an upcaster split the stored event. All outputs
+    /// share the stored event's position, version and id; only the last
+    /// one's [`next_position`](Self::next_position) is past the stored
+    /// event, the others' is the stored event's own position, so a read
+    /// resumed from any of them repeats the outputs rather than skip one.
+    pub fn output(&self) -> (u16, u16) {
+        self.output
+    }
+
+    /// Whether this is the last output of its stored event (always, unless
+    /// an upcaster split it): a consumer acknowledges a stored event once
+    /// this holds ([`Consumer::ack_event`](crate::Consumer::ack_event)).
+    pub fn is_last_output(&self) -> bool {
+        self.output.0.saturating_add(1) >= self.output.1
     }
 
     /// The event id given at append, if any.
@@ -291,6 +323,8 @@ pub struct EventRef<'a> {
     pub(crate) next_position: Position,
     pub(crate) event_type: &'a str,
     pub(crate) schema_version: u16,
+    pub(crate) stored_schema_version: u16,
+    pub(crate) output: (u16, u16),
     pub(crate) id: Option<u128>,
     pub(crate) timestamp_us: u64,
     pub(crate) metadata: &'a [u8],
@@ -323,9 +357,26 @@ impl<'a> EventRef<'a> {
         self.event_type
     }
 
-    /// The schema version.
+    /// The schema version handed out (after upcasting); see
+    /// [`RecordedEvent::schema_version`].
     pub fn schema_version(&self) -> u16 {
         self.schema_version
+    }
+
+    /// The schema version the event was stored with.
+    pub fn stored_schema_version(&self) -> u16 {
+        self.stored_schema_version
+    }
+
+    /// Which output of its stored event this is, of how many; see
+    /// [`RecordedEvent::output`].
+    pub fn output(&self) -> (u16, u16) {
+        self.output
+    }
+
+    /// Whether this is the last output of its stored event.
+    pub fn is_last_output(&self) -> bool {
+        self.output.0.saturating_add(1) >= self.output.1
     }
 
     /// The event id, if any.

@@ -69,6 +69,7 @@ mod streams;
 mod subscribe;
 #[cfg(test)]
 mod test_support;
+mod upcast;
 mod view;
 mod walk;
 mod watch;
@@ -90,3 +91,4 @@ pub use crate::quarantine::Quarantined;
 pub use crate::read::{ReadAll, ReadStream};
 pub use crate::reader::Reader;
 pub use crate::subscribe::{Filter, Subscription};
+pub use crate::upcast::{UpcastInput, UpcastResult, Upcasted, Upcasters, UpcastersBuilder};

@@ -28,3 +28,12 @@ pub const MAX_INDEX_INTERVAL: u64 = 65_536;
 /// Longest consumer name, in bytes of UTF-8: its hex form names the
 /// checkpoint file, which must fit a file name (255 bytes).
 pub const MAX_CONSUMER_NAME_BYTES: usize = 100;
+
+/// Most steps an upcaster chain may take from a stored event to its current
+/// version (v1 → v2 is one step); a longer chain is refused when the
+/// upcasters are built.
+pub const MAX_UPCAST_STEPS: usize = 32;
+
+/// Most events one stored event may become through its whole upcaster
+/// chain; more is an [`Error::Upcast`](crate::Error::Upcast) at read time.
+pub const MAX_UPCAST_OUTPUTS: usize = 1_024;

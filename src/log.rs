@@ -158,6 +158,7 @@ impl Log {
             segments: sealed,
             streams,
             end,
+            upcasters: options.upcasters.clone(),
         }));
         let parts = AppendParts {
             options,

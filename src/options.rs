@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::limits;
 pub use crate::storage::Preallocate;
 use crate::storage::{RealStorage, Storage};
+use crate::upcast::Upcasters;
 
 /// When an append is acknowledged relative to the data reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct Options {
     /// Every file operation goes through it: the OS, or in tests a double
     /// that injects faults.
     pub(crate) storage: Arc<dyn Storage>,
+    /// Applied on every read of a log opened with these options.
+    pub(crate) upcasters: Option<Upcasters>,
 }
 
 impl Default for Options {
@@ -56,7 +59,19 @@ impl Options {
             allow_unsupported_filesystem: false,
             index_interval: limits::DEFAULT_INDEX_INTERVAL,
             storage: Arc::new(RealStorage),
+            upcasters: None,
         }
+    }
+
+    /// Upcasters every read applies ([`Log`](crate::Log) and
+    /// [`Reader::open_with`](crate::Reader::open_with)): owned and borrowed,
+    /// global, per stream and subscriptions alike. On the options rather
+    /// than on each read handle so that no read path can forget them, and
+    /// a `Reader` in another process hands out what the writer's own reads
+    /// do.
+    pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = Some(upcasters);
+        self
     }
 
     /// Size of each segment file created from now on: a power of two from

@@ -110,6 +110,13 @@ impl Reader {
     /// Opens the log in `dir` read-only: applies what the writer has
     /// published so far and starts a thread that follows it.
     pub fn open(dir: impl AsRef<Path>) -> Result<Reader> {
+        Reader::open_with(dir, &Options::new())
+    }
+
+    /// [`Reader::open`] with the options that apply to reading: the
+    /// [upcasters](Options::upcasters). The others (segment size,
+    /// durability, repair, ...) are the writer's and are not used here.
+    pub fn open_with(dir: impl AsRef<Path>, options: &Options) -> Result<Reader> {
         let dir = dir.as_ref().to_path_buf();
         let first = first_segment(&dir)?;
         let open = OpenSegment::open_follower(&dir.join(layout::segment_file(first)), first)?;
@@ -128,6 +135,7 @@ impl Reader {
             end: seg.base() + HEADER_BYTES,
             segments: vec![Arc::clone(&seg)],
             streams: Streams::new(Options::new().index_interval),
+            upcasters: options.upcasters.clone(),
         }));
         let follower = Arc::new(Follower {
             checksum: Checksum::new(log_id),

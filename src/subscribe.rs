@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 use crate::position::Position;
 use crate::read::{Fetched, LogCursor, ReadStream, Select};
+use crate::upcast::Pending;
 use crate::view::LogView;
 use crate::watch::Woken;
 
@@ -97,6 +98,7 @@ impl Filter {
 /// `$all` under a filter.
 struct AllSelect<'a> {
     filter: &'a Filter,
+    upcast: &'a Pending,
 }
 
 impl Select for AllSelect<'_> {
@@ -113,7 +115,7 @@ impl Select for AllSelect<'_> {
     }
 
     fn event(&mut self, _: u64, event_type: &[u8]) -> bool {
-        self.filter.keeps_type(event_type)
+        self.filter.keeps_type(event_type) || self.upcast.may_rename(event_type)
     }
 }
 
@@ -123,6 +125,7 @@ struct StreamSelect<'a> {
     id: &'a mut Option<u32>,
     next_version: u64,
     filter: &'a Filter,
+    upcast: &'a Pending,
 }
 
 impl Select for StreamSelect<'_> {
@@ -145,7 +148,8 @@ impl Select for StreamSelect<'_> {
     }
 
     fn event(&mut self, version: u64, event_type: &[u8]) -> bool {
-        version >= self.next_version && self.filter.keeps_type(event_type)
+        version >= self.next_version
+            && (self.filter.keeps_type(event_type) || self.upcast.may_rename(event_type))
     }
 }
 
@@ -199,6 +203,8 @@ pub struct Subscription {
     /// Where to go on after the last event handed out.
     resume: Position,
     failed: bool,
+    /// Outputs of an upcast event still to hand out.
+    upcast: Pending,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -216,6 +222,7 @@ impl Subscription {
             return Err(Error::InvalidPosition { position: from });
         }
         Ok(Subscription {
+            upcast: Pending::new(shared.upcasters.clone(), false),
             mode: Mode::All(LogCursor::new(Arc::clone(&shared), from)),
             shared,
             filter: Filter::all(),
@@ -250,6 +257,7 @@ impl Subscription {
                 },
             },
             resume: Position::START,
+            upcast: Pending::new(shared.upcasters.clone(), false),
             shared,
             filter: Filter::all(),
             after: None,
@@ -285,8 +293,12 @@ impl Subscription {
             return Err(Error::Closed);
         }
         let result = self.next_inner(deadline);
-        if matches!(result, Err(ref e) if !matches!(e, Error::Closed)) {
-            self.failed = true;
+        match &result {
+            // An event an upcaster could not read: the next call goes on
+            // after it.
+            Err(Error::Upcast { next, .. }) => self.resume = *next,
+            Err(e) if !matches!(e, Error::Closed) => self.failed = true,
+            _ => {}
         }
         result
     }
@@ -295,6 +307,12 @@ impl Subscription {
         loop {
             // Taken before reading: anything published after the read
             // reached the end moves the end past this.
+            if let Some(output) = self.upcast.pop() {
+                if let Some(event) = self.hand_out(output) {
+                    return Ok(Some(event));
+                }
+                continue;
+            }
             let seen = self.shared.watch.end();
             match self.step()? {
                 Fetched::Event(event) => {
@@ -303,7 +321,12 @@ impl Subscription {
                     }
                     self.after = None;
                     self.resume = event.next_position;
-                    return Ok(Some(event));
+                    if let Some(output) = self.upcast.pass(event)?
+                        && let Some(event) = self.hand_out(output)
+                    {
+                        return Ok(Some(event));
+                    }
+                    continue;
                 }
                 Fetched::Budget => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -328,12 +351,25 @@ impl Subscription {
         }
     }
 
-    /// The next event from history or what is published, without waiting.
+    /// `output` (of an upcast event, or one as stored) if the filter keeps
+    /// its type, which upcasting may have changed; it is passed over
+    /// either way.
+    fn hand_out(&mut self, output: RecordedEvent) -> Option<RecordedEvent> {
+        self.resume = output.next_position;
+        self.filter
+            .keeps_type(output.event_type.as_ref())
+            .then_some(output)
+    }
+
+    /// The next stored event from history or what is published, without
+    /// waiting.
     fn step(&mut self) -> Result<Fetched> {
         let filter = &self.filter;
+        let upcast = &self.upcast;
         match &mut self.mode {
             Mode::All(cursor) => {
-                let step = cursor.next(&mut AllSelect { filter }, FRAMES_PER_DEADLINE_CHECK);
+                let step =
+                    cursor.next(&mut AllSelect { filter, upcast }, FRAMES_PER_DEADLINE_CHECK);
                 if !matches!(step, Ok(Fetched::Event(_))) {
                     self.resume = cursor.resume();
                 }
@@ -354,7 +390,8 @@ impl Subscription {
                         Some(Ok(event)) => {
                             *delivered = true;
                             *next_version = event.version + 1;
-                            if filter.keeps_type(event.event_type.as_ref()) {
+                            let kind = event.event_type.as_ref();
+                            if filter.keeps_type(kind) || upcast.may_rename(kind) {
                                 return Ok(Fetched::Event(event));
                             }
                         }
@@ -382,6 +419,7 @@ impl Subscription {
                             id,
                             next_version: *next_version,
                             filter,
+                            upcast,
                         };
                         let step = cursor.next(&mut select, FRAMES_PER_DEADLINE_CHECK)?;
                         if let Fetched::Event(event) = &step {
@@ -405,7 +443,7 @@ fn stream_read(
     let end_before = shared.watch.end();
     let head = shared.stream_head(name);
     let id = head.map(|(id, _)| id);
-    let read = ReadStream::new(Arc::clone(shared), head, from_version, false)?;
+    let read = ReadStream::new(Arc::clone(shared), head, from_version, false)?.stored_only();
     Ok((read, end_before, id))
 }
 

@@ -21,6 +21,7 @@ use crate::quarantine::Quarantined;
 use crate::segment::{Segment, corrupt};
 use crate::storage::Storage;
 use crate::streams::{Head, IndexEntry, Names, Streams};
+use crate::upcast::Upcasters;
 use crate::walk::FrameInfo;
 use crate::watch::Watch;
 
@@ -44,6 +45,8 @@ pub(crate) struct LogView {
     pub(crate) watch: Watch,
     /// Names of the consumers open now.
     pub(crate) consumers: Mutex<HashSet<String>>,
+    /// What every read applies ([`Options::upcasters`](crate::Options::upcasters)).
+    pub(crate) upcasters: Option<Upcasters>,
 }
 
 /// What a [`LogView`] starts from.
@@ -57,6 +60,7 @@ pub(crate) struct ViewParts {
     pub(crate) streams: Streams,
     /// The published end at the start.
     pub(crate) end: u64,
+    pub(crate) upcasters: Option<Upcasters>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -82,6 +86,7 @@ impl LogView {
             registry: RwLock::new(parts.streams),
             watch: Watch::new(parts.end),
             consumers: Mutex::new(HashSet::new()),
+            upcasters: parts.upcasters,
         }
     }
 

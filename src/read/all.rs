@@ -10,6 +10,7 @@ use super::walker::Walker;
 use crate::error::Result;
 use crate::event::RecordedEvent;
 use crate::position::Position;
+use crate::upcast::Pending;
 use crate::view::LogView;
 
 /// Decides, frame by frame and then event by event, what a [`LogCursor`]
@@ -154,6 +155,8 @@ impl LogCursor {
 pub struct ReadAll {
     cursor: LogCursor,
     done: bool,
+    /// Outputs of an upcast event still to hand out.
+    pending: Pending,
 }
 
 impl std::fmt::Debug for ReadAll {
@@ -167,6 +170,7 @@ impl std::fmt::Debug for ReadAll {
 impl ReadAll {
     pub(crate) fn new(shared: Arc<LogView>, from: Position) -> Result<ReadAll> {
         Ok(ReadAll {
+            pending: Pending::new(shared.upcasters.clone(), false),
             cursor: LogCursor::new(shared, from),
             done: false,
         })
@@ -176,7 +180,30 @@ impl ReadAll {
 impl Iterator for ReadAll {
     type Item = Result<RecordedEvent>;
 
+    /// The next event, upcast. An [`Error::Upcast`](crate::Error::Upcast)
+    /// is one item: the read goes on after it. Any other error ends it.
     fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(output) = self.pending.pop() {
+                return Some(Ok(output));
+            }
+            let event = match self.next_stored()? {
+                Ok(event) => event,
+                Err(e) => return Some(Err(e)),
+            };
+            match self.pending.pass(event) {
+                Ok(Some(output)) => return Some(Ok(output)),
+                // Dropped by an upcaster.
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+impl ReadAll {
+    /// The next stored event.
+    fn next_stored(&mut self) -> Option<Result<RecordedEvent>> {
         if self.done {
             return None;
         }

@@ -180,6 +180,8 @@ impl OwnedFrame {
                 next_position: self.info.next_position(index),
                 event_type: slice(raw.event_type_start, raw.event_type.len()),
                 schema_version: raw.schema_version,
+                stored_schema_version: raw.schema_version,
+                output: (0, 1),
                 id: raw.id,
                 timestamp_us: self.info.timestamp_us,
                 metadata: slice(raw.metadata_start, raw.metadata.len()),

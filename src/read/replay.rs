@@ -142,6 +142,7 @@ where
             format!("unknown stream id {}", info.stream_id),
         )
     })?;
+    let upcasters = shared.upcasters.as_ref();
     for (i, raw) in EventIter::new(bytes, info.events_start, info.count).enumerate() {
         let raw = raw.map_err(|e| corrupt(seg, info.start, e))?;
         let index = i as u16;
@@ -151,18 +152,24 @@ where
         let event_type = types
             .check(raw.event_type)
             .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
-        f(EventRef {
+        let event = EventRef {
             stream,
             version: info.first_version + i as u64,
             position: info.position(index),
             next_position: info.next_position(index),
             event_type,
             schema_version: raw.schema_version,
+            stored_schema_version: raw.schema_version,
+            output: (0, 1),
             id: raw.id,
             timestamp_us: info.timestamp_us,
             metadata: raw.metadata,
             payload: raw.payload,
-        });
+        };
+        match upcasters {
+            Some(u) if u.may_apply(raw.event_type) => u.upcast_ref(event, f)?,
+            _ => f(event),
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::frame::{self, Frame};
 use crate::position::Position;
 use crate::segment::{Segment, corrupt};
 use crate::streams::IndexEntry;
+use crate::upcast::Pending;
 use crate::view::{LogView, frame_bytes, not_the_stream};
 use crate::walk::FrameInfo;
 
@@ -191,6 +192,8 @@ pub struct ReadStream {
     frame: Option<OwnedFrame>,
     types: TypeCache,
     pub(super) done: bool,
+    /// Outputs of an upcast event still to hand out.
+    upcast: Pending,
 }
 
 impl std::fmt::Debug for ReadStream {
@@ -220,6 +223,7 @@ impl ReadStream {
         } else {
             from_version
         };
+        let shared_upcasters = shared.upcasters.clone();
         let mut read = ReadStream {
             shared,
             id,
@@ -233,6 +237,7 @@ impl ReadStream {
             chains: Vec::new(),
             back_link: frame::NO_PREV_FRAME,
             pending: Vec::new(),
+            upcast: Pending::new(shared_upcasters, backward),
             cache: SegmentBytes::default(),
             frame: None,
             types: TypeCache::default(),
@@ -458,10 +463,16 @@ impl ReadStream {
     }
 }
 
-impl Iterator for ReadStream {
-    type Item = Result<RecordedEvent>;
+impl ReadStream {
+    /// This read, handing out events as stored: for a subscription, which
+    /// upcasts what it hands out itself.
+    pub(crate) fn stored_only(mut self) -> ReadStream {
+        self.upcast = Pending::new(None, self.backward);
+        self
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next stored event, in the read's direction.
+    fn next_stored(&mut self) -> Option<Result<RecordedEvent>> {
         if self.done {
             return None;
         }
@@ -479,6 +490,30 @@ impl Iterator for ReadStream {
             Err(e) => {
                 self.done = true;
                 Some(Err(e))
+            }
+        }
+    }
+}
+
+impl Iterator for ReadStream {
+    type Item = Result<RecordedEvent>;
+
+    /// The next event, upcast (a split's outputs newest first when
+    /// backward). An [`Error::Upcast`](crate::Error::Upcast) is one item:
+    /// the read goes on after it. Any other error ends it.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(output) = self.upcast.pop() {
+                return Some(Ok(output));
+            }
+            let event = match self.next_stored()? {
+                Ok(event) => event,
+                Err(e) => return Some(Err(e)),
+            };
+            match self.upcast.pass(event) {
+                Ok(Some(output)) => return Some(Ok(output)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
             }
         }
     }
