@@ -202,7 +202,8 @@ pub struct RecordedEvent {
     pub(crate) schema_version: u16,
     pub(crate) stored_schema_version: u16,
     /// `(index, count)` among the outputs of its stored event: `(0, 1)`
-    /// unless an upcaster split it.
+    /// unless an upcaster split it. `(0, 0)` inside the crate only: read
+    /// from a frame, a step applies, the read's upcasting is still to run.
     pub(crate) output: (u16, u16),
     pub(crate) id: Option<u128>,
     pub(crate) timestamp_us: u64,
@@ -211,6 +212,13 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
+    /// Read from a frame with an upcaster step to apply (never handed out
+    /// so).
+    #[inline(always)]
+    pub(crate) fn needs_upcast(&self) -> bool {
+        self.output.1 == 0
+    }
+
     /// A borrowed view of this event, the type [`Log::replay`](crate::Log::replay)
     /// hands out: code that handles events can take `EventRef` and serve
     /// both read paths.

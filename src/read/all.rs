@@ -68,10 +68,10 @@ pub(crate) struct LogCursor {
 impl LogCursor {
     pub(crate) fn new(shared: Arc<LogView>, from: Position) -> LogCursor {
         LogCursor {
+            types: TypeCache::new(shared.upcasters.clone()),
             walker: Walker::new(shared, from),
             cache: SegmentBytes::default(),
             frame: None,
-            types: TypeCache::default(),
             resume: from,
             helper: None,
             asked_for_helper: false,
@@ -187,15 +187,14 @@ impl Iterator for ReadAll {
             if let Some(output) = self.pending.pop() {
                 return Some(Ok(output));
             }
-            let event = match self.next_stored()? {
-                Ok(event) => event,
-                Err(e) => return Some(Err(e)),
-            };
-            match self.pending.pass(event) {
-                Ok(Some(output)) => return Some(Ok(output)),
-                // Dropped by an upcaster.
-                Ok(None) => {}
-                Err(e) => return Some(Err(e)),
+            match self.next_stored()? {
+                Ok(event) if event.needs_upcast() => match self.pending.upcast(event) {
+                    Ok(Some(output)) => return Some(Ok(output)),
+                    // Dropped by an upcaster.
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                },
+                other => return Some(other),
             }
         }
     }
@@ -203,6 +202,7 @@ impl Iterator for ReadAll {
 
 impl ReadAll {
     /// The next stored event.
+    #[inline(always)]
     fn next_stored(&mut self) -> Option<Result<RecordedEvent>> {
         if self.done {
             return None;

@@ -11,23 +11,50 @@ use crate::error::Result;
 use crate::event::RecordedEvent;
 use crate::frame::{self, DecodeError};
 use crate::segment::{HEADER_BYTES, Segment, corrupt};
+use crate::upcast::Upcasters;
 use crate::view::LogView;
 use crate::walk::FrameInfo;
 
 /// Remembers the last event type found to be UTF-8: types repeat, so most
-/// events cost a short compare instead of a validation.
+/// events cost a short compare instead of a validation. With upcasters, it
+/// also remembers whether a step applies to that type at the last schema
+/// version asked about, so the lookup runs once per change of either.
 #[derive(Debug, Default)]
 pub(super) struct TypeCache {
     last: String,
+    upcasters: Option<Upcasters>,
+    /// For `last`: the schema version last asked about and whether a step
+    /// applies to it.
+    step: Option<(u16, bool)>,
 }
 
 impl TypeCache {
+    /// A cache for a read that applies `upcasters`.
+    pub(super) fn new(upcasters: Option<Upcasters>) -> TypeCache {
+        TypeCache {
+            last: String::new(),
+            upcasters,
+            step: None,
+        }
+    }
+
+    /// `raw` as a `&str` if it is UTF-8, and whether an upcaster step
+    /// applies to it at `version`.
     #[inline]
-    pub(super) fn check(&mut self, raw: &[u8]) -> Option<&str> {
+    pub(super) fn check(&mut self, raw: &[u8], version: u16) -> Option<(&str, bool)> {
         if !same_bytes(raw, self.last.as_bytes()) {
             self.replace(raw)?;
         }
-        Some(&self.last)
+        let applies = match (&self.upcasters, self.step) {
+            (None, _) => false,
+            (Some(_), Some((v, applies))) if v == version => applies,
+            (Some(u), _) => {
+                let applies = u.has_step(&self.last, version);
+                self.step = Some((version, applies));
+                applies
+            }
+        };
+        Some((&self.last, applies))
     }
 
     /// Validates `raw` and remembers it: once per change of type.
@@ -36,6 +63,7 @@ impl TypeCache {
         let valid = std::str::from_utf8(raw).ok()?;
         self.last.clear();
         self.last.push_str(valid);
+        self.step = None;
         Some(())
     }
 }
@@ -164,14 +192,14 @@ impl OwnedFrame {
             if index < self.info.skip || !keep(version, raw.event_type) {
                 continue;
             }
-            if types.check(raw.event_type).is_none() {
+            let Some((_, upcast)) = types.check(raw.event_type, raw.schema_version) else {
                 self.index = u16::MAX;
                 return Some(Err(corrupt(
                     &self.seg,
                     self.info.start,
                     DecodeError::Malformed("event type not UTF-8"),
                 )));
-            }
+            };
             let slice = |start: usize, len: usize| self.bytes.slice(start..start + len);
             return Some(Ok(RecordedEvent {
                 stream: self.stream.clone(),
@@ -181,7 +209,8 @@ impl OwnedFrame {
                 event_type: slice(raw.event_type_start, raw.event_type.len()),
                 schema_version: raw.schema_version,
                 stored_schema_version: raw.schema_version,
-                output: (0, 1),
+                // (0, 0): not upcast yet; the read's `Pending` does it.
+                output: (0, u16::from(!upcast)),
                 id: raw.id,
                 timestamp_us: self.info.timestamp_us,
                 metadata: slice(raw.metadata_start, raw.metadata.len()),
@@ -218,11 +247,11 @@ mod tests {
     #[test]
     fn type_cache_checks_each_new_type() {
         let mut types = TypeCache::default();
-        assert_eq!(types.check(b"OrderPlaced"), Some("OrderPlaced"));
-        assert_eq!(types.check(b"OrderPlaced"), Some("OrderPlaced"));
-        assert_eq!(types.check(b"OrderPlace\xff"), None);
-        assert_eq!(types.check(b"e"), Some("e"));
-        assert_eq!(types.check(b"\xff"), None);
-        assert_eq!(types.check(b"e"), Some("e"));
+        assert_eq!(types.check(b"OrderPlaced", 1), Some(("OrderPlaced", false)));
+        assert_eq!(types.check(b"OrderPlaced", 1), Some(("OrderPlaced", false)));
+        assert_eq!(types.check(b"OrderPlace\xff", 1), None);
+        assert_eq!(types.check(b"e", 1), Some(("e", false)));
+        assert_eq!(types.check(b"\xff", 1), None);
+        assert_eq!(types.check(b"e", 1), Some(("e", false)));
     }
 }

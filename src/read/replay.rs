@@ -94,7 +94,7 @@ where
     if read.done {
         return Ok(from_version);
     }
-    let mut types = TypeCache::default();
+    let mut types = TypeCache::new(shared.upcasters.clone());
     while let Some((seg, info)) = read.next_frame_forward()? {
         frame_refs(shared, read.segs.get(seg), &info, &mut types, &mut f)?;
         read.next_version = info.last_version() + 1;
@@ -149,8 +149,8 @@ where
         if index < info.skip {
             continue;
         }
-        let event_type = types
-            .check(raw.event_type)
+        let (event_type, upcast) = types
+            .check(raw.event_type, raw.schema_version)
             .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
         let event = EventRef {
             stream,
@@ -167,7 +167,7 @@ where
             payload: raw.payload,
         };
         match upcasters {
-            Some(u) if u.may_apply(raw.event_type) => u.upcast_ref(event, f)?,
+            Some(u) if upcast => u.upcast_ref(event, f)?,
             _ => f(event),
         }
     }
@@ -183,7 +183,7 @@ where
     F: FnMut(EventRef<'_>),
 {
     let mut walker = Walker::new(Arc::clone(shared), from);
-    let mut types = TypeCache::default();
+    let mut types = TypeCache::new(shared.upcasters.clone());
     let Some(next) = replay_frames(shared, &mut walker, &mut types, &mut f, Some(1))? else {
         return Ok(from);
     };
@@ -221,7 +221,7 @@ pub(crate) fn replay_with<F>(shared: &LogView, walker: &mut Walker, mut f: F) ->
 where
     F: FnMut(EventRef<'_>),
 {
-    let mut types = TypeCache::default();
+    let mut types = TypeCache::new(shared.upcasters.clone());
     replay_frames(shared, walker, &mut types, &mut f, None).map(|_| ())
 }
 

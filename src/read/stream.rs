@@ -237,10 +237,10 @@ impl ReadStream {
             chains: Vec::new(),
             back_link: frame::NO_PREV_FRAME,
             pending: Vec::new(),
-            upcast: Pending::new(shared_upcasters, backward),
+            upcast: Pending::new(shared_upcasters.clone(), backward),
             cache: SegmentBytes::default(),
             frame: None,
-            types: TypeCache::default(),
+            types: TypeCache::new(shared_upcasters),
             done: done || (!backward && from_version > last_version),
         };
         if backward && !read.done {
@@ -472,6 +472,7 @@ impl ReadStream {
     }
 
     /// The next stored event, in the read's direction.
+    #[inline(always)]
     fn next_stored(&mut self) -> Option<Result<RecordedEvent>> {
         if self.done {
             return None;
@@ -506,14 +507,14 @@ impl Iterator for ReadStream {
             if let Some(output) = self.upcast.pop() {
                 return Some(Ok(output));
             }
-            let event = match self.next_stored()? {
-                Ok(event) => event,
-                Err(e) => return Some(Err(e)),
-            };
-            match self.upcast.pass(event) {
-                Ok(Some(output)) => return Some(Ok(output)),
-                Ok(None) => {}
-                Err(e) => return Some(Err(e)),
+            match self.next_stored()? {
+                Ok(event) if event.needs_upcast() => match self.upcast.upcast(event) {
+                    Ok(Some(output)) => return Some(Ok(output)),
+                    // Dropped by an upcaster.
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                },
+                other => return Some(other),
             }
         }
     }

@@ -234,14 +234,16 @@ impl TypeSteps {
     }
 }
 
-/// Which of the filter's 256 bits stands for a type: from its length and
-/// its first and last bytes, a few instructions on bytes the reader has
-/// just loaded.
+/// Which of the filter's 256 bits stands for a type: its length and its
+/// first, middle and last bytes, mixed by one multiplication (a few
+/// instructions on bytes the reader has just loaded).
 #[inline(always)]
 fn filter_bit(event_type: &[u8]) -> usize {
-    let first = usize::from(event_type.first().copied().unwrap_or(0));
-    let last = usize::from(event_type.last().copied().unwrap_or(0));
-    (event_type.len().wrapping_mul(31) ^ first.wrapping_mul(7) ^ last) & 255
+    let byte = |i: usize| u32::from(event_type.get(i).copied().unwrap_or(0));
+    let n = event_type.len();
+    let key =
+        (n as u32 & 0xFF) | byte(0) << 8 | byte(n / 2) << 16 | byte(n.saturating_sub(1)) << 24;
+    (key.wrapping_mul(0x9E37_79B1) >> 24) as usize
 }
 
 impl Upcasters {
@@ -262,6 +264,11 @@ impl Upcasters {
     pub(crate) fn may_apply(&self, event_type: &[u8]) -> bool {
         let bit = filter_bit(event_type);
         self.inner.filter[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    /// Whether a step applies to `event_type` stored at `version`.
+    pub(crate) fn has_step(&self, event_type: &str, version: u16) -> bool {
+        self.may_apply(event_type.as_bytes()) && self.step_for(event_type, version).is_some()
     }
 
     fn step_for(&self, event_type: &str, version: u16) -> Option<&Step> {
@@ -320,7 +327,11 @@ impl Upcasters {
             payload: &event.payload,
         };
         let items = match self.run(&input) {
-            Ok(None) => return Ok(Some(event)),
+            Ok(None) => {
+                let mut event = event;
+                event.output = (0, 1);
+                return Ok(Some(event));
+            }
             Ok(Some(items)) => items,
             Err(reason) => return Err(upcast_error(&event.as_event_ref(), reason)),
         };
@@ -436,7 +447,10 @@ fn upcast_error(event: &EventRef<'_>, reason: String) -> Error {
 }
 
 /// The outputs an owned read still has to hand out, and the upcasters
-/// that make them: what each owned iterator keeps.
+/// that make them: what each owned iterator keeps. Frames mark each event
+/// they hand out with the step lookup's answer (see
+/// [`RecordedEvent::needs_upcast`]), so an event with no step passes here
+/// on one compare.
 #[derive(Default)]
 pub(crate) struct Pending {
     upcasters: Option<Upcasters>,
@@ -454,7 +468,7 @@ impl Pending {
     }
 
     /// The next output of an upcast event still to hand out.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<RecordedEvent> {
         if self.queue.is_empty() {
             return None;
@@ -464,13 +478,23 @@ impl Pending {
 
     /// `event` as it is to be handed out: itself, its first output (the
     /// others queued), or `None` when it was dropped.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pass(&mut self, event: RecordedEvent) -> Result<Option<RecordedEvent>> {
+        if event.needs_upcast() {
+            self.upcast(event)
+        } else {
+            Ok(Some(event))
+        }
+    }
+
+    /// [`Pending::pass`] for an event a step applies to. A read that hands
+    /// out stored events (a subscription's catch-up, which upcasts itself)
+    /// has no upcasters and leaves it marked.
+    #[inline(never)]
+    pub(crate) fn upcast(&mut self, event: RecordedEvent) -> Result<Option<RecordedEvent>> {
         match &self.upcasters {
-            Some(u) if u.may_apply(&event.event_type) => {
-                u.upcast_owned(event, &mut self.queue, self.backward)
-            }
-            _ => Ok(Some(event)),
+            Some(u) => u.upcast_owned(event, &mut self.queue, self.backward),
+            None => Ok(Some(event)),
         }
     }
 
