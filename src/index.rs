@@ -27,20 +27,25 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::segment::map_index_file;
+use crate::segment::{HEADER_BYTES, TimeEntry, TimeIndex, map_index_file};
 use crate::storage::{self, Storage, StorageWriter};
 use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
 
 const MAGIC: [u8; 8] = *b"SEGLOGIX";
 /// Version 2 moved the entries' stream ids into the heads (a run per
-/// stream) and gave the entries their own checksum. Files of version 1 are
-/// rebuilt from their segments, as any unusable index file is.
-const VERSION: u32 = 2;
+/// stream) and gave the entries their own checksum; version 3 added the
+/// segment's time index (its count in what was a reserved word, the
+/// entries after the heads). Files of older versions are rebuilt from
+/// their segments, as any unusable index file is.
+const VERSION: u32 = 3;
 const FIXED_BYTES: usize = 8 + 4 + 4 + 16 + 8 + 8 + 4 + 4 + 4 + 4;
 /// Smallest record of each kind, to bound counts by the file's size.
 const MIN_DEF_BYTES: u64 = 4 + 2 + 1;
 const HEAD_BYTES: u64 = 4 + 8 + 8 + 4 + 8;
 const ENTRY_BYTES: usize = 8 + 8;
+/// The time section: the newest commit time, then the entries.
+const TIMES_FIXED_BYTES: u64 = 8;
+const TIME_ENTRY_BYTES: u64 = 8 + 8;
 
 /// A file's sparse entries, used in place from its mapping: `(version,
 /// frame)`, [`ENTRY_BYTES`] each, grouped by stream. Checked against the
@@ -159,6 +164,11 @@ pub(crate) struct SegmentIndex {
     /// are, and the tail's index decodes them only when it is written again.
     loaded: Option<Arc<FileEntries>>,
     runs: Vec<FileRun>,
+    /// The segment's time index up to `covered`, and its newest commit
+    /// time: taken from the segment by [`SegmentIndex::finalize`], or read
+    /// from the file.
+    pub(crate) times: Vec<TimeEntry>,
+    pub(crate) last_us: u64,
 }
 
 impl SegmentIndex {
@@ -174,6 +184,8 @@ impl SegmentIndex {
             entries: Vec::new(),
             loaded: None,
             runs: Vec::new(),
+            times: Vec::new(),
+            last_us: 0,
         }
     }
 
@@ -215,7 +227,10 @@ impl SegmentIndex {
     /// runs appends leave (streams created in order, round robin) in linear
     /// time, and in id order the heads are read from the registry front to
     /// back instead of at random.
-    pub(crate) fn finalize(&mut self, streams: &Streams) {
+    pub(crate) fn finalize(&mut self, streams: &Streams, times: &TimeIndex) {
+        self.times = times.entries();
+        self.times.retain(|e| e.offset < self.covered);
+        self.last_us = times.last_us().unwrap_or(0);
         self.unpack();
         let mut ids = std::mem::take(&mut self.touched);
         ids.extend(self.heads.iter().map(|(id, _)| *id));
@@ -351,7 +366,7 @@ impl SegmentIndex {
             };
             put(&MAGIC)?;
             put(&VERSION.to_le_bytes())?;
-            put(&[0; 4])?;
+            put(&(self.times.len() as u32).to_le_bytes())?;
             put(&log_id.to_le_bytes())?;
             put(&self.base.to_le_bytes())?;
             put(&self.covered.to_le_bytes())?;
@@ -374,12 +389,22 @@ impl SegmentIndex {
                 put(&count.to_le_bytes())?;
                 put(&first_version.to_le_bytes())?;
             }
+            put(&self.last_us.to_le_bytes())?;
+            for t in &self.times {
+                put(&t.timestamp_us.to_le_bytes())?;
+                put(&t.offset.to_le_bytes())?;
+            }
             out.write_all(&crc.finalize().to_le_bytes())?;
             out.write_all(&entry_bytes)?;
             out.into_inner().map_err(|e| e.into_error())?;
             storage.rename(&tmp, &path)
         })()
         .map_err(|e| Error::io(&path, e))
+    }
+
+    /// Hands the time index read from the file to `times`, the segment's.
+    pub(crate) fn load_times(&mut self, times: &TimeIndex) {
+        times.load(std::mem::take(&mut self.times), self.last_us);
     }
 
     /// Reads the index of segment `base` of log `log_id`; `None` (with a
@@ -455,11 +480,14 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     // What is left of `meta` once the definitions are walked.
     let heads_at = meta.len().saturating_sub(r.b.len());
     let (last_head, new_runs) = walk_heads(&mut r, header.heads, header.entries, &defined)?;
+    let (times, last_us) = walk_times(&mut r, header.times, header.covered)?;
     if !r.b.is_empty() {
         return Err("trailing bytes");
     }
     let mut index = SegmentIndex::new(base, header.covered);
     index.defined = defined;
+    index.times = times;
+    index.last_us = last_us;
     index.file = Some(FileMeta {
         raw: raw.slice_ref(meta),
         defs_at,
@@ -482,6 +510,7 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
 
 /// The fixed header's fields past the ones [`read_header`] matches.
 struct FileHeader {
+    times: u32,
     covered: u64,
     defs: u32,
     heads: u32,
@@ -501,7 +530,7 @@ fn read_header(
     if r.take(8)? != MAGIC || r.u32()? != VERSION {
         return Err("unknown format");
     }
-    r.take(4)?;
+    let times = r.u32()?;
     if r.u128()? != log_id {
         return Err("belongs to another log");
     }
@@ -513,6 +542,7 @@ fn read_header(
     let entries_crc = r.u32()?;
     debug_assert_eq!(raw.len().checked_sub(r.b.len()), Some(FIXED_BYTES));
     Ok(FileHeader {
+        times,
         covered,
         defs,
         heads,
@@ -536,6 +566,8 @@ fn split_at_entries<'a>(
     let needed = [
         u64::from(header.defs).saturating_mul(MIN_DEF_BYTES),
         u64::from(header.heads).saturating_mul(HEAD_BYTES),
+        TIMES_FIXED_BYTES,
+        u64::from(header.times).saturating_mul(TIME_ENTRY_BYTES),
         4,
         entry_bytes,
     ]
@@ -615,6 +647,33 @@ fn walk_heads(
         return Err("entries without a head");
     }
     Ok((last_head, new_runs))
+}
+
+/// Walks the time section: the newest commit time, then `count` entries
+/// at increasing offsets inside the frames the file covers.
+#[deny(clippy::arithmetic_side_effects)]
+fn walk_times(
+    r: &mut ByteReader<'_>,
+    count: u32,
+    covered: u64,
+) -> std::result::Result<(Vec<TimeEntry>, u64), &'static str> {
+    let last_us = r.u64()?;
+    // `split_at_entries` checked that `count` entries fit in the file.
+    let mut times = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let entry = TimeEntry {
+            timestamp_us: r.u64()?,
+            offset: r.u64()?,
+        };
+        let in_order = times
+            .last()
+            .is_none_or(|l: &TimeEntry| entry.offset > l.offset);
+        if !in_order || !(HEADER_BYTES..covered).contains(&entry.offset) {
+            return Err("time entries out of order or outside the segment's frames");
+        }
+        times.push(entry);
+    }
+    Ok((times, last_us))
 }
 
 /// A file's definitions and heads, in its bytes, as [`decode`] checked
@@ -737,6 +796,7 @@ mod tests {
         let names = Names::new();
         let mut streams = Streams::new(2);
         let mut index = SegmentIndex::new(0, 4096);
+        let times = TimeIndex::default();
         let mut at = 4096;
         for i in 0..50u64 {
             let name = format!("s-{}", i % 10);
@@ -754,14 +814,24 @@ mod tests {
                     (true, streams.record(id, 0, 2, at))
                 }
             };
+            times.note(at, 1_000 + i);
             at += 200;
             index.record(defines, &rec, defines, at);
         }
-        index.finalize(&streams);
+        index.finalize(&streams, &times);
+        assert_eq!(index.times.len(), 1, "50 frames of 200 bytes: one stride");
         index
             .write(&crate::storage::RealStorage, dir.path(), 9, &names)
             .unwrap();
         let read = SegmentIndex::read(dir.path(), 9, 0).unwrap();
+        // The time index and the newest time round-trip.
+        assert_eq!((&read.times, read.last_us), (&index.times, 1_049));
+        let loaded = TimeIndex::default();
+        read.clone().load_times(&loaded);
+        assert_eq!(
+            (loaded.entries(), loaded.last_us()),
+            (index.times.clone(), Some(1_049))
+        );
         // The file carries the names a recorded index takes from the table.
         let file = read.file.as_ref().expect("read from a file");
         let names_read: Vec<&str> = file.names().collect();
@@ -865,8 +935,9 @@ mod tests {
         let names = Names::new();
         let mut streams = Streams::new(2);
         let mut index = SegmentIndex::new(0, 4096);
+        let times = TimeIndex::default();
         let mut at = 4096;
-        for i in 0..50u64 {
+        for i in 0..200u64 {
             let name = format!("s-{}", i % 10);
             let (defines, rec) = match streams.lookup(&name) {
                 Some(id) => {
@@ -882,10 +953,13 @@ mod tests {
                     (true, streams.record(id, 0, 2, at))
                 }
             };
+            // A stride every ~80 frames: a few time entries.
+            times.note(at, 5_000 + i);
             at += 200;
             index.record(defines, &rec, defines, at);
         }
-        index.finalize(&streams);
+        index.finalize(&streams, &times);
+        assert!(index.times.len() > 1);
         index
             .write(&crate::storage::RealStorage, dir.path(), 9, &names)
             .unwrap();
@@ -921,6 +995,9 @@ mod tests {
         let _ = index.apply(&names, &mut streams);
         let mut unpacked = index.clone();
         unpacked.decode_loaded();
+        let times = TimeIndex::default();
+        unpacked.load_times(&times);
+        let _ = times.last_before(5_100);
         true
     }
 
@@ -948,7 +1025,9 @@ mod tests {
             reseal(&mut raw);
             use_file(&raw);
         }
-        for count_at in [48, 52, 56] {
+        // The time entries' count, then the definitions', heads' and
+        // entries'.
+        for count_at in [12, 48, 52, 56] {
             for count in [u32::MAX, u32::MAX - 1, 1 << 28, 11, 9] {
                 let mut raw = good.clone();
                 raw[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
@@ -973,6 +1052,8 @@ mod tests {
         raw.extend_from_slice(&u32::MAX.to_le_bytes());
         raw.extend_from_slice(&1u16.to_le_bytes());
         raw.push(b'a');
+        // The time section: no newest time, no entries.
+        raw.extend_from_slice(&0u64.to_le_bytes());
         let crc = crc32fast::hash(&raw);
         raw.extend_from_slice(&crc.to_le_bytes());
         assert_eq!(

@@ -48,6 +48,7 @@ mod consumer;
 mod error;
 mod event;
 mod frame;
+mod history;
 // Test scaffolding (the `testing` feature): never in an embedder's build.
 #[cfg(feature = "testing")]
 #[doc(hidden)]
@@ -85,10 +86,10 @@ pub use crate::event::{
     AppendRequest, AppendResult, EventData, EventRef, EventType, ExpectedVersion, RecordedEvent,
 };
 pub use crate::log::Log;
-pub use crate::options::{Durability, Options, Preallocate};
+pub use crate::options::{Clock, Durability, Options, Preallocate};
 pub use crate::position::Position;
 pub use crate::quarantine::Quarantined;
-pub use crate::read::{ReadAll, ReadStream};
+pub use crate::read::{AsOf, ReadAll, ReadStream};
 pub use crate::reader::Reader;
 pub use crate::subscribe::{Filter, Subscription};
 pub use crate::upcast::{UpcastInput, UpcastResult, Upcasted, Upcasters, UpcastersBuilder};

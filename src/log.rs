@@ -21,7 +21,7 @@ use crate::event::{AppendRequest, AppendResult, EventData, EventRef, ExpectedVer
 use crate::frame;
 use crate::layout;
 use crate::limits;
-use crate::options::Options;
+use crate::options::{Clock, Options};
 use crate::position::Position;
 use crate::quarantine::Quarantined;
 use crate::read::{self, ReadAll, ReadStream};
@@ -41,10 +41,11 @@ pub struct Log {
     _lock: File,
 }
 
-fn now_us() -> u64 {
+fn now_us(clock: Option<&dyn Clock>) -> u64 {
+    let now = clock.map_or_else(SystemTime::now, |c| c.now());
     // `as_micros` divides a u128, a noticeable share of an append to a
     // cold stream (perf).
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+    now.duration_since(UNIX_EPOCH).map_or(0, |d| {
         d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
     })
 }
@@ -201,7 +202,7 @@ impl Log {
         // Everything up to the lookup overlaps the miss on a cold stream.
         let hash = append.prefetch(stream);
         validate(stream, events, append.max_frame_bytes())?;
-        let now = now_us();
+        let now = now_us(append.options.clock.as_deref());
         let request = AppendRequest {
             stream,
             expected,
@@ -238,7 +239,8 @@ impl Log {
         let append = &self.append;
         let max_frame = append.max_frame_bytes();
         let check = |r: &AppendRequest<'_>| validate(r.stream, r.events, max_frame);
-        let (results, end) = append.append_many(requests, check, now_us())?;
+        let (results, end) =
+            append.append_many(requests, check, now_us(append.options.clock.as_deref()))?;
         append.after_append(end)?;
         Ok(results)
     }

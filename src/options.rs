@@ -1,13 +1,25 @@
 //! How a log is opened: segment size, durability, preallocation, repair.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::limits;
 pub use crate::storage::Preallocate;
 use crate::storage::{RealStorage, Storage};
 use crate::upcast::Upcasters;
+
+/// Where a log's commit times come from: the system clock, unless
+/// [`Options::clock`] gives another (a test's, a simulation's).
+///
+/// The clock may step back (an NTP correction, a VM restored from a
+/// snapshot): the log keeps commit times non-decreasing whatever it says,
+/// by giving a frame the newest time already stored when the clock is
+/// behind it, across restarts too. Time travel relies on that order.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The time now.
+    fn now(&self) -> SystemTime;
+}
 
 /// When an append is acknowledged relative to the data reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +51,7 @@ pub struct Options {
     pub(crate) storage: Arc<dyn Storage>,
     /// Applied on every read of a log opened with these options.
     pub(crate) upcasters: Option<Upcasters>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for Options {
@@ -60,6 +73,7 @@ impl Options {
             index_interval: limits::DEFAULT_INDEX_INTERVAL,
             storage: Arc::new(RealStorage),
             upcasters: None,
+            clock: None,
         }
     }
 
@@ -71,6 +85,12 @@ impl Options {
     /// do.
     pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
         self.upcasters = Some(upcasters);
+        self
+    }
+
+    /// The clock commit times are read from (default: the system's).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 

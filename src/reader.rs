@@ -167,6 +167,13 @@ impl Reader {
         &self.follower.shared
     }
 
+    /// The view, with everything the writer has published applied: what
+    /// each read of this reader starts from.
+    pub(crate) fn applied(&self) -> Result<&Arc<LogView>> {
+        self.follower.apply()?;
+        Ok(self.shared())
+    }
+
     /// Applies everything the writer has published by now; returns the
     /// position where the log ends for this reader.
     pub fn refresh(&self) -> Result<Position> {
@@ -318,7 +325,7 @@ impl Follower {
     /// Applies sealed segment `seg`'s index file, if it fits, and moves
     /// past the segment.
     fn load_index(&self, seg: &Arc<Segment>, watermark: u64, at: &mut FollowAt) -> bool {
-        let Some(index) = SegmentIndex::read(&self.shared.dir, self.shared.log_id, seg.base())
+        let Some(mut index) = SegmentIndex::read(&self.shared.dir, self.shared.log_id, seg.base())
         else {
             return false;
         };
@@ -333,6 +340,7 @@ impl Follower {
             log::warn!("seglog: index of {:?} unusable ({e}); scanning", seg.path());
             return false;
         }
+        index.load_times(&seg.times);
         seg.follow_to(watermark, true);
         at.index += 1;
         at.offset = HEADER_BYTES;
@@ -396,6 +404,7 @@ impl Follower {
                     streams
                         .apply(&self.shared.names, &f, global, lenient)
                         .map_err(|e| corrupt(seg, start, e))?;
+                    seg.times.note(start, f.timestamp_us);
                 }
                 Step::Quarantined => {}
                 // A quarantined range may have run to the segment's end.

@@ -114,6 +114,15 @@ impl LogView {
         segs.get(index).map(|s| (index, Arc::clone(s)))
     }
 
+    /// The newest commit time of the log (0 when it holds no event).
+    pub(crate) fn last_commit_us(&self) -> u64 {
+        read(&self.segments)
+            .iter()
+            .rev()
+            .find_map(|s| s.times.last_us())
+            .unwrap_or(0)
+    }
+
     /// The newest segment: the one the writer appends to.
     pub(crate) fn newest_segment(&self) -> Option<Arc<Segment>> {
         read(&self.segments).last().cloned()
@@ -154,6 +163,12 @@ impl LogView {
     /// oldest first.
     pub(crate) fn index_entries_above(&self, id: u32, version: u64, n: usize) -> Vec<IndexEntry> {
         self.registry().entries_above(id, version, n)
+    }
+
+    /// The first sparse index entry of stream `id` whose frame is at or
+    /// after log offset `frame`.
+    pub(crate) fn first_entry_from_frame(&self, id: u32, frame: u64) -> Option<IndexEntry> {
+        self.registry().entry_from_frame(id, frame)
     }
 
     /// The first sparse index entry of stream `id` above `version`.

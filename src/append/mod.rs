@@ -85,7 +85,7 @@ impl AppendSide {
             synced: p.writer.cursor(),
         };
         let spare = match p.spare {
-            Some(seg) => Spare::Ready(seg),
+            Some(seg) => Spare::Ready(Box::new(seg)),
             None => Spare::Wanted(p.active.end()),
         };
         let (commit, rx) = Commit::new(
@@ -94,11 +94,14 @@ impl AppendSide {
             cursor,
             p.clean_tail,
         );
+        let last_commit_us = view.last_commit_us();
         AppendSide {
             view,
             commit,
             lookahead: p.lookahead,
-            tail: Mutex::new(Tail::new(p.writer, p.index)),
+            // Commit times go on from the newest one stored, whatever the
+            // clock says now.
+            tail: Mutex::new(Tail::new(p.writer, p.index, last_commit_us)),
             spares: Spares::new(spare, p.active.end()),
             background: Mutex::new(Background::Idle(Start {
                 rx,
@@ -222,7 +225,8 @@ impl AppendSide {
         let mut tail = lock(&self.tail);
         debug_assert_eq!(tail.index.covered, tail.writer.cursor());
         let streams = self.view.registry();
-        tail.index.finalize(&streams);
+        let seg = Arc::clone(tail.writer.segment());
+        tail.index.finalize(&streams, &seg.times);
         let view = &*self.view;
         tail.index
             .write(&*view.storage, &view.dir, view.log_id, &view.names)

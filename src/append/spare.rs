@@ -25,8 +25,9 @@ pub(crate) enum Spare {
     /// it, so the preparer hands it over as it is, its zero-fill
     /// unfinished.
     Creating { base: u64, awaited: bool },
-    /// Ready to become the active segment.
-    Ready(OpenSegment),
+    /// Ready to become the active segment (boxed: a segment is far larger
+    /// than the other states).
+    Ready(Box<OpenSegment>),
     /// Creation failed; the appender that needs it will try again.
     Failed,
     /// The log is closing.
@@ -99,7 +100,7 @@ impl Spares {
         };
         self.next_base.store(next, Ordering::Relaxed);
         self.changed();
-        Some(seg)
+        Some(*seg)
     }
 
     /// Makes the segment starting at `base` ready: waits for the preparer
@@ -127,7 +128,7 @@ impl Spares {
         // Made while holding the lock so the preparer cannot race us to it.
         match create(view, options, base) {
             Ok(seg) => {
-                *spare = Spare::Ready(seg);
+                *spare = Spare::Ready(Box::new(seg));
                 self.changed();
                 Ok(())
             }
@@ -272,7 +273,7 @@ impl Runway<'_> {
             return false;
         }
         *spare = match made {
-            Ok(seg) => Spare::Ready(seg),
+            Ok(seg) => Spare::Ready(Box::new(seg)),
             Err(e) => {
                 log::warn!("seglog: preparing the next segment failed: {e}");
                 Spare::Failed

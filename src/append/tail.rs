@@ -39,11 +39,11 @@ pub(crate) struct Tail {
 }
 
 impl Tail {
-    pub(crate) fn new(writer: SegmentWriter, index: SegmentIndex) -> Tail {
+    pub(crate) fn new(writer: SegmentWriter, index: SegmentIndex, last_timestamp_us: u64) -> Tail {
         Tail {
             writer,
             index,
-            last_timestamp_us: 0,
+            last_timestamp_us,
             writable: false,
         }
     }
@@ -187,6 +187,10 @@ impl AppendSide {
                 "a frame must decode right after it is encoded"
             );
         });
+        tail.writer
+            .segment()
+            .times
+            .note(at - seg_base, meta.timestamp_us);
         let recorded = match c.found {
             Some(found) => streams.record_found(found, c.first_version, c.last_version, at),
             None => streams.record(id, c.first_version, c.last_version, at),
@@ -238,7 +242,7 @@ impl AppendSide {
         let mut index =
             std::mem::replace(&mut tail.index, SegmentIndex::new(old.end(), HEADER_BYTES));
         index.covered = old_writer.cursor();
-        index.finalize(streams);
+        index.finalize(streams, &old.times);
         // The sync thread writes it once the segment is durable and sealed.
         self.commit.add_sealed_index(index);
         if self.options.durability != Durability::Sync {

@@ -17,6 +17,7 @@ mod all;
 mod owned;
 mod replay;
 mod stream;
+mod time;
 mod walker;
 
 pub use all::ReadAll;
@@ -25,6 +26,8 @@ pub(crate) use all::{Fetched, LogCursor, Select};
 pub(crate) use replay::replay_with;
 pub(crate) use replay::{replay, replay_stream};
 pub use stream::ReadStream;
+pub use time::AsOf;
+pub(crate) use time::{micros, position_at, read_stream_as_of, stream_version_as_of};
 #[cfg(test)]
 pub(crate) use walker::Walker;
 

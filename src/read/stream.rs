@@ -388,6 +388,12 @@ impl ReadStream {
         loop {
             if let Some(f) = self.frame.as_mut() {
                 match f.next_event(&mut self.types) {
+                    // A read as of a version may end inside a frame.
+                    Some(Ok(event)) if event.version > self.last_version => {
+                        self.frame = None;
+                        self.done = true;
+                        return Ok(None);
+                    }
                     Some(event) => {
                         let event = event?;
                         self.next_version = event.version + 1;

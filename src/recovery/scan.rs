@@ -137,7 +137,7 @@ impl Scan<'_> {
             .then(|| SegmentIndex::read(self.dir, self.log_id, seg.base()))
             .flatten()
             .filter(|index| index_fits(open, index));
-        let Some(index) = loaded else {
+        let Some(mut index) = loaded else {
             if sealed {
                 walk.rebuilt.push(i);
             }
@@ -148,6 +148,7 @@ impl Scan<'_> {
         index
             .apply(&walk.names, &mut walk.streams)
             .map_err(|e| corrupt(seg, 0, format!("index file: {e}")))?;
+        index.load_times(&seg.times);
         let covered = index.covered;
         debug_assert!((HEADER_BYTES..=seg.size()).contains(&covered));
         if sealed {
@@ -377,6 +378,7 @@ fn record(
         .streams
         .apply(&walk.names, f, at, repair)
         .map_err(|e| corrupt(seg, at - seg.base(), e))?;
+    seg.times.note(at - seg.base(), f.timestamp_us);
     if let Some(Some(index)) = walk.indexes.last_mut() {
         index.record(f.defines.is_some(), &recorded, first_here, end);
     }
@@ -393,7 +395,7 @@ fn end_segment(walk: &mut Walk, i: usize, open: &OpenSegment, end: u64) {
     }
     if let Some(Some(index)) = walk.indexes.last_mut() {
         index.covered = end;
-        index.finalize(&walk.streams);
+        index.finalize(&walk.streams, &open.segment().times);
     }
     walk.ends.push(end);
 }

@@ -20,6 +20,7 @@ use super::header::{
 };
 use super::map::{Live, Segment, SegmentWriter};
 use super::sync_dir;
+use super::times::TimeIndex;
 
 /// The header page a follower maps writable, to register as a waiter.
 const PAGE_BYTES: usize = 4096;
@@ -276,6 +277,7 @@ impl Segment {
             sealed: AtomicBool::new(false),
             slots: Mutex::new(1),
             live,
+            times: TimeIndex::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::storage::{self, Storage};
 
 use super::file::OpenSegment;
 use super::header::{HEADER_BYTES, SLOT_BYTES, SLOT_OFFSETS, Slot};
+use super::times::TimeIndex;
 
 /// Maps an index file (`index.rs`) read-only, whole.
 pub(crate) fn map_index_file(file: &File) -> io::Result<memmap2::Mmap> {
@@ -66,6 +67,8 @@ pub(crate) struct Segment {
     /// How this process shares the header's live words (see
     /// [`LIVE_PUBLISHED`]).
     pub(super) live: Live,
+    /// Commit times of its frames, sparse (see [`TimeIndex`]).
+    pub(crate) times: TimeIndex,
 }
 
 /// Where this process finds the live words of a segment's header.

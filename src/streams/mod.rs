@@ -494,6 +494,12 @@ impl Streams {
         self.sparse.entry_above(id, version)
     }
 
+    /// Stream `id`'s first sparse entry of a frame at or after log offset
+    /// `frame`.
+    pub(crate) fn entry_from_frame(&self, id: u32, frame: u64) -> Option<IndexEntry> {
+        self.sparse.entry_from_frame(id, frame)
+    }
+
     /// Up to `n` of stream `id`'s sparse entries above `version`, oldest
     /// first.
     pub(crate) fn entries_above(&self, id: u32, version: u64, n: usize) -> Vec<IndexEntry> {

@@ -247,6 +247,33 @@ impl Sparse {
         found
     }
 
+    /// Stream `id`'s first usable entry whose frame starts at or after log
+    /// offset `frame`. Versions and frames grow together, so each run is
+    /// searched by frame as it is by version; a run ending before `frame`
+    /// is passed over on its last entry.
+    pub(crate) fn entry_from_frame(&self, id: u32, frame: u64) -> Option<IndexEntry> {
+        let list = self.list(id)?;
+        for run in self.runs_of(list).iter().filter(|r| self.usable(r)) {
+            let Some(last) = run.len.checked_sub(1) else {
+                continue;
+            };
+            if self.entry(list, run, last).frame < frame {
+                continue;
+            }
+            let (mut lo, mut hi) = (0, last);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.entry(list, run, mid).frame < frame {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            return Some(self.entry(list, run, lo));
+        }
+        None
+    }
+
     /// Up to `n` of stream `id`'s entries above `version`, oldest first.
     pub(crate) fn entries_above(&self, id: u32, version: u64, n: usize) -> Vec<IndexEntry> {
         let mut found = Vec::with_capacity(n.min(64));
