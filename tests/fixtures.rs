@@ -801,3 +801,77 @@ fn write_v1_fixture() {
     copy_dir(&dir, &copy);
     fs::write(dump_path(), dump_text(&copy, &written, &files)).expect("write the dump");
 }
+
+/// A clock stuck at the epoch: every commit time after it is the log's
+/// newest one so far.
+#[derive(Debug)]
+struct Epoch;
+
+impl seglog::Clock for Epoch {
+    fn now(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH
+    }
+}
+
+#[test]
+fn time_travel_works_on_the_v1_fixture_and_its_index_files_are_rewritten() {
+    let (_tmp, dir) = fixture_copy();
+    let log = seglog::Options::new()
+        .clock(std::sync::Arc::new(Epoch))
+        .open(&dir)
+        .expect("open");
+    let all: Vec<RecordedEvent> = log
+        .read_all(Position::START)
+        .expect("read_all")
+        .map(|e| e.expect("event"))
+        .collect();
+    for (i, e) in all.iter().enumerate() {
+        // The first event committed at or after this one's time.
+        let first = all
+            .iter()
+            .position(|o| o.timestamp_micros() >= e.timestamp_micros())
+            .expect("itself");
+        let want = if first == 0 {
+            Position::START
+        } else {
+            all[first].position()
+        };
+        assert_eq!(
+            log.position_at(e.timestamp()).expect("position_at"),
+            want,
+            "event {i}"
+        );
+        let as_of: Vec<u64> = log
+            .read_stream_as_of(e.stream(), seglog::AsOf::Time(e.timestamp()))
+            .expect("as of")
+            .map(|x| x.expect("event").version())
+            .collect();
+        assert!(as_of.contains(&e.version()), "event {i} as of its own time");
+    }
+    // Commit times go on from the fixture's newest, not from the clock.
+    let newest = all
+        .iter()
+        .map(|e| e.timestamp_micros())
+        .max()
+        .expect("events");
+    let r = log
+        .append(
+            "after-fixture",
+            ExpectedVersion::NoStream,
+            &[EventData::new("E", "x")],
+        )
+        .expect("append");
+    let appended = log
+        .read_all(r.first_position)
+        .expect("read")
+        .next()
+        .expect("one");
+    assert_eq!(appended.expect("event").timestamp_micros(), newest);
+    log.close().expect("close");
+    // The fixture's index files (version 2) were written again in the
+    // current version, with a time index.
+    for name in file_names(&dir).iter().filter(|n| n.ends_with(".idx")) {
+        let bytes = fs::read(dir.join(name)).expect("read an index file");
+        assert_eq!(&bytes[8..12], &3u32.to_le_bytes(), "{name}");
+    }
+}

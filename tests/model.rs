@@ -2,7 +2,11 @@
 //! version, with and without event ids, retries of earlier appends), reads of
 //! single streams forward and backward from random versions, full reads,
 //! reopens, and deleted or damaged index files, over 5 to 20 random stream
-//! names, each result checked exactly against an in-memory model.
+//! names, each result checked exactly against an in-memory model. A clock
+//! the case moves (back as well as forward) gives the commit times, and
+//! time travel (`position_at`, reads from a time, a stream as of a version,
+//! a position or a time) is checked against the model too
+//! (`model/history.rs`).
 //!
 //! Small segments (1 MiB, with occasional large events) make segments roll;
 //! small index intervals (1 to 8, per case and sometimes changed at a
@@ -12,9 +16,12 @@
 //! (default 24, sized for CI).
 
 mod common;
+#[path = "model/history.rs"]
+mod history;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -106,6 +113,15 @@ enum Op {
         index_files: IndexFiles,
         /// A new index interval for the reopened log.
         interval: Option<u64>,
+    },
+    /// Moves the clock by this many µs (back when negative).
+    Clock(i32),
+    /// `position_at` and `read_all_since` a time near an event.
+    Since(history::TimePick),
+    /// A stream as of a version, a position or a time.
+    AsOf {
+        stream: Pick,
+        point: history::AsOfPick,
     },
 }
 
@@ -208,12 +224,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             index_files,
             interval,
         });
+    let as_of = (stream_choice(), history::as_of_strategy())
+        .prop_map(|(stream, point)| Op::AsOf { stream, point });
     prop_oneof![
         12 => append,
         2 => any::<Index>().prop_map(Op::Retry),
         8 => read,
         1 => Just(Op::ReadAll),
         2 => reopen,
+        4 => history::clock_strategy().prop_map(Op::Clock),
+        2 => history::time_strategy().prop_map(Op::Since),
+        4 => as_of,
     ]
 }
 
@@ -238,6 +259,8 @@ struct Ev {
     id: Option<u128>,
     frame_offset: u64,
     index_in_frame: u16,
+    /// Commit time, µs.
+    time_us: u64,
 }
 
 /// One successful append, as a retry would be matched against it.
@@ -287,6 +310,8 @@ struct Model {
     history: Vec<(String, ExpectedVersion, Batch)>,
     /// Frame offset of the newest frame, if any.
     last_frame: Option<u64>,
+    /// The newest commit time: no later one is below it.
+    last_time_us: u64,
 }
 
 impl Model {
@@ -338,9 +363,10 @@ impl Model {
         stream: &str,
         expected: ExpectedVersion,
         batch: &Batch,
-        result: AppendResult,
+        (result, time_us): (AppendResult, u64),
     ) {
         let frame_offset = result.first_position.frame_offset();
+        self.last_time_us = time_us;
         let s = self.streams.entry(stream.to_string()).or_default();
         s.appends.push(Appended {
             first_version: result.first_version,
@@ -358,6 +384,7 @@ impl Model {
                 id: batch.ids[i],
                 frame_offset,
                 index_in_frame: i as u16,
+                time_us,
             });
         }
         self.history
@@ -416,6 +443,7 @@ fn check_event(e: &RecordedEvent, stream: &str, version: u64, want: &Ev, what: &
         (want.frame_offset, want.index_in_frame),
         "{what}: position of {stream} v{version}"
     );
+    assert_eq!(e.timestamp_micros(), want.time_us, "{what}: commit time");
 }
 
 fn collect(
@@ -567,6 +595,7 @@ fn change_index_files(dir: &Path, what: &IndexFiles) {
 
 struct Run {
     dir: tempfile::TempDir,
+    clock: Arc<history::ModelClock>,
     log: Option<Log>,
     interval: u64,
     names: Vec<String>,
@@ -574,8 +603,22 @@ struct Run {
     next_event: u64,
 }
 
-fn open(dir: &Path, interval: u64) -> Log {
+/// The version `from` stands for in `stream` as the model has it now.
+fn from_version(model: &Model, stream: &str, from: &FromVersion) -> u64 {
+    match *from {
+        FromVersion::Zero => 0,
+        FromVersion::NearEnd(d) => {
+            let last = model.last(stream).map_or(0, |v| v as i64);
+            (last + i64::from(d)).max(0) as u64
+        }
+        FromVersion::At(v) => u64::from(v),
+        FromVersion::Max => u64::MAX,
+    }
+}
+
+fn open(dir: &Path, interval: u64, clock: &Arc<history::ModelClock>) -> Log {
     Options::new()
+        .clock(Arc::clone(clock) as Arc<dyn seglog::Clock>)
         .segment_size(SEGMENT_BYTES)
         .index_interval(interval)
         .durability(Durability::None)
@@ -590,6 +633,7 @@ impl Run {
 
     fn append(&mut self, stream: &str, expected: ExpectedVersion, batch: &Batch) {
         let predicted = self.model.outcome(stream, expected, batch);
+        let time_us = self.model.last_time_us.max(self.clock.get());
         let before = self.model.all.len();
         let events = &batch.events;
         let got = self.log().append(stream, expected, events);
@@ -609,7 +653,7 @@ impl Run {
                 if let Some(prev) = self.model.last_frame {
                     assert!(frame > prev, "{what}: frame {frame} not after {prev}");
                 }
-                self.model.record(stream, expected, batch, r);
+                self.model.record(stream, expected, batch, (r, time_us));
             }
             (Outcome::Original(original), Ok(r)) => {
                 assert_eq!(r, original, "{what}: a retry returns the original result");
@@ -662,15 +706,7 @@ impl Run {
     }
 
     fn from(&self, stream: &str, from: &FromVersion) -> u64 {
-        match *from {
-            FromVersion::Zero => 0,
-            FromVersion::NearEnd(d) => {
-                let last = self.model.last(stream).map_or(0, |v| v as i64);
-                (last + i64::from(d)).max(0) as u64
-            }
-            FromVersion::At(v) => u64::from(v),
-            FromVersion::Max => u64::MAX,
-        }
+        from_version(&self.model, stream, from)
     }
 
     fn reopen(&mut self, index_files: &IndexFiles, interval: Option<u64>) {
@@ -687,7 +723,7 @@ impl Run {
         if let Some(k) = interval {
             self.interval = k;
         }
-        self.log = Some(open(self.dir.path(), self.interval));
+        self.log = Some(open(self.dir.path(), self.interval, &self.clock));
         // Open rebuilds the file of every sealed segment it had to scan.
         let after: BTreeSet<u64> = list_index_files(self.dir.path())
             .iter()
@@ -759,15 +795,22 @@ impl Run {
                 index_files,
                 interval,
             } => self.reopen(index_files, *interval),
+            Op::Clock(delta) => self.clock.step(*delta),
+            Op::Since(pick) => history::check_since(self.log(), &self.model, pick),
+            Op::AsOf { stream, point } => {
+                history::check_as_of(self.log(), &self.model, &self.names, stream, point)
+            }
         }
     }
 }
 
 fn run_case(names: Vec<String>, interval: u64, ops: &[Op]) {
     let dir = common::tempdir();
-    let log = open(dir.path(), interval);
+    let clock = Arc::new(history::ModelClock::new());
+    let log = open(dir.path(), interval, &clock);
     let mut run = Run {
         dir,
+        clock,
         log: Some(log),
         interval,
         names,
