@@ -148,11 +148,14 @@ pub fn check_since(log: &Log, model: &Model, pick: &TimePick) {
     }
 }
 
+/// Which of a stream's events (by version) a point keeps.
+type Keep = Box<dyn Fn(u64, &Ev) -> bool>;
+
 /// A stream as of `pick`, and its version as of it, against the model.
 pub fn check_as_of(log: &Log, model: &Model, names: &[String], stream: &Pick, pick: &AsOfPick) {
     let name = stream.name(names);
     let events = model.streams.get(name).map_or(&[][..], |s| &s.events[..]);
-    let (as_of, keep): (AsOf, Box<dyn Fn(u64, &Ev) -> bool>) = match pick {
+    let (as_of, keep): (AsOf, Keep) = match pick {
         AsOfPick::Version(from) => {
             let v = super::from_version(model, name, from);
             (AsOf::Version(v), Box::new(move |version, _| version <= v))
