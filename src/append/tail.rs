@@ -48,6 +48,14 @@ impl Tail {
         }
     }
 
+    /// Notes the frame just written at segment offset `offset` in the
+    /// segment's time index.
+    #[inline]
+    fn note_time(&self, offset: u64) {
+        let times = &self.writer.segment().times;
+        times.note(offset, self.last_timestamp_us);
+    }
+
     /// Log offset where the next frame goes.
     pub(crate) fn end(&self) -> u64 {
         self.writer.segment().base() + self.writer.cursor()
@@ -187,10 +195,7 @@ impl AppendSide {
                 "a frame must decode right after it is encoded"
             );
         });
-        tail.writer
-            .segment()
-            .times
-            .note(at - seg_base, meta.timestamp_us);
+        tail.note_time(at - seg_base);
         let recorded = match c.found {
             Some(found) => streams.record_found(found, c.first_version, c.last_version, at),
             None => streams.record(id, c.first_version, c.last_version, at),
