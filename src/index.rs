@@ -27,7 +27,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::segment::{HEADER_BYTES, TimeEntry, TimeIndex, map_index_file};
+use crate::segment::{HEADER_BYTES, TIME_ENTRY_BYTES, TimeEntry, TimeIndex, map_index_file};
 use crate::storage::{self, Storage, StorageWriter};
 use crate::streams::{Head, IndexEntry, Names, Recorded, Streams};
 
@@ -45,7 +45,6 @@ const HEAD_BYTES: u64 = 4 + 8 + 8 + 4 + 8;
 const ENTRY_BYTES: usize = 8 + 8;
 /// The time section: the newest commit time, then the entries.
 const TIMES_FIXED_BYTES: u64 = 8;
-const TIME_ENTRY_BYTES: u64 = 8 + 8;
 
 /// A file's sparse entries, used in place from its mapping: `(version,
 /// frame)`, [`ENTRY_BYTES`] each, grouped by stream. Checked against the
@@ -168,6 +167,10 @@ pub(crate) struct SegmentIndex {
     /// time: taken from the segment by [`SegmentIndex::finalize`], or read
     /// from the file.
     pub(crate) times: Vec<TimeEntry>,
+    /// The time entries of the file this index was read from, in its
+    /// bytes (checked by the file's first checksum): handed to the
+    /// segment's time index as they are.
+    times_file: Bytes,
     pub(crate) last_us: u64,
 }
 
@@ -185,6 +188,7 @@ impl SegmentIndex {
             loaded: None,
             runs: Vec::new(),
             times: Vec::new(),
+            times_file: Bytes::new(),
             last_us: 0,
         }
     }
@@ -404,7 +408,7 @@ impl SegmentIndex {
 
     /// Hands the time index read from the file to `times`, the segment's.
     pub(crate) fn load_times(&mut self, times: &TimeIndex) {
-        times.load(std::mem::take(&mut self.times), self.last_us);
+        times.load(std::mem::take(&mut self.times_file), self.last_us);
     }
 
     /// Reads the index of segment `base` of log `log_id`; `None` (with a
@@ -481,12 +485,13 @@ fn decode(raw: &Bytes, log_id: u128, base: u64) -> std::result::Result<SegmentIn
     let heads_at = meta.len().saturating_sub(r.b.len());
     let (last_head, new_runs) = walk_heads(&mut r, header.heads, header.entries, &defined)?;
     let (times, last_us) = walk_times(&mut r, header.times, header.covered)?;
+    let times = raw.slice_ref(times);
     if !r.b.is_empty() {
         return Err("trailing bytes");
     }
     let mut index = SegmentIndex::new(base, header.covered);
     index.defined = defined;
-    index.times = times;
+    index.times_file = times;
     index.last_us = last_us;
     index.file = Some(FileMeta {
         raw: raw.slice_ref(meta),
@@ -567,7 +572,7 @@ fn split_at_entries<'a>(
         u64::from(header.defs).saturating_mul(MIN_DEF_BYTES),
         u64::from(header.heads).saturating_mul(HEAD_BYTES),
         TIMES_FIXED_BYTES,
-        u64::from(header.times).saturating_mul(TIME_ENTRY_BYTES),
+        u64::from(header.times).saturating_mul(TIME_ENTRY_BYTES as u64),
         4,
         entry_bytes,
     ]
@@ -649,31 +654,26 @@ fn walk_heads(
     Ok((last_head, new_runs))
 }
 
-/// Walks the time section: the newest commit time, then `count` entries
-/// at increasing offsets inside the frames the file covers.
+/// Walks the time section: the newest commit time, then `count` entries,
+/// left in the file's bytes. Only the first entry is checked against the
+/// frames the file covers: the rest are under the file's checksum, and a
+/// search that meets a wrong one falls back to the segment's start or
+/// reports damage there (`read/time.rs`), so an open decodes none.
 #[deny(clippy::arithmetic_side_effects)]
-fn walk_times(
-    r: &mut ByteReader<'_>,
+fn walk_times<'a>(
+    r: &mut ByteReader<'a>,
     count: u32,
     covered: u64,
-) -> std::result::Result<(Vec<TimeEntry>, u64), &'static str> {
+) -> std::result::Result<(&'a [u8], u64), &'static str> {
     let last_us = r.u64()?;
     // `split_at_entries` checked that `count` entries fit in the file.
-    let mut times = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let entry = TimeEntry {
-            timestamp_us: r.u64()?,
-            offset: r.u64()?,
-        };
-        let in_order = times
-            .last()
-            .is_none_or(|l: &TimeEntry| entry.offset > l.offset);
-        if !in_order || !(HEADER_BYTES..covered).contains(&entry.offset) {
-            return Err("time entries out of order or outside the segment's frames");
-        }
-        times.push(entry);
+    let bytes = r.take((count as usize).saturating_mul(TIME_ENTRY_BYTES))?;
+    if let Some(first) = TimeEntry::in_file(bytes, 0)
+        && !(HEADER_BYTES..covered).contains(&first.offset)
+    {
+        return Err("time entries outside the segment's frames");
     }
-    Ok((times, last_us))
+    Ok((bytes, last_us))
 }
 
 /// A file's definitions and heads, in its bytes, as [`decode`] checked
@@ -825,7 +825,10 @@ mod tests {
             .unwrap();
         let read = SegmentIndex::read(dir.path(), 9, 0).unwrap();
         // The time index and the newest time round-trip.
-        assert_eq!((&read.times, read.last_us), (&index.times, 1_049));
+        let file_times: Vec<TimeEntry> = (0..index.times.len())
+            .filter_map(|i| TimeEntry::in_file(&read.times_file, i))
+            .collect();
+        assert_eq!((&file_times, read.last_us), (&index.times, 1_049));
         let loaded = TimeIndex::default();
         read.clone().load_times(&loaded);
         assert_eq!(
@@ -844,6 +847,9 @@ mod tests {
         // Unpacked, it is the index that was written.
         let mut loaded = read.clone();
         loaded.decode_loaded();
+        // (Time entries stay in the file's bytes: compared above.)
+        loaded.times_file = Bytes::new();
+        loaded.times = index.times.clone();
         assert_eq!(loaded, index);
         // One run per stream with entries, in id order, back to back.
         let mut unpacked = read.clone();

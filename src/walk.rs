@@ -322,6 +322,20 @@ pub(crate) struct FrameInfo {
 }
 
 impl FrameInfo {
+    /// A placeholder for a walk to write into.
+    pub(crate) const EMPTY: FrameInfo = FrameInfo {
+        start: 0,
+        len: 0,
+        global: 0,
+        next_global: 0,
+        stream_id: 0,
+        first_version: 0,
+        timestamp_us: 0,
+        count: 0,
+        events_start: 0,
+        skip: 0,
+    };
+
     /// The info of events frame `f` at offset `start` of `seg`, `padded` long.
     pub(crate) fn new(
         seg: &Segment,

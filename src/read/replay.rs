@@ -95,7 +95,8 @@ where
         return Ok(from_version);
     }
     let mut types = TypeCache::new(shared.upcasters.clone());
-    while let Some((seg, info)) = read.next_frame_forward()? {
+    let mut info = FrameInfo::EMPTY;
+    while let Some(seg) = read.next_frame_into(&mut info)? {
         frame_refs(shared, read.segs.get(seg), &info, &mut types, &mut f)?;
         read.next_version = info.last_version() + 1;
     }

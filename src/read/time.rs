@@ -63,7 +63,13 @@ pub(crate) fn position_at(shared: &LogView, t_us: u64) -> Result<Position> {
     let Some(seg) = older.checked_sub(1).and_then(|i| segs.get(i)) else {
         return Ok(Position::START);
     };
-    let from = seg.times.last_before(t_us).unwrap_or(HEADER_BYTES);
+    // An entry outside the published frames (a damaged index file whose
+    // checksum still matched) costs a walk from the start, not an answer.
+    let from = seg
+        .times
+        .last_before(t_us)
+        .filter(|o| (HEADER_BYTES..seg.published()).contains(o))
+        .unwrap_or(HEADER_BYTES);
     match first_at_or_after(shared, seg, from, t_us)? {
         Some(position) => Ok(position),
         // Every frame of `seg` is older: the answer is the next segment's

@@ -18,7 +18,7 @@ pub(crate) use file::OpenSegment;
 pub(crate) use header::newest_slot;
 pub(crate) use header::{HEADER_BYTES, SLOT_CLEAN, SLOT_SEALED};
 pub(crate) use map::{Segment, SegmentWriter, map_index_file};
-pub(crate) use times::{TimeEntry, TimeIndex};
+pub(crate) use times::{TIME_ENTRY_BYTES, TimeEntry, TimeIndex};
 
 /// fsyncs a directory so that a file created or renamed in it survives a crash.
 pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {

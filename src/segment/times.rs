@@ -17,8 +17,12 @@
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
+
 /// Bytes of frames between two entries, at least.
 pub(crate) const TIME_STRIDE: u64 = 16 << 10;
+/// Bytes of one entry in an index file: time, then offset.
+pub(crate) const TIME_ENTRY_BYTES: usize = 16;
 
 /// One entry: the commit time of the frame at a segment offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +33,51 @@ pub(crate) struct TimeEntry {
     pub(crate) offset: u64,
 }
 
+impl TimeEntry {
+    /// Entry `i` of an index file's time entries, if it is there.
+    pub(crate) fn in_file(bytes: &[u8], i: usize) -> Option<TimeEntry> {
+        let (chunks, _) = bytes.as_chunks::<TIME_ENTRY_BYTES>();
+        let [time, offset]: [[u8; 8]; 2] = bytemuck::cast(*chunks.get(i)?);
+        Some(TimeEntry {
+            timestamp_us: u64::from_le_bytes(time),
+            offset: u64::from_le_bytes(offset),
+        })
+    }
+}
+
+/// The entries: those of an index file, used in place from its mapping
+/// (an open decodes none of them), then those noted since.
+#[derive(Debug, Default)]
+struct Entries {
+    file: Bytes,
+    noted: Vec<TimeEntry>,
+}
+
+impl Entries {
+    fn in_file(&self) -> usize {
+        self.file.len() / TIME_ENTRY_BYTES
+    }
+
+    fn len(&self) -> usize {
+        self.in_file() + self.noted.len()
+    }
+
+    fn get(&self, i: usize) -> Option<TimeEntry> {
+        match i.checked_sub(self.in_file()) {
+            None => TimeEntry::in_file(&self.file, i),
+            Some(j) => self.noted.get(j).copied(),
+        }
+    }
+
+    fn last(&self) -> Option<TimeEntry> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+}
+
 /// The entries of one segment, and its newest commit time.
 #[derive(Debug, Default)]
 pub(crate) struct TimeIndex {
-    entries: RwLock<Vec<TimeEntry>>,
+    entries: RwLock<Entries>,
     /// The segment offset from which the next frame gets an entry.
     next_due: AtomicU64,
     /// The newest commit time noted (0: none).
@@ -56,7 +101,7 @@ impl TimeIndex {
     fn add(&self, offset: u64, timestamp_us: u64) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if entries.last().is_none_or(|last| offset > last.offset) {
-            entries.push(TimeEntry {
+            entries.noted.push(TimeEntry {
                 timestamp_us,
                 offset,
             });
@@ -64,23 +109,25 @@ impl TimeIndex {
         self.next_due.store(offset + TIME_STRIDE, Ordering::Relaxed);
     }
 
-    /// Takes the entries of an index file (checked when it was read) and
-    /// its newest time, for a segment whose frames nobody noted yet.
-    pub(crate) fn load(&self, loaded: Vec<TimeEntry>, last_us: u64) {
+    /// Takes the time entries of an index file (`file`, as the file lays
+    /// them out, under the file's checksum) and its newest time, for a
+    /// segment whose frames nobody noted yet.
+    pub(crate) fn load(&self, file: Bytes, last_us: u64) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        debug_assert!(entries.is_empty(), "time index loaded over notes");
-        let next_due = loaded.last().map_or(0, |e| e.offset + TIME_STRIDE);
-        *entries = loaded;
+        debug_assert!(entries.len() == 0, "time index loaded over notes");
+        *entries = Entries {
+            file,
+            noted: Vec::new(),
+        };
+        let next_due = entries.last().map_or(0, |e| e.offset + TIME_STRIDE);
         self.next_due.store(next_due, Ordering::Relaxed);
         self.last_us.store(last_us, Ordering::Relaxed);
     }
 
-    /// A copy of the entries, for the segment's index file.
+    /// Every entry, for the segment's index file.
     pub(crate) fn entries(&self) -> Vec<TimeEntry> {
-        self.entries
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        (0..entries.len()).filter_map(|i| entries.get(i)).collect()
     }
 
     /// The newest commit time noted, if any.
@@ -91,7 +138,7 @@ impl TimeIndex {
     /// The commit time of the segment's first frame, if one was noted.
     pub(crate) fn first_us(&self) -> Option<u64> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries.first().map(|e| e.timestamp_us)
+        entries.get(0).map(|e| e.timestamp_us)
     }
 
     /// The segment offset of the last entry committed before `t_us`: a
@@ -99,9 +146,16 @@ impl TimeIndex {
     /// stride. `None` when no entry is before `t_us`.
     pub(crate) fn last_before(&self, t_us: u64) -> Option<u64> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let after = entries.partition_point(|e| e.timestamp_us < t_us);
-        after
-            .checked_sub(1)
+        let (mut lo, mut hi) = (0, entries.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if entries.get(mid).is_some_and(|e| e.timestamp_us < t_us) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
             .and_then(|i| entries.get(i))
             .map(|e| e.offset)
     }
@@ -151,10 +205,28 @@ mod tests {
         );
 
         let loaded = TimeIndex::default();
-        loaded.load(entries.clone(), 1_999);
+        let file: Vec<u8> = entries
+            .iter()
+            .flat_map(|e| [e.timestamp_us.to_le_bytes(), e.offset.to_le_bytes()])
+            .flatten()
+            .collect();
+        loaded.load(Bytes::from(file), 1_999);
         assert_eq!(loaded.entries(), entries);
         // Notes after a load go on at the stride.
-        loaded.note(4096 + 999 * 100 + 10, 2_500);
+        assert_eq!(
+            loaded.last_before(second.timestamp_us + 1),
+            Some(second.offset)
+        );
+        let past = entries.last().unwrap().offset + TIME_STRIDE;
+        loaded.note(past - 8, 2_400);
+        loaded.note(past, 2_500);
         assert_eq!(loaded.last_us(), Some(2_500));
+        let mut more = entries.clone();
+        more.push(TimeEntry {
+            timestamp_us: 2_500,
+            offset: past,
+        });
+        assert_eq!(loaded.entries(), more);
+        assert_eq!(loaded.last_before(2_501), Some(past));
     }
 }

@@ -363,7 +363,9 @@ impl Upcasters {
     }
 
     /// Upcasts a borrowed event, handing `f` each output in order (or the
-    /// event itself when no step applies).
+    /// event itself when no step applies). Never inlined: the replay loops
+    /// that call it, for events a step applies to, stay small.
+    #[inline(never)]
     pub(crate) fn upcast_ref<F>(&self, event: EventRef<'_>, f: &mut F) -> Result<()>
     where
         F: FnMut(EventRef<'_>),
