@@ -39,6 +39,8 @@ pub struct Options {
     pub(crate) storage: Arc<dyn Storage>,
     /// Applied on every read of a log opened with these options.
     pub(crate) upcasters: Option<Upcasters>,
+    /// Snapshots kept per stream ([`Options::snapshots_kept`]).
+    pub(crate) snapshots_kept: usize,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Options {
             index_interval: limits::DEFAULT_INDEX_INTERVAL,
             storage: Arc::new(RealStorage),
             upcasters: None,
+            snapshots_kept: limits::DEFAULT_SNAPSHOTS_KEPT,
         }
     }
 
@@ -124,6 +127,18 @@ impl Options {
         self
     }
 
+    /// How many snapshots of each stream [`Log::save_snapshot`](crate::Log::save_snapshot)
+    /// keeps: the newest `count` versions (1 to
+    /// [`MAX_SNAPSHOTS_KEPT`](limits::MAX_SNAPSHOTS_KEPT); default
+    /// [`DEFAULT_SNAPSHOTS_KEPT`](limits::DEFAULT_SNAPSHOTS_KEPT)). Older
+    /// ones are removed after each save. More than one leaves a load
+    /// something to fall back on when the newest is damaged or of a schema
+    /// the code no longer reads.
+    pub fn snapshots_kept(mut self, count: usize) -> Self {
+        self.snapshots_kept = count;
+        self
+    }
+
     /// Routes every file operation through `storage` (fault tests and the
     /// `ops_model` fuzz target).
     #[cfg(any(test, feature = "testing"))]
@@ -149,6 +164,16 @@ impl Options {
                     "{} is not from 1 to {}",
                     self.index_interval,
                     limits::MAX_INDEX_INTERVAL
+                ),
+            });
+        }
+        if !(1..=limits::MAX_SNAPSHOTS_KEPT).contains(&self.snapshots_kept) {
+            return Err(Error::InvalidOption {
+                name: "snapshots_kept",
+                reason: format!(
+                    "{} is not from 1 to {}",
+                    self.snapshots_kept,
+                    limits::MAX_SNAPSHOTS_KEPT
                 ),
             });
         }
