@@ -109,8 +109,8 @@ const SAVE_STRIPES: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Snapshots {
     kept: usize,
-    /// Whether this session has made the `snapshots` directory durable.
-    top_ready: Mutex<bool>,
+    /// Whether this session has synced the `snapshots` directory's name.
+    top_synced: Mutex<bool>,
     stripes: [Mutex<()>; SAVE_STRIPES],
 }
 
@@ -152,7 +152,7 @@ impl Snapshots {
     pub(crate) fn new(kept: usize) -> Snapshots {
         Snapshots {
             kept,
-            top_ready: Mutex::new(false),
+            top_synced: Mutex::new(false),
             stripes: std::array::from_fn(|_| Mutex::new(())),
         }
     }
@@ -205,17 +205,19 @@ impl Snapshots {
         Ok(())
     }
 
-    /// Makes the `snapshots` directory, and its name durable, once a
-    /// session: also when a crashed session made it without the sync.
+    /// Makes the `snapshots` directory (again, if someone removed it: it
+    /// is derived data) and makes its name durable: when it was made, and
+    /// once a session in any case, in case a crashed session made it
+    /// without the sync.
     fn make_top(&self, storage: &dyn Storage, log_dir: &Path) -> Result<()> {
-        let mut ready = lock(&self.top_ready);
-        if !*ready {
-            let top = log_dir.join(layout::SNAPSHOT_DIR);
-            storage.create_dir(&top).map_err(|e| Error::io(&top, e))?;
+        let mut synced = lock(&self.top_synced);
+        let top = log_dir.join(layout::SNAPSHOT_DIR);
+        let made = storage.create_dir(&top).map_err(|e| Error::io(&top, e))?;
+        if made || !*synced {
             storage
                 .sync_dir(log_dir)
                 .map_err(|e| Error::io(log_dir, e))?;
-            *ready = true;
+            *synced = true;
         }
         Ok(())
     }
