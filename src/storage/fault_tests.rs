@@ -805,3 +805,40 @@ fn every_power_cut_keeps_a_whole_snapshot_of_durable_events() {
     });
     assert!(checked > 15, "only {checked} points");
 }
+
+/// A snapshot that cannot be written: `save_snapshot` says so with the
+/// path; `append_with_snapshot`, whose events are durable by then, returns
+/// their result and only warns; either way no snapshot file, torn or
+/// whole, is left under a snapshot's name, and the next save works.
+#[test]
+fn a_failed_snapshot_write_is_an_error_for_a_save_and_a_warning_after_an_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::default());
+    let log = options(&storage).open(dir.path()).unwrap();
+    log.append("s", ExpectedVersion::NoStream, &event(b"one"))
+        .unwrap();
+    storage.fail(Op::WriteAt, 0, ENOSPC, false);
+    match log.save_snapshot("s", 0, 1, &b"state"[..]) {
+        Err(Error::Io { path, source }) => {
+            assert_eq!(source.raw_os_error(), Some(ENOSPC));
+            assert!(path.to_string_lossy().ends_with("0.snap"), "{path:?}");
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    assert_eq!(log.load_snapshot("s", u64::MAX).unwrap(), None);
+    storage.fail(Op::Rename, 0, ENOSPC, false);
+    let r = log
+        .append_with_snapshot("s", ExpectedVersion::Exact(0), &event(b"two"), 1, &b"x"[..])
+        .unwrap();
+    assert_eq!(r.last_version, 1);
+    assert_eq!(log.stream_version("s"), Some(1));
+    assert_eq!(log.snapshot_versions("s"), Vec::<u64>::new());
+    log.save_snapshot("s", 1, 1, &b"state"[..]).unwrap();
+    assert_eq!(log.snapshot_versions("s"), vec![1], "the leftover removed");
+    let stream_dir = dir
+        .path()
+        .join(crate::layout::SNAPSHOT_DIR)
+        .join(crate::layout::snapshot_stream_dir("s"));
+    assert_eq!(std::fs::read_dir(stream_dir).unwrap().count(), 1);
+    log.close().unwrap();
+}
