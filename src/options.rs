@@ -51,7 +51,8 @@ impl Default for Options {
 
 impl Options {
     /// The defaults: 64 MiB segments, [`Durability::Sync`], [`Preallocate::Fallocate`],
-    /// no repair, a sparse index entry every 32 versions of a stream.
+    /// no repair, a sparse index entry every 32 versions of a stream, the
+    /// newest 3 snapshots of each stream kept.
     pub fn new() -> Self {
         Options {
             segment_size_bytes: limits::DEFAULT_SEGMENT_SIZE_BYTES,
