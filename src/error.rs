@@ -273,6 +273,38 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A snapshot was asked for a stream the log does not hold: there are
+    /// no events it could reflect. Nothing was written.
+    #[error("no stream {stream:?} in the log to snapshot")]
+    UnknownStream {
+        /// The stream named.
+        stream: String,
+    },
+
+    /// A snapshot was asked for a version the stream has not reached: it
+    /// would reflect events that do not exist. Nothing was written.
+    #[error("snapshot of {stream:?} at version {version}, past its last version {last_version}")]
+    SnapshotAhead {
+        /// The stream.
+        stream: String,
+        /// The version the snapshot was to reflect.
+        version: u64,
+        /// The stream's last version when it was checked.
+        last_version: u64,
+    },
+
+    /// A snapshot's bytes are over [`MAX_SNAPSHOT_BYTES`](crate::limits::MAX_SNAPSHOT_BYTES).
+    /// Nothing was written (by `append_with_snapshot`, not the events either).
+    #[error("snapshot of {stream:?} is {size_bytes} bytes, over the limit of {max_bytes}")]
+    SnapshotTooLarge {
+        /// The stream.
+        stream: String,
+        /// The snapshot's size.
+        size_bytes: u64,
+        /// The limit.
+        max_bytes: u64,
+    },
+
     /// An option was out of its documented range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

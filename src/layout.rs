@@ -11,6 +11,7 @@
 //! | `quarantine` | the ranges a repair skipped |
 //! | `consumer-{hex}.ckpt` | a durable consumer's checkpoint |
 //! | any of these + `.tmp` | written, synced, then renamed over the name |
+//! | `snapshots/{stream key}/{version:020}.snap` | a stream's snapshot (`.tmp` while written) |
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +64,51 @@ fn is_checkpoint_file(name: &str) -> bool {
                 && hex.len() % 2 == 0
                 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         })
+}
+
+/// The directory of every stream's snapshots, in the log directory.
+pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
+const SNAPSHOT_SUFFIX: &str = ".snap";
+/// Stream names up to this length name their snapshot directory in hex
+/// (240 characters); longer ones by a hash, so every name fits 255 bytes.
+const SNAPSHOT_HEX_MAX_BYTES: usize = 120;
+
+/// The directory (under [`SNAPSHOT_DIR`]) of stream `stream`'s snapshots:
+/// the name in hex, or for a name over 120 bytes `h-` and its 128-bit
+/// FNV-1a hash in hex. Both come from bytes, never from the name as a
+/// path; the two forms cannot meet (`h` and `-` are not hex digits). Two
+/// long names with one hash would share a directory: each file holds its
+/// stream's full name, and a load skips the other stream's.
+pub(crate) fn snapshot_stream_dir(stream: &str) -> String {
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    if stream.len() <= SNAPSHOT_HEX_MAX_BYTES {
+        return hex(stream.as_bytes());
+    }
+    const OFFSET_BASIS: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let hash = stream
+        .bytes()
+        .fold(OFFSET_BASIS, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME));
+    format!("h-{}", hex(&hash.to_be_bytes()))
+}
+
+/// The file name of a stream's snapshot at `version`: zero-padded so a
+/// listing sorts by version.
+pub(crate) fn snapshot_file(version: u64) -> String {
+    format!("{version:020}{SNAPSHOT_SUFFIX}")
+}
+
+/// The version named by a snapshot file name, if it is one.
+pub(crate) fn parse_snapshot_file(name: &str) -> Option<u64> {
+    parse_base(name.strip_suffix(SNAPSHOT_SUFFIX)?)
+}
+
+/// Whether `name` is a snapshot file's temporary name: the leftover of an
+/// interrupted save, removed by the next save of that stream.
+pub(crate) fn is_snapshot_tmp(name: &str) -> bool {
+    name.strip_suffix(TMP_SUFFIX)
+        .and_then(parse_snapshot_file)
+        .is_some()
 }
 
 /// `path` with `.tmp` appended: the name a file is written under before it
@@ -124,6 +170,21 @@ mod tests {
         ] {
             assert!(!is_engine_tmp(theirs), "{theirs}");
         }
+    }
+
+    #[test]
+    fn snapshot_names_are_hex_or_a_hash_and_fit_a_file_name() {
+        assert_eq!(snapshot_stream_dir("a/../b"), "612f2e2e2f62");
+        let long = "\u{ff}".repeat(crate::limits::MAX_STREAM_NAME_BYTES / 2);
+        let hashed = snapshot_stream_dir(&long);
+        assert!(hashed.starts_with("h-") && hashed.len() == 34, "{hashed}");
+        assert_eq!(hashed, snapshot_stream_dir(&long), "stable");
+        assert_ne!(hashed, snapshot_stream_dir(&format!("{long}x")));
+        assert!(snapshot_stream_dir(&"x".repeat(SNAPSHOT_HEX_MAX_BYTES)).len() <= 255);
+        assert_eq!(parse_snapshot_file(&snapshot_file(42)), Some(42));
+        assert_eq!(parse_snapshot_file("42.snap"), None);
+        assert!(is_snapshot_tmp(&format!("{}.tmp", snapshot_file(7))));
+        assert!(!is_snapshot_tmp(&snapshot_file(7)));
     }
 
     #[test]

@@ -37,3 +37,14 @@ pub const MAX_UPCAST_STEPS: usize = 32;
 /// Most events one stored event may become through its whole upcaster
 /// chain; more is an [`Error::Upcast`](crate::Error::Upcast) at read time.
 pub const MAX_UPCAST_OUTPUTS: usize = 1_024;
+
+/// Largest snapshot payload, in bytes: a snapshot is read whole into
+/// memory, and a larger file under a snapshot's name is refused unread.
+pub const MAX_SNAPSHOT_BYTES: usize = 64 << 20;
+/// Snapshots kept per stream by [`Options::new`](crate::Options::new): the
+/// newest three, so a damaged or old-schema newest one still leaves two to
+/// fall back on.
+pub const DEFAULT_SNAPSHOTS_KEPT: usize = 3;
+/// Most snapshots [`Options::snapshots_kept`](crate::Options::snapshots_kept)
+/// may keep per stream: each is a file, and a load lists them all.
+pub const MAX_SNAPSHOTS_KEPT: usize = 64;

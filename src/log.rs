@@ -14,10 +14,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use crate::append::{AppendParts, AppendSide};
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
-use crate::event::{AppendRequest, AppendResult, EventData, EventRef, ExpectedVersion};
+use crate::event::{
+    AppendRequest, AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent,
+};
 use crate::frame;
 use crate::layout;
 use crate::limits;
@@ -26,6 +30,7 @@ use crate::position::Position;
 use crate::quarantine::Quarantined;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::recovery;
+use crate::snapshot::{self, Rebuilt, Snapshot, Snapshots};
 use crate::storage::{Storage, filesystem};
 use crate::subscribe::Subscription;
 use crate::view::{LogView, ViewParts};
@@ -36,6 +41,8 @@ use crate::view::{LogView, ViewParts};
 pub struct Log {
     pub(crate) view: Arc<LogView>,
     pub(crate) append: Arc<AppendSide>,
+    /// How many snapshots to keep, and the locks saves take.
+    snapshots: Snapshots,
     /// Held by the handle, not by the view: readers that outlive the handle
     /// keep their mappings but not the directory.
     _lock: File,
@@ -149,6 +156,7 @@ impl Log {
         } = recovery::recover(&dir, &options)?;
         let end = active.base() + writer.cursor();
         let lookahead = streams.lookahead();
+        let snapshots = Snapshots::new(options.snapshots_kept);
         sealed.push(Arc::clone(&active));
         let view = Arc::new(LogView::new(ViewParts {
             dir,
@@ -175,6 +183,7 @@ impl Log {
         Ok(Log {
             view,
             append,
+            snapshots,
             _lock: lock_file,
         })
     }
@@ -350,6 +359,137 @@ impl Log {
     /// threads.
     pub fn close(self) -> Result<()> {
         self.append.shutdown()
+    }
+}
+
+/// Snapshots (`snapshot/`): derived state beside the log, see
+/// docs/ARCHITECTURE.md "Snapshots".
+impl Log {
+    /// Saves `bytes` as `stream`'s state at `version` (every event up to
+    /// and including it applied), in the caller's `schema_version`; then
+    /// keeps the stream's newest [`Options::snapshots_kept`] snapshots
+    /// (a failure to remove an older one is a warning).
+    ///
+    /// The events up to `version` are made durable first (a [`Log::sync`]
+    /// when they are not yet), so a snapshot never names a version a crash
+    /// can take away; the file is written crash-safely (a temporary file,
+    /// fsync, rename, fsync of its directory). Saving at a version that has
+    /// a snapshot replaces it.
+    ///
+    /// Errors, nothing written: [`Error::UnknownStream`] for a stream the
+    /// log does not hold, [`Error::SnapshotAhead`] for a version past the
+    /// stream's last, [`Error::SnapshotTooLarge`] over
+    /// [`MAX_SNAPSHOT_BYTES`](limits::MAX_SNAPSHOT_BYTES), the stream name
+    /// errors of [`Log::append`].
+    pub fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        schema_version: u16,
+        bytes: impl Into<Bytes>,
+    ) -> Result<()> {
+        let bytes = bytes.into();
+        let save = snapshot::Save {
+            stream,
+            version,
+            schema_version,
+            bytes: &bytes,
+        };
+        self.snapshots
+            .save(&self.view, &save, || self.append.sync())
+    }
+
+    /// [`Log::append`], then a snapshot of the state those events produce
+    /// at the append's last version (what an event-sourcing framework's
+    /// `persist(events, snapshot)` needs). The events are made durable
+    /// before the snapshot is written, so a crash may leave the events
+    /// without their snapshot, never a snapshot without its events.
+    ///
+    /// The snapshot is checked before anything is appended
+    /// ([`Error::SnapshotTooLarge`]). `Err` means the events were not
+    /// appended, or (under a durability other than `Sync`) that the sync
+    /// making them durable failed ([`Error::Poisoned`]). Once the events
+    /// are durable, a snapshot that cannot be written is a warning, not an
+    /// error: the events are the truth, the next save replaces it.
+    pub fn append_with_snapshot(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+        schema_version: u16,
+        snapshot: impl Into<Bytes>,
+    ) -> Result<AppendResult> {
+        let bytes = snapshot.into();
+        snapshot::check(stream, bytes.len())?;
+        let result = self.append(stream, expected, events)?;
+        self.append.sync()?;
+        let save = snapshot::Save {
+            stream,
+            version: result.last_version,
+            schema_version,
+            bytes: &bytes,
+        };
+        if let Err(e) = self.snapshots.save(&self.view, &save, || Ok(())) {
+            log::warn!(
+                "seglog: snapshot of {stream:?} at {} not saved: {e}",
+                result.last_version
+            );
+        }
+        Ok(result)
+    }
+
+    /// The newest usable snapshot of `stream` at or before version
+    /// `at_or_before` (`u64::MAX`: the newest). A snapshot file that is
+    /// damaged, unreadable, of another log, or names a version the stream
+    /// does not have is skipped with a warning and the next older one
+    /// tried. `None` when there is none: also for a stream the log does
+    /// not hold (it has no events a snapshot could reflect).
+    pub fn load_snapshot(&self, stream: &str, at_or_before: u64) -> Result<Option<Snapshot>> {
+        Ok(snapshot::load(&self.view, stream, at_or_before))
+    }
+
+    /// The versions of `stream`'s snapshot files, newest first, as listed
+    /// (not read or checked: [`Log::load_snapshot`] checks).
+    pub fn snapshot_versions(&self, stream: &str) -> Vec<u64> {
+        snapshot::versions(&self.view, stream)
+    }
+
+    /// `stream`'s current state: from the newest snapshot whose schema
+    /// version is `schema_version` and that `decode` accepts (others are
+    /// skipped with a warning), else from `init()`, then every later event
+    /// through `apply`. A stream the log does not hold gives `init()` at
+    /// version `None`. Equal to a full replay whenever every snapshot was
+    /// saved from one.
+    pub fn rebuild<S, E: std::fmt::Display>(
+        &self,
+        stream: &str,
+        schema_version: u16,
+        decode: impl FnMut(&Snapshot) -> std::result::Result<S, E>,
+        init: impl FnOnce() -> S,
+        apply: impl FnMut(&mut S, &RecordedEvent),
+    ) -> Result<Rebuilt<S>> {
+        self.rebuild_at(stream, u64::MAX, schema_version, decode, init, apply)
+    }
+
+    /// [`Log::rebuild`] as of version `at_or_before`: only snapshots at or
+    /// before it, and no event after it (time travel from a snapshot). A
+    /// bound past the stream's end is its end; [`Rebuilt::version`] says
+    /// where the state stands.
+    pub fn rebuild_at<S, E: std::fmt::Display>(
+        &self,
+        stream: &str,
+        at_or_before: u64,
+        schema_version: u16,
+        decode: impl FnMut(&Snapshot) -> std::result::Result<S, E>,
+        init: impl FnOnce() -> S,
+        apply: impl FnMut(&mut S, &RecordedEvent),
+    ) -> Result<Rebuilt<S>> {
+        let ask = snapshot::Rebuild {
+            stream,
+            at_or_before,
+            schema_version,
+        };
+        snapshot::rebuild(&self.view, ask, decode, init, apply)
     }
 }
 

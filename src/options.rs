@@ -51,7 +51,10 @@ pub struct Options {
     pub(crate) storage: Arc<dyn Storage>,
     /// Applied on every read of a log opened with these options.
     pub(crate) upcasters: Option<Upcasters>,
+    /// Where commit times come from (`None`: the system clock).
     pub(crate) clock: Option<Arc<dyn Clock>>,
+    /// Snapshots kept per stream ([`Options::snapshots_kept`]).
+    pub(crate) snapshots_kept: usize,
 }
 
 impl Default for Options {
@@ -62,7 +65,8 @@ impl Default for Options {
 
 impl Options {
     /// The defaults: 64 MiB segments, [`Durability::Sync`], [`Preallocate::Fallocate`],
-    /// no repair, a sparse index entry every 32 versions of a stream.
+    /// no repair, a sparse index entry every 32 versions of a stream, the
+    /// newest 3 snapshots of each stream kept.
     pub fn new() -> Self {
         Options {
             segment_size_bytes: limits::DEFAULT_SEGMENT_SIZE_BYTES,
@@ -74,6 +78,7 @@ impl Options {
             storage: Arc::new(RealStorage),
             upcasters: None,
             clock: None,
+            snapshots_kept: limits::DEFAULT_SNAPSHOTS_KEPT,
         }
     }
 
@@ -144,6 +149,18 @@ impl Options {
         self
     }
 
+    /// How many snapshots of each stream [`Log::save_snapshot`](crate::Log::save_snapshot)
+    /// keeps: the newest `count` versions (1 to
+    /// [`MAX_SNAPSHOTS_KEPT`](limits::MAX_SNAPSHOTS_KEPT); default
+    /// [`DEFAULT_SNAPSHOTS_KEPT`](limits::DEFAULT_SNAPSHOTS_KEPT)). Older
+    /// ones are removed after each save. More than one leaves a load
+    /// something to fall back on when the newest is damaged or of a schema
+    /// the code no longer reads.
+    pub fn snapshots_kept(mut self, count: usize) -> Self {
+        self.snapshots_kept = count;
+        self
+    }
+
     /// Routes every file operation through `storage` (fault tests and the
     /// `ops_model` fuzz target).
     #[cfg(any(test, feature = "testing"))]
@@ -169,6 +186,16 @@ impl Options {
                     "{} is not from 1 to {}",
                     self.index_interval,
                     limits::MAX_INDEX_INTERVAL
+                ),
+            });
+        }
+        if !(1..=limits::MAX_SNAPSHOTS_KEPT).contains(&self.snapshots_kept) {
+            return Err(Error::InvalidOption {
+                name: "snapshots_kept",
+                reason: format!(
+                    "{} is not from 1 to {}",
+                    self.snapshots_kept,
+                    limits::MAX_SNAPSHOTS_KEPT
                 ),
             });
         }

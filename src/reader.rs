@@ -38,7 +38,7 @@ use std::time::Duration;
 use crate::commit::lock;
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
-use crate::event::EventRef;
+use crate::event::{EventRef, RecordedEvent};
 use crate::frame::{Checksum, DecodeError};
 use crate::index::SegmentIndex;
 use crate::layout;
@@ -47,6 +47,7 @@ use crate::position::Position;
 use crate::quarantine;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment, corrupt};
+use crate::snapshot::{self, Rebuilt, Snapshot};
 use crate::storage::RealStorage;
 use crate::streams::{Names, Streams};
 use crate::subscribe::Subscription;
@@ -255,6 +256,47 @@ impl Reader {
     /// The directory of the log.
     pub fn dir(&self) -> &Path {
         &self.shared().dir
+    }
+}
+
+/// Snapshots, read-only: a `Reader` never writes or removes one.
+impl Reader {
+    /// Like [`Log::load_snapshot`](crate::Log::load_snapshot), against what
+    /// the writer has published.
+    pub fn load_snapshot(&self, stream: &str, at_or_before: u64) -> Result<Option<Snapshot>> {
+        self.follower.apply()?;
+        Ok(snapshot::load(self.shared(), stream, at_or_before))
+    }
+
+    /// Like [`Log::rebuild`](crate::Log::rebuild).
+    pub fn rebuild<S, E: std::fmt::Display>(
+        &self,
+        stream: &str,
+        schema_version: u16,
+        decode: impl FnMut(&Snapshot) -> std::result::Result<S, E>,
+        init: impl FnOnce() -> S,
+        apply: impl FnMut(&mut S, &RecordedEvent),
+    ) -> Result<Rebuilt<S>> {
+        self.rebuild_at(stream, u64::MAX, schema_version, decode, init, apply)
+    }
+
+    /// Like [`Log::rebuild_at`](crate::Log::rebuild_at).
+    pub fn rebuild_at<S, E: std::fmt::Display>(
+        &self,
+        stream: &str,
+        at_or_before: u64,
+        schema_version: u16,
+        decode: impl FnMut(&Snapshot) -> std::result::Result<S, E>,
+        init: impl FnOnce() -> S,
+        apply: impl FnMut(&mut S, &RecordedEvent),
+    ) -> Result<Rebuilt<S>> {
+        self.follower.apply()?;
+        let ask = snapshot::Rebuild {
+            stream,
+            at_or_before,
+            schema_version,
+        };
+        snapshot::rebuild(self.shared(), ask, decode, init, apply)
     }
 }
 

@@ -17,12 +17,12 @@
 
 use std::fs::{self, File, FileType, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::IoMarker;
 
-use super::FILE_MODE;
+use super::{DIR_MODE, FILE_MODE};
 
 /// Flags of every open: see the module's doc.
 const SAFE_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
@@ -116,6 +116,27 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
     fs::remove_file(path).map_err(|e| classify(path, e))
 }
 
+/// Creates the directory `path` (mode [`DIR_MODE`]): `Ok(true)` when it
+/// made it, `Ok(false)` when a directory (not a link to one) is there
+/// already; anything else there is `NotADirectory`, never followed.
+pub(crate) fn create_dir(path: &Path) -> io::Result<bool> {
+    match fs::DirBuilder::new().mode(DIR_MODE).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let file_type = fs::symlink_metadata(path)?.file_type();
+            if file_type.is_dir() {
+                Ok(false)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("a {}, not a directory", kind(file_type)),
+                ))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Renames `from` over `to`, which may be a file, a link (replaced, its
 /// target untouched) or a FIFO; a directory at `to` is
 /// [`IoMarker::NotRegular`].
@@ -203,6 +224,22 @@ mod tests {
         // ...and never a directory.
         assert_eq!(found(create_new(&sub).unwrap_err()), "directory");
         assert_eq!(fs::read(&target).unwrap(), b"data");
+    }
+
+    #[test]
+    fn directories_are_made_once_and_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        assert!(create_dir(&sub).unwrap());
+        assert!(!create_dir(&sub).unwrap());
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&sub, &link).unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        for path in [&link, &file] {
+            let e = create_dir(path).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::NotADirectory, "{path:?}: {e}");
+        }
     }
 
     #[test]

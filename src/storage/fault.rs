@@ -41,6 +41,7 @@ pub(crate) enum Op {
     SyncDir,
     Rename,
     Remove,
+    CreateDir,
     ReadDir,
     Lock,
 }
@@ -78,6 +79,10 @@ enum Change {
     Remove {
         path: PathBuf,
     },
+    /// A directory made: its name is durable once its parent is synced.
+    Dir {
+        path: PathBuf,
+    },
     /// Every name created or renamed in `dir` so far is durable.
     Names {
         dir: PathBuf,
@@ -113,10 +118,12 @@ pub(crate) struct FaultStorage {
     reserves_changed: Condvar,
 }
 
-/// Durable files rebuilt from the journal: content and whether the name is.
+/// Durable files rebuilt from the journal: content and whether the name is;
+/// and the directories made through the seam, with whether their names are.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Image {
     files: HashMap<PathBuf, (Vec<u8>, bool)>,
+    dirs: HashMap<PathBuf, bool>,
 }
 
 impl FaultStorage {
@@ -350,8 +357,16 @@ impl Image {
             Change::Remove { path } => {
                 self.files.remove(path);
             }
+            Change::Dir { path } => {
+                self.dirs.entry(path.clone()).or_insert(false);
+            }
             Change::Names { dir } => {
                 for (path, (_, named)) in &mut self.files {
+                    if path.parent() == Some(dir.as_path()) {
+                        *named = true;
+                    }
+                }
+                for (path, named) in &mut self.dirs {
                     if path.parent() == Some(dir.as_path()) {
                         *named = true;
                     }
@@ -360,8 +375,26 @@ impl Image {
         }
     }
 
-    /// Writes the files of directory `from` whose names are durable into
-    /// `to`, under their own file names. With `current` (a file and its
+    /// Whether every directory between `root` and the file at `path` was
+    /// made through the seam and its name is durable (trivially so for a
+    /// file directly in `root`).
+    fn reachable(&self, root: &Path, path: &Path) -> bool {
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == root {
+                return true;
+            }
+            if self.dirs.get(d) != Some(&true) {
+                return false;
+            }
+            dir = d.parent();
+        }
+        false
+    }
+
+    /// Writes the files under directory `from` whose names are durable
+    /// (and the directories on their way: see [`Image::reachable`]) into
+    /// `to`, at the same relative paths. With `current` (a file and its
     /// bytes at the moment of the cut), `keep_unsynced(page)` may pick 4 KiB
     /// pages of it that replace the durable ones: pages the kernel wrote
     /// back on its own before the power went.
@@ -374,10 +407,10 @@ impl Image {
     ) -> io::Result<()> {
         std::fs::create_dir_all(to)?;
         for (path, (content, named)) in &self.files {
-            let Some(name) = path.file_name() else {
+            let Ok(relative) = path.strip_prefix(from) else {
                 continue;
             };
-            if !named || path.parent() != Some(from) {
+            if !named || !self.reachable(from, path) {
                 continue;
             }
             let mut content = content.clone();
@@ -392,7 +425,11 @@ impl Image {
                     }
                 }
             }
-            std::fs::write(to.join(name), content)?;
+            let target = to.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(target, content)?;
         }
         Ok(())
     }
@@ -509,6 +546,17 @@ impl Storage for FaultStorage {
             path: path.to_path_buf(),
         });
         Ok(())
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<bool> {
+        self.check(Op::CreateDir)?;
+        let made = RealStorage.create_dir(path)?;
+        if made {
+            self.record(Change::Dir {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(made)
     }
 
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {

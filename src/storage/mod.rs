@@ -42,6 +42,8 @@ pub enum Preallocate {
 
 /// Mode of every file the engine creates: owner read and write only.
 pub(crate) const FILE_MODE: u32 = 0o600;
+/// Mode of every directory the engine creates (snapshots): owner only.
+pub(crate) const DIR_MODE: u32 = 0o700;
 
 /// File and mapping operations, one method per kind of operation a fault
 /// test may want to fail or observe.
@@ -84,6 +86,13 @@ pub(crate) trait Storage: Send + Sync + fmt::Debug {
 
     /// Removes the file `path`.
     fn remove(&self, path: &Path) -> io::Result<()>;
+
+    /// Creates the directory `path` (mode [`DIR_MODE`]) unless a directory
+    /// is already there: `Ok(true)` when it made one (its name is durable
+    /// once its parent is synced), `Ok(false)` when one was there. Anything
+    /// else under the name, a symbolic link above all, is an error: never
+    /// followed (see [`entry::create_dir`]).
+    fn create_dir(&self, path: &Path) -> io::Result<bool>;
 
     /// The paths of the entries of `dir`, in no particular order.
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
@@ -170,6 +179,10 @@ impl Storage for RealStorage {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         entry::remove(path)
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<bool> {
+        entry::create_dir(path)
     }
 
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
