@@ -1,16 +1,18 @@
 //! Time travel on the handles: reads from a point in time, and a stream
 //! as of a version, a position or a time (see `read/time.rs` for how
-//! each is found). [`Log`] and [`Reader`] offer the same methods.
+//! each is found), and a stream's state rebuilt as of a point from a
+//! snapshot. [`Log`] and [`Reader`] offer the same methods.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::error::Result;
-use crate::event::EventRef;
+use crate::event::{EventRef, RecordedEvent};
 use crate::log::Log;
 use crate::position::Position;
 use crate::read::{self, AsOf, ReadAll, ReadStream};
 use crate::reader::Reader;
+use crate::snapshot::{Rebuilt, Snapshot};
 use crate::subscribe::Subscription;
 use crate::view::LogView;
 
@@ -79,6 +81,34 @@ impl Log {
     pub fn stream_version_as_of(&self, stream: &str, as_of: AsOf) -> Result<Option<u64>> {
         read::stream_version_as_of(&self.view, stream, as_of)
     }
+
+    /// `stream`'s state as of `as_of`: [`Log::rebuild_at`] the stream's
+    /// version then, so from the newest usable snapshot at or before it
+    /// plus the events up to it. A stream with no event then gives
+    /// `init()` at version `None`.
+    pub fn rebuild_as_of<S, E: std::fmt::Display>(
+        &self,
+        stream: &str,
+        as_of: AsOf,
+        schema_version: u16,
+        decode: impl FnMut(&Snapshot) -> std::result::Result<S, E>,
+        init: impl FnOnce() -> S,
+        apply: impl FnMut(&mut S, &RecordedEvent),
+    ) -> Result<Rebuilt<S>> {
+        match self.stream_version_as_of(stream, as_of)? {
+            Some(v) => self.rebuild_at(stream, v, schema_version, decode, init, apply),
+            None => Ok(nothing(init)),
+        }
+    }
+}
+
+/// The state of a stream that had no event: the caller's initial one.
+fn nothing<S>(init: impl FnOnce() -> S) -> Rebuilt<S> {
+    Rebuilt {
+        state: init(),
+        version: None,
+        from_snapshot: None,
+    }
 }
 
 impl Reader {
@@ -126,5 +156,21 @@ impl Reader {
     /// Like [`Log::stream_version_as_of`].
     pub fn stream_version_as_of(&self, stream: &str, as_of: AsOf) -> Result<Option<u64>> {
         read::stream_version_as_of(self.applied()?, stream, as_of)
+    }
+
+    /// Like [`Log::rebuild_as_of`].
+    pub fn rebuild_as_of<S, E: std::fmt::Display>(
+        &self,
+        stream: &str,
+        as_of: AsOf,
+        schema_version: u16,
+        decode: impl FnMut(&Snapshot) -> std::result::Result<S, E>,
+        init: impl FnOnce() -> S,
+        apply: impl FnMut(&mut S, &RecordedEvent),
+    ) -> Result<Rebuilt<S>> {
+        match self.stream_version_as_of(stream, as_of)? {
+            Some(v) => self.rebuild_at(stream, v, schema_version, decode, init, apply),
+            None => Ok(nothing(init)),
+        }
     }
 }

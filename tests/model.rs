@@ -6,7 +6,9 @@
 //! the case moves (back as well as forward) gives the commit times, and
 //! time travel (`position_at`, reads from a time, a stream as of a version,
 //! a position or a time) is checked against the model too
-//! (`model/history.rs`).
+//! (`model/history.rs`), as are snapshots: saves, the newest kept, loads,
+//! and states rebuilt as of a point from a snapshot plus events
+//! (`model/snapshots.rs`).
 //!
 //! Small segments (1 MiB, with occasional large events) make segments roll;
 //! small index intervals (1 to 8, per case and sometimes changed at a
@@ -18,6 +20,8 @@
 mod common;
 #[path = "model/history.rs"]
 mod history;
+#[path = "model/snapshots.rs"]
+mod snapshots;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -123,6 +127,8 @@ enum Op {
         stream: Pick,
         point: history::AsOfPick,
     },
+    /// A snapshot saved, loaded, or a state rebuilt from one.
+    Snapshot(Pick, snapshots::SnapshotOp),
 }
 
 /// Which stream an operation touches.
@@ -235,6 +241,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         4 => history::clock_strategy().prop_map(Op::Clock),
         2 => history::time_strategy().prop_map(Op::Since),
         4 => as_of,
+        8 => snapshots::snapshot_strategy().prop_map(|(p, op)| Op::Snapshot(p, op)),
     ]
 }
 
@@ -600,6 +607,7 @@ struct Run {
     interval: u64,
     names: Vec<String>,
     model: Model,
+    snapshots: snapshots::Snapshots,
     next_event: u64,
 }
 
@@ -619,6 +627,7 @@ fn from_version(model: &Model, stream: &str, from: &FromVersion) -> u64 {
 fn open(dir: &Path, interval: u64, clock: &Arc<history::ModelClock>) -> Log {
     Options::new()
         .clock(Arc::clone(clock) as Arc<dyn seglog::Clock>)
+        .snapshots_kept(snapshots::KEPT)
         .segment_size(SEGMENT_BYTES)
         .index_interval(interval)
         .durability(Durability::None)
@@ -800,6 +809,11 @@ impl Run {
             Op::AsOf { stream, point } => {
                 history::check_as_of(self.log(), &self.model, &self.names, stream, point)
             }
+            Op::Snapshot(pick, op) => {
+                let log = self.log.as_ref().expect("open log");
+                self.snapshots
+                    .apply(log, &self.model, &self.names, pick, op)
+            }
         }
     }
 }
@@ -815,6 +829,7 @@ fn run_case(names: Vec<String>, interval: u64, ops: &[Op]) {
         interval,
         names,
         model: Model::default(),
+        snapshots: snapshots::Snapshots::default(),
         next_event: 0,
     };
     for op in ops {

@@ -151,6 +151,19 @@ pub fn check_since(log: &Log, model: &Model, pick: &TimePick) {
 /// Which of a stream's events (by version) a point keeps.
 type Keep = Box<dyn Fn(u64, &Ev) -> bool>;
 
+/// The point `pick` stands for in the model now; `None` when it names an
+/// event of an empty log.
+pub fn as_of(model: &Model, name: &str, pick: &AsOfPick) -> Option<AsOf> {
+    Some(match pick {
+        AsOfPick::Version(from) => AsOf::Version(super::from_version(model, name, from)),
+        AsOfPick::Position(i) => {
+            let (s, v) = (!model.all.is_empty()).then(|| i.get(&model.all))?;
+            AsOf::Position(position_of(&model.streams[s].events[*v as usize]))
+        }
+        AsOfPick::Time(t) => AsOf::Time(at(model.time(t)?)),
+    })
+}
+
 /// A stream as of `pick`, and its version as of it, against the model.
 pub fn check_as_of(log: &Log, model: &Model, names: &[String], stream: &Pick, pick: &AsOfPick) {
     let name = stream.name(names);
