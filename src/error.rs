@@ -67,8 +67,9 @@ pub enum Error {
         event_type: String,
         /// The schema version it was given at.
         schema_version: u16,
-        /// What the step said.
-        reason: String,
+        /// What the step said (boxed: every `Result` of the crate carries
+        /// the size of its largest error).
+        reason: Box<str>,
     },
 
     /// A set of upcasters was refused when built, before any read: a gap in
@@ -369,3 +370,9 @@ impl std::fmt::Display for IoMarker {
 }
 
 impl std::error::Error for IoMarker {}
+
+// Every `Result` of the crate is as large as its largest error, and the
+// read loops move results of frames: a variant that grew this enum past
+// 72 bytes made the stream replay copy them through the stack (W5 ran
+// slower). Box what does not fit.
+const _: () = assert!(std::mem::size_of::<Error>() <= 72);

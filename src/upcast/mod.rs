@@ -444,7 +444,7 @@ fn upcast_error(event: &EventRef<'_>, reason: String) -> Error {
         next: event.next_position,
         event_type: event.event_type.to_string(),
         schema_version: event.schema_version,
-        reason,
+        reason: reason.into(),
     }
 }
 
