@@ -73,7 +73,9 @@ fn apply(state: &mut State, e: &RecordedEvent) {
 /// The state of `stream` in the model up to version `v`.
 fn state_at(model: &Model, stream: &str, v: u64) -> State {
     let events = model.streams.get(stream).map_or(&[][..], |s| &s.events[..]);
-    let upto = &events[..events.len().min(v as usize + 1)];
+    let upto = &events[..events
+        .len()
+        .min(usize::try_from(v).unwrap_or(usize::MAX).saturating_add(1))];
     (
         upto.len() as u64,
         upto.iter().map(|e| e.payload.len() as u64).sum(),
