@@ -1,0 +1,27 @@
+//! # seglog-nats
+//!
+//! A bridge between a seglog log and NATS JetStream, so that other
+//! services on other machines receive a service's events, in order, each
+//! once. Work in progress (issue 27): what is here so far is the mapping
+//! of stream names to subject tokens and, in its tests, the check that the
+//! pinned client does what the bridge needs against the server.
+//!
+//! Supported servers: nats-server 2.9 and later with JetStream (`-js`),
+//! checked against Debian's 2.9.10 with `async-nats` 0.52.0 (pinned) by
+//! `tests/server_compat.rs`: stream creation, publishes with headers,
+//! `Nats-Msg-Id` deduplication, `Nats-Expected-Last-Sequence`, reading a
+//! stream's last message, durable pull consumers.
+//!
+//! The library `seglog` itself stays free of tokio and NATS: only this
+//! crate depends on them.
+//!
+//! ```
+//! use seglog_nats::subject;
+//!
+//! let token = subject::encode("order.42 €");
+//! assert_eq!(token, "order~2E42~20~E2~82~AC");
+//! assert_eq!(subject::decode(&token).unwrap(), "order.42 €");
+//! ```
+#![deny(unsafe_code, missing_docs)]
+
+pub mod subject;
