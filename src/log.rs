@@ -333,6 +333,13 @@ impl Log {
         Consumer::open(Arc::clone(&self.view), name)
     }
 
+    /// The log's id: random, fixed when the log was created, in every
+    /// segment's header and seeding every frame's checksum. Names the log
+    /// outside it (a bridge's message ids, say).
+    pub fn log_id(&self) -> u128 {
+        self.view.log_id
+    }
+
     /// Returns once everything appended before the call is on disk.
     pub fn sync(&self) -> Result<()> {
         self.append.sync()

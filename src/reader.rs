@@ -175,6 +175,11 @@ impl Reader {
         Ok(self.shared())
     }
 
+    /// The log's id (see [`Log::log_id`](crate::Log::log_id)).
+    pub fn log_id(&self) -> u128 {
+        self.shared().log_id
+    }
+
     /// Applies everything the writer has published by now; returns the
     /// position where the log ends for this reader.
     pub fn refresh(&self) -> Result<Position> {

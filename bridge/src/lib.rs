@@ -2,9 +2,11 @@
 //!
 //! A bridge between a seglog log and NATS JetStream, so that other
 //! services on other machines receive a service's events, in order, each
-//! once. Work in progress (issue 27): what is here so far is the mapping
-//! of stream names to subject tokens and, in its tests, the check that the
-//! pinned client does what the bridge needs against the server.
+//! once. Work in progress (issue 27): so far the outbound [`Publisher`]
+//! (every committed event of a [`seglog::Log`] or [`seglog::Reader`] into a
+//! JetStream stream, in log order, each once, resuming from the stream's
+//! last message), the event headers ([`headers`]) and the mapping of
+//! stream names to subject tokens ([`subject`]).
 //!
 //! Supported servers: nats-server 2.9 and later with JetStream (`-js`),
 //! checked against Debian's 2.9.10 with `async-nats` 0.52.0 (pinned) by
@@ -24,4 +26,10 @@
 //! ```
 #![deny(unsafe_code, missing_docs)]
 
+mod error;
+pub mod headers;
+pub mod publish;
 pub mod subject;
+
+pub use error::BridgeError;
+pub use publish::{Publisher, PublisherConfig, Source};

@@ -1,0 +1,209 @@
+//! Outbound: every committed event of a log, published to a JetStream
+//! stream in log order, each once.
+//!
+//! - Subject `<prefix>.<stream token>` ([`crate::subject`]); headers from
+//!   [`crate::headers`]; the payload as is (shared with the log's mapping,
+//!   not copied).
+//! - `Nats-Msg-Id` is the log id, position and output index: a republish
+//!   after a crash is dropped by the server's deduplication.
+//! - `Nats-Expected-Last-Sequence`: each message names the sequence it
+//!   must follow, so the server refuses anything out of order.
+//! - No checkpoint of its own: a publisher starts after the event the
+//!   stream's last message names.
+//! - Pipelined: up to `max_in_flight` publishes wait for their
+//!   acknowledgements, which are awaited in order.
+
+use std::collections::VecDeque;
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
+use seglog::{Log, Position, ReadAll, Reader};
+
+use crate::error::BridgeError;
+use crate::{headers, subject};
+
+/// A log a publisher reads: the writer's own [`Log`] or a [`Reader`] of it
+/// in another process.
+pub trait Source {
+    /// The log's id.
+    fn log_id(&self) -> u128;
+    /// Every event from `from` on, as published now.
+    fn read_all(&self, from: Position) -> seglog::Result<ReadAll>;
+}
+
+impl Source for Log {
+    fn log_id(&self) -> u128 {
+        Log::log_id(self)
+    }
+    fn read_all(&self, from: Position) -> seglog::Result<ReadAll> {
+        Log::read_all(self, from)
+    }
+}
+
+impl Source for Reader {
+    fn log_id(&self) -> u128 {
+        Reader::log_id(self)
+    }
+    fn read_all(&self, from: Position) -> seglog::Result<ReadAll> {
+        Reader::read_all(self, from)
+    }
+}
+
+/// Where a publisher sends a log's events.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// The JetStream stream (created when missing, over `<prefix>.>`).
+    pub stream: String,
+    /// The subjects' first token(s).
+    pub prefix: String,
+    /// Publishes awaiting their acknowledgement, at most (1 to 4,096).
+    pub max_in_flight: usize,
+}
+
+/// Where publishing goes on: the first event to publish, outputs of it
+/// already published, and the stream's last sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resume {
+    from: Position,
+    /// Outputs of the stored event at `from` up to this index are out.
+    skip_through: Option<u16>,
+    last_sequence: u64,
+}
+
+/// Publishes a log's events to a JetStream stream.
+pub struct Publisher<S: Source> {
+    js: jetstream::Context,
+    source: S,
+    config: PublisherConfig,
+}
+
+impl<S: Source> Publisher<S> {
+    /// A publisher of `source` through `client`; creates the JetStream
+    /// stream when it is missing.
+    pub async fn new(
+        client: async_nats::Client,
+        source: S,
+        config: PublisherConfig,
+    ) -> Result<Publisher<S>, BridgeError> {
+        if !(1..=4_096).contains(&config.max_in_flight) {
+            return Err(BridgeError::Config("max_in_flight must be from 1 to 4,096"));
+        }
+        let js = jetstream::new(client);
+        js.get_or_create_stream(stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![format!("{}.>", config.prefix)],
+            ..Default::default()
+        })
+        .await
+        .map_err(BridgeError::nats)?;
+        Ok(Publisher { js, source, config })
+    }
+
+    /// Where the stream's last message leaves off.
+    async fn resume(&self) -> Result<Resume, BridgeError> {
+        let mut stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(BridgeError::nats)?;
+        let last_sequence = stream
+            .info()
+            .await
+            .map_err(BridgeError::nats)?
+            .state
+            .last_sequence;
+        if last_sequence == 0 {
+            return Ok(Resume {
+                from: Position::START,
+                skip_through: None,
+                last_sequence,
+            });
+        }
+        let last = stream
+            .get_raw_message(last_sequence)
+            .await
+            .map_err(BridgeError::nats)?;
+        let r = headers::decode(&last.headers).map_err(|e| BridgeError::BadMessage {
+            sequence: last_sequence,
+            reason: e.0,
+        })?;
+        let log_id = self.source.log_id();
+        if r.log_id != log_id {
+            return Err(BridgeError::OtherLog {
+                stream: self.config.stream.clone(),
+                expected: log_id,
+                found: r.log_id,
+            });
+        }
+        let (index, count) = r.output;
+        Ok(if index + 1 < count {
+            Resume {
+                from: r.position,
+                skip_through: Some(index),
+                last_sequence,
+            }
+        } else {
+            Resume {
+                from: r.next_position,
+                skip_through: None,
+                last_sequence,
+            }
+        })
+    }
+
+    /// Publishes every event the log holds now that the stream does not,
+    /// in order, and waits for every acknowledgement. Returns how many it
+    /// published. An error leaves the stream holding a prefix of the log:
+    /// the next call goes on from there.
+    pub async fn publish_available(&mut self) -> Result<u64, BridgeError> {
+        let resume = self.resume().await?;
+        let log_id = self.source.log_id();
+        let mut sequence = resume.last_sequence;
+        let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
+        let mut published = 0;
+        for event in self.source.read_all(resume.from)? {
+            let e = event?;
+            let skip = resume
+                .skip_through
+                .is_some_and(|through| e.position() == resume.from && e.output().0 <= through);
+            if skip {
+                continue;
+            }
+            let message = PublishMessage::build()
+                .headers(headers::encode(log_id, &e))
+                .message_id(headers::message_id(log_id, &e))
+                .expected_last_sequence(sequence)
+                .payload(e.payload().clone());
+            let subject = format!("{}.{}", self.config.prefix, subject::encode(e.stream()));
+            if in_flight.len() >= self.config.max_in_flight {
+                acknowledged(in_flight.pop_front()).await?;
+            }
+            let ack = self
+                .js
+                .send_publish(subject, message)
+                .await
+                .map_err(BridgeError::nats)?;
+            in_flight.push_back(ack);
+            sequence += 1;
+            published += 1;
+        }
+        while let Some(ack) = in_flight.pop_front() {
+            acknowledged(Some(ack)).await?;
+        }
+        Ok(published)
+    }
+}
+
+/// Waits for one acknowledgement; a duplicate is an error here, since a
+/// publisher resumes after what the stream holds.
+async fn acknowledged(ack: Option<PublishAckFuture>) -> Result<(), BridgeError> {
+    let Some(ack) = ack else {
+        return Ok(());
+    };
+    let ack = ack.await.map_err(BridgeError::nats)?;
+    if ack.duplicate {
+        return Err(BridgeError::Duplicate {
+            sequence: ack.sequence,
+        });
+    }
+    Ok(())
+}

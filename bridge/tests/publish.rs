@@ -1,0 +1,129 @@
+//! The publisher against a real nats-server: every event of a log in the
+//! JetStream stream, in log order, each once, with its headers and
+//! payload; a new publisher resumes after the stream's last message; a
+//! `Reader` in place of the writer's `Log`; another log's stream refused.
+
+mod common;
+
+use async_nats::jetstream;
+use seglog::{EventData, ExpectedVersion, Log, Position, Reader, RecordedEvent};
+use seglog_nats::{BridgeError, Publisher, PublisherConfig, headers, subject};
+
+const STREAMS: [&str; 4] = ["order.42", "two words", "wild*card>", "注文 €"];
+
+fn config() -> PublisherConfig {
+    PublisherConfig {
+        stream: "ORDERS".into(),
+        prefix: "orders".into(),
+        max_in_flight: 64,
+    }
+}
+
+/// Appends at least `n` events numbered from `start`, some in batches,
+/// with ids and metadata; returns the number after the last.
+fn append(log: &Log, start: usize, n: usize) -> usize {
+    let mut i = start;
+    while i < start + n {
+        let stream = STREAMS[i % STREAMS.len()];
+        let count = 1 + i % 3;
+        let events: Vec<EventData> = (i..i + count)
+            .map(|k| {
+                EventData::new(
+                    if k % 2 == 0 { "Placed" } else { "Paid\nv2" },
+                    format!("payload {k}"),
+                )
+                .with_metadata(format!("{{\"k\":{k}}}\r\n"))
+                .with_schema_version(1 + (k % 3) as u16)
+                .with_id(k as u128 * 7)
+            })
+            .collect();
+        log.append(stream, ExpectedVersion::Any, &events)
+            .expect("append");
+        i += count;
+    }
+    i
+}
+
+fn events(log: &Log) -> Vec<RecordedEvent> {
+    log.read_all(Position::START)
+        .expect("read_all")
+        .map(|e| e.expect("event"))
+        .collect()
+}
+
+/// Every message of the stream matches the log's events, in order.
+async fn check_stream(js: &jetstream::Context, log: &Log) {
+    let all = events(log);
+    let mut stream = js.get_stream("ORDERS").await.expect("stream");
+    let last = stream.info().await.expect("info").state.last_sequence;
+    assert_eq!(last, all.len() as u64, "each event once");
+    for (i, e) in all.iter().enumerate() {
+        let m = stream.get_raw_message(i as u64 + 1).await.expect("message");
+        assert_eq!(
+            m.subject.as_str(),
+            format!("orders.{}", subject::encode(e.stream()))
+        );
+        assert_eq!(&m.payload[..], &e.payload()[..], "payload of {i}");
+        let r = headers::decode(&m.headers).expect("headers");
+        assert_eq!(r.log_id, log.log_id());
+        assert_eq!(
+            (r.position, r.next_position),
+            (e.position(), e.next_position())
+        );
+        assert_eq!((r.stream.as_str(), r.version), (e.stream(), e.version()));
+        assert_eq!(
+            (r.event_type.as_str(), r.schema_version),
+            (e.event_type(), e.schema_version())
+        );
+        assert_eq!((r.id, r.time_us), (e.id(), e.timestamp_micros()));
+        assert_eq!(&r.metadata[..], &e.metadata()[..]);
+    }
+}
+
+#[tokio::test]
+async fn a_log_reaches_jetstream_in_order_each_event_once_and_resumes() {
+    let Some(server) = common::start("publish: in order, once, resumes") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let log = Log::open(dir.path()).expect("open");
+    let written = append(&log, 0, 500);
+    let client = async_nats::connect(&server.url).await.expect("connect");
+    let js = jetstream::new(client.clone());
+
+    let mut publisher = Publisher::new(
+        client.clone(),
+        Reader::open(dir.path()).expect("reader"),
+        config(),
+    )
+    .await
+    .expect("publisher");
+    assert_eq!(
+        publisher.publish_available().await.expect("publish"),
+        written as u64
+    );
+    assert_eq!(publisher.publish_available().await.expect("nothing new"), 0);
+    check_stream(&js, &log).await;
+
+    // A new publisher (a restart) goes on after the stream's last message.
+    let more = append(&log, written, 200) - written;
+    let mut restarted = Publisher::new(client.clone(), log, config())
+        .await
+        .expect("publisher");
+    assert_eq!(
+        restarted.publish_available().await.expect("publish"),
+        more as u64
+    );
+    let log = Log::open(tempfile::tempdir().expect("dir").path()).expect("other log");
+    // Another log's publisher into the same stream is refused.
+    let mut other = Publisher::new(client, log, config())
+        .await
+        .expect("publisher");
+    match other.publish_available().await {
+        Err(BridgeError::OtherLog { .. }) => {}
+        other => panic!("another log's stream: {other:?}"),
+    }
+    drop(restarted);
+    let log = Log::open(dir.path()).expect("reopen");
+    check_stream(&js, &log).await;
+}
