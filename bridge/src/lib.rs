@@ -5,8 +5,10 @@
 //! once. Work in progress (issue 27): so far the outbound [`Publisher`]
 //! (every committed event of a [`seglog::Log`] or [`seglog::Reader`] into a
 //! JetStream stream, in log order, each once, resuming from the stream's
-//! last message), the event headers ([`headers`]) and the mapping of
-//! stream names to subject tokens ([`subject`]).
+//! last message), the inbound [`Mirror`] (those events appended into a
+//! local log, each once, across restarts), the event headers
+//! ([`headers`]) and the mapping of stream names to subject tokens
+//! ([`subject`]).
 //!
 //! Supported servers: nats-server 2.9 and later with JetStream (`-js`),
 //! checked against Debian's 2.9.10 with `async-nats` 0.52.0 (pinned) by
@@ -28,8 +30,10 @@
 
 mod error;
 pub mod headers;
+pub mod mirror;
 pub mod publish;
 pub mod subject;
 
 pub use error::BridgeError;
+pub use mirror::{Mirror, MirrorConfig};
 pub use publish::{Publisher, PublisherConfig, Source};

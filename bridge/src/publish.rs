@@ -98,6 +98,11 @@ impl<S: Source> Publisher<S> {
         Ok(Publisher { js, source, config })
     }
 
+    /// The log it publishes.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
     /// Where the stream's last message leaves off.
     async fn resume(&self) -> Result<Resume, BridgeError> {
         let mut stream = self

@@ -6,10 +6,9 @@
 mod common;
 
 use async_nats::jetstream;
-use seglog::{EventData, ExpectedVersion, Log, Position, Reader, RecordedEvent};
+use common::{append, events};
+use seglog::{Log, Reader};
 use seglog_nats::{BridgeError, Publisher, PublisherConfig, headers, subject};
-
-const STREAMS: [&str; 4] = ["order.42", "two words", "wild*card>", "注文 €"];
 
 fn config() -> PublisherConfig {
     PublisherConfig {
@@ -17,38 +16,6 @@ fn config() -> PublisherConfig {
         prefix: "orders".into(),
         max_in_flight: 64,
     }
-}
-
-/// Appends at least `n` events numbered from `start`, some in batches,
-/// with ids and metadata; returns the number after the last.
-fn append(log: &Log, start: usize, n: usize) -> usize {
-    let mut i = start;
-    while i < start + n {
-        let stream = STREAMS[i % STREAMS.len()];
-        let count = 1 + i % 3;
-        let events: Vec<EventData> = (i..i + count)
-            .map(|k| {
-                EventData::new(
-                    if k % 2 == 0 { "Placed" } else { "Paid\nv2" },
-                    format!("payload {k}"),
-                )
-                .with_metadata(format!("{{\"k\":{k}}}\r\n"))
-                .with_schema_version(1 + (k % 3) as u16)
-                .with_id(k as u128 * 7)
-            })
-            .collect();
-        log.append(stream, ExpectedVersion::Any, &events)
-            .expect("append");
-        i += count;
-    }
-    i
-}
-
-fn events(log: &Log) -> Vec<RecordedEvent> {
-    log.read_all(Position::START)
-        .expect("read_all")
-        .map(|e| e.expect("event"))
-        .collect()
 }
 
 /// Every message of the stream matches the log's events, in order.

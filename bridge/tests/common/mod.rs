@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use seglog::{EventData, ExpectedVersion, Log, Position, RecordedEvent};
+
 /// A running `nats-server` with JetStream.
 pub struct Server {
     child: Child,
@@ -73,4 +75,40 @@ pub fn start(test: &str) -> Option<Server> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Some(server)
+}
+
+/// Stream names a subject token must escape: a dot, a space, wildcards,
+/// non-ASCII.
+pub const STREAMS: [&str; 4] = ["order.42", "two words", "wild*card>", "注文 €"];
+
+/// Appends at least `n` events numbered from `start`, some in batches,
+/// with ids and metadata; returns the number after the last.
+pub fn append(log: &Log, start: usize, n: usize) -> usize {
+    let mut i = start;
+    while i < start + n {
+        let stream = STREAMS[i % STREAMS.len()];
+        let count = 1 + i % 3;
+        let events: Vec<EventData> = (i..i + count)
+            .map(|k| {
+                EventData::new(
+                    if k % 2 == 0 { "Placed" } else { "Paid\nv2" },
+                    format!("payload {k}"),
+                )
+                .with_metadata(format!("{{\"k\":{k}}}\r\n"))
+                .with_schema_version(1 + (k % 3) as u16)
+                .with_id(k as u128 * 7)
+            })
+            .collect();
+        log.append(stream, ExpectedVersion::Any, &events)
+            .expect("append");
+        i += count;
+    }
+    i
+}
+
+pub fn events(log: &Log) -> Vec<RecordedEvent> {
+    log.read_all(Position::START)
+        .expect("read_all")
+        .map(|e| e.expect("event"))
+        .collect()
 }
