@@ -36,4 +36,4 @@ pub mod subject;
 
 pub use error::BridgeError;
 pub use mirror::{Mirror, MirrorConfig};
-pub use publish::{Publisher, PublisherConfig, Source};
+pub use publish::{Progress, Publisher, PublisherConfig, Source};

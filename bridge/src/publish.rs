@@ -14,6 +14,8 @@
 //!   acknowledgements, which are awaited in order.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
 use seglog::{Log, Position, ReadAll, Reader};
@@ -198,6 +200,65 @@ impl<S: Source> Publisher<S> {
     }
 }
 
+/// How a running publisher stands, after each attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Events published since it started.
+    pub published: u64,
+    /// Failed attempts in a row (0: the last one worked).
+    pub failures: u32,
+    /// The last failure, while it lasts.
+    pub last_error: Option<String>,
+}
+
+/// The wait after `failures` failed attempts in a row: from 50 ms,
+/// doubling, at most 5 s.
+pub fn backoff(failures: u32) -> Duration {
+    let ms = 50u64.saturating_mul(1 << failures.clamp(1, 8).saturating_sub(1));
+    Duration::from_millis(ms.min(5_000))
+}
+
+/// How long a caught-up publisher sleeps before it looks for new events.
+const IDLE: Duration = Duration::from_millis(10);
+
+impl<S: Source> Publisher<S> {
+    /// Publishes until `stop` completes: everything available, then new
+    /// events as they come (looked for every 10 ms once caught up). A
+    /// failure (the server away, a refused publish) is retried after a
+    /// backoff from 50 ms to 5 s, never in a busy loop; the log meanwhile
+    /// keeps accepting appends, and the next attempt resumes from the
+    /// stream's last message. `report` sees the progress after each
+    /// attempt.
+    pub async fn run(
+        &mut self,
+        stop: impl Future<Output = ()>,
+        mut report: impl FnMut(&Progress),
+    ) -> Progress {
+        let mut progress = Progress::default();
+        tokio::pin!(stop);
+        loop {
+            let pause = match self.publish_available().await {
+                Ok(n) => {
+                    progress.published += n;
+                    progress.failures = 0;
+                    progress.last_error = None;
+                    IDLE
+                }
+                Err(e) => {
+                    progress.failures = progress.failures.saturating_add(1);
+                    progress.last_error = Some(e.to_string());
+                    backoff(progress.failures)
+                }
+            };
+            report(&progress);
+            tokio::select! {
+                () = &mut stop => return progress,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
 /// Waits for one acknowledgement; a duplicate is an error here, since a
 /// publisher resumes after what the stream holds.
 async fn acknowledged(ack: Option<PublishAckFuture>) -> Result<(), BridgeError> {
@@ -211,4 +272,20 @@ async fn acknowledged(ack: Option<PublishAckFuture>) -> Result<(), BridgeError> 
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_50_ms_to_at_most_5_s() {
+        let ms: Vec<u128> = (0..12).map(|f| backoff(f).as_millis()).collect();
+        assert_eq!(
+            ms,
+            [
+                50, 50, 100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000
+            ]
+        );
+    }
 }

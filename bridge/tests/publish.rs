@@ -6,44 +6,15 @@
 mod common;
 
 use async_nats::jetstream;
-use common::{append, events};
+use common::{append, check_stream};
 use seglog::{Log, Reader};
-use seglog_nats::{BridgeError, Publisher, PublisherConfig, headers, subject};
+use seglog_nats::{BridgeError, Publisher, PublisherConfig};
 
 fn config() -> PublisherConfig {
     PublisherConfig {
         stream: "ORDERS".into(),
         prefix: "orders".into(),
         max_in_flight: 64,
-    }
-}
-
-/// Every message of the stream matches the log's events, in order.
-async fn check_stream(js: &jetstream::Context, log: &Log) {
-    let all = events(log);
-    let mut stream = js.get_stream("ORDERS").await.expect("stream");
-    let last = stream.info().await.expect("info").state.last_sequence;
-    assert_eq!(last, all.len() as u64, "each event once");
-    for (i, e) in all.iter().enumerate() {
-        let m = stream.get_raw_message(i as u64 + 1).await.expect("message");
-        assert_eq!(
-            m.subject.as_str(),
-            format!("orders.{}", subject::encode(e.stream()))
-        );
-        assert_eq!(&m.payload[..], &e.payload()[..], "payload of {i}");
-        let r = headers::decode(&m.headers).expect("headers");
-        assert_eq!(r.log_id, log.log_id());
-        assert_eq!(
-            (r.position, r.next_position),
-            (e.position(), e.next_position())
-        );
-        assert_eq!((r.stream.as_str(), r.version), (e.stream(), e.version()));
-        assert_eq!(
-            (r.event_type.as_str(), r.schema_version),
-            (e.event_type(), e.schema_version())
-        );
-        assert_eq!((r.id, r.time_us), (e.id(), e.timestamp_micros()));
-        assert_eq!(&r.metadata[..], &e.metadata()[..]);
     }
 }
 

@@ -9,14 +9,16 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream;
 use seglog::{EventData, ExpectedVersion, Log, Position, RecordedEvent};
+use seglog_nats::{headers, subject};
 
 /// A running `nats-server` with JetStream.
 pub struct Server {
     child: Child,
     pub port: u16,
     pub url: String,
-    _store: tempfile::TempDir,
+    store: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -53,19 +55,24 @@ pub fn start(test: &str) -> Option<Server> {
         .expect("a free port")
         .port();
     let store = tempfile::tempdir().expect("store directory");
+    let child = spawn(port, store.path());
+    Some(Server {
+        child,
+        port,
+        url: format!("nats://127.0.0.1:{port}"),
+        store,
+    })
+}
+
+/// `nats-server -js` on `port` with its store in `store`, listening.
+fn spawn(port: u16, store: &Path) -> Child {
     let child = Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store.path())
+        .arg(store)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start nats-server");
-    let server = Server {
-        child,
-        port,
-        url: format!("nats://127.0.0.1:{port}"),
-        _store: store,
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -74,7 +81,20 @@ pub fn start(test: &str) -> Option<Server> {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(server)
+    child
+}
+
+impl Server {
+    /// Kills the server (SIGKILL: no clean shutdown).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again, on the same port and store.
+    pub fn restart(&mut self) {
+        self.child = spawn(self.port, self.store.path());
+    }
 }
 
 /// Stream names a subject token must escape: a dot, a space, wildcards,
@@ -111,4 +131,33 @@ pub fn events(log: &Log) -> Vec<RecordedEvent> {
         .expect("read_all")
         .map(|e| e.expect("event"))
         .collect()
+}
+
+/// Every message of the stream matches the log's events, in order.
+pub async fn check_stream(js: &jetstream::Context, log: &Log) {
+    let all = events(log);
+    let mut stream = js.get_stream("ORDERS").await.expect("stream");
+    let last = stream.info().await.expect("info").state.last_sequence;
+    assert_eq!(last, all.len() as u64, "each event once");
+    for (i, e) in all.iter().enumerate() {
+        let m = stream.get_raw_message(i as u64 + 1).await.expect("message");
+        assert_eq!(
+            m.subject.as_str(),
+            format!("orders.{}", subject::encode(e.stream()))
+        );
+        assert_eq!(&m.payload[..], &e.payload()[..], "payload of {i}");
+        let r = headers::decode(&m.headers).expect("headers");
+        assert_eq!(r.log_id, log.log_id());
+        assert_eq!(
+            (r.position, r.next_position),
+            (e.position(), e.next_position())
+        );
+        assert_eq!((r.stream.as_str(), r.version), (e.stream(), e.version()));
+        assert_eq!(
+            (r.event_type.as_str(), r.schema_version),
+            (e.event_type(), e.schema_version())
+        );
+        assert_eq!((r.id, r.time_us), (e.id(), e.timestamp_micros()));
+        assert_eq!(&r.metadata[..], &e.metadata()[..]);
+    }
 }

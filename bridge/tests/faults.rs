@@ -1,0 +1,83 @@
+//! Faults against a real nats-server: the server killed (SIGKILL) and
+//! restarted with its store in the middle of a stream of appends. The
+//! publisher retries with backoff while it is away, the log keeps
+//! accepting appends, and afterwards the JetStream stream holds every
+//! committed event exactly once, in log order.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use common::{append, check_stream};
+use seglog::{Log, Reader};
+use seglog_nats::{Publisher, PublisherConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() {
+    let Some(mut server) = common::start("faults: server killed and restarted") else {
+        return;
+    };
+    let client = async_nats::connect(&server.url).await.expect("connect");
+    let dir = tempfile::tempdir().expect("dir");
+    let log = Log::open(dir.path()).expect("open");
+    let reader = Reader::open(dir.path()).expect("reader");
+    let config = PublisherConfig {
+        stream: "ORDERS".into(),
+        prefix: "orders".into(),
+        max_in_flight: 64,
+    };
+    let mut publisher = Publisher::new(client.clone(), reader, config)
+        .await
+        .expect("publisher");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = std::sync::Arc::clone(&failures);
+    let running = tokio::spawn(async move {
+        let stop = async {
+            let _ = stop_rx.await;
+        };
+        publisher
+            .run(stop, |p| {
+                seen.fetch_max(p.failures, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await
+    });
+
+    // Appends before, while and after the server is away.
+    let mut next = append(&log, 0, 300);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.kill();
+    // The log takes appends while the server is away.
+    next = append(&log, next, 300);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    server.restart();
+    next = append(&log, next, 300);
+
+    let js = jetstream::new(client);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let last = match js.get_stream("ORDERS").await {
+            Ok(mut s) => s.info().await.map(|i| i.state.last_sequence).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if last >= next as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "caught up only to {last} of {next}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(());
+    let progress = running.await.expect("publisher task");
+    assert_eq!(progress.published, next as u64);
+    check_stream(&js, &log).await;
+    // Requests wait for the client's reconnection or fail after its
+    // timeout; failures back off (50, 100, 200, ... ms apart), so 800 ms
+    // away is a handful of failed attempts at most, never a spin.
+    let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("failed attempts in a row while the server was away: {failed}");
+    assert!(failed <= 8, "{failed} failed attempts in a row");
+}
