@@ -79,9 +79,12 @@ pub struct Publisher<S: Source> {
 }
 
 impl<S: Source> Publisher<S> {
-    /// A publisher of `source` through `client`; creates the JetStream
-    /// stream when it is missing.
-    pub async fn new(
+    /// A publisher of `source` through `client`. Talks to no server yet:
+    /// the JetStream stream is created (when missing) by the first
+    /// attempt to publish, so a publisher can start while the server is
+    /// unreachable (connect with `retry_on_initial_connect`) and
+    /// [`Publisher::run`] waits for it.
+    pub fn new(
         client: async_nats::Client,
         source: S,
         config: PublisherConfig,
@@ -90,13 +93,6 @@ impl<S: Source> Publisher<S> {
             return Err(BridgeError::Config("max_in_flight must be from 1 to 4,096"));
         }
         let js = jetstream::new(client);
-        js.get_or_create_stream(stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![format!("{}.>", config.prefix)],
-            ..Default::default()
-        })
-        .await
-        .map_err(BridgeError::nats)?;
         Ok(Publisher { js, source, config })
     }
 
@@ -109,7 +105,11 @@ impl<S: Source> Publisher<S> {
     async fn resume(&self) -> Result<Resume, BridgeError> {
         let mut stream = self
             .js
-            .get_stream(&self.config.stream)
+            .get_or_create_stream(stream::Config {
+                name: self.config.stream.clone(),
+                subjects: vec![format!("{}.>", self.config.prefix)],
+                ..Default::default()
+            })
             .await
             .map_err(BridgeError::nats)?;
         let last_sequence = stream

@@ -27,9 +27,7 @@ async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() 
         prefix: "orders".into(),
         max_in_flight: 64,
     };
-    let mut publisher = Publisher::new(client.clone(), reader, config)
-        .await
-        .expect("publisher");
+    let mut publisher = Publisher::new(client.clone(), reader, config).expect("publisher");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let failures = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let seen = std::sync::Arc::clone(&failures);
@@ -80,4 +78,58 @@ async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() 
     let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!("failed attempts in a row while the server was away: {failed}");
     assert!(failed <= 8, "{failed} failed attempts in a row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_started_before_its_server_waits_for_it_and_then_catches_up() {
+    let Some(mut server) = common::not_started("faults: server unreachable at start") else {
+        return;
+    };
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(&server.url)
+        .await
+        .expect("a client that connects once it can");
+    let dir = tempfile::tempdir().expect("dir");
+    let log = Log::open(dir.path()).expect("open");
+    let config = PublisherConfig {
+        stream: "ORDERS".into(),
+        prefix: "orders".into(),
+        max_in_flight: 8,
+    };
+    let mut publisher = Publisher::new(
+        client.clone(),
+        Reader::open(dir.path()).expect("reader"),
+        config,
+    )
+    .expect("publisher");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        let stop = async {
+            let _ = stop_rx.await;
+        };
+        publisher.run(stop, |_| {}).await
+    });
+    let written = append(&log, 0, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart();
+    let js = jetstream::new(client);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let last = match js.get_stream("ORDERS").await {
+            Ok(mut s) => s.info().await.map(|i| i.state.last_sequence).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if last >= written as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "caught up only to {last} of {written}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(());
+    assert_eq!(running.await.expect("task").published, written as u64);
+    check_stream(&js, &log).await;
 }

@@ -49,9 +49,7 @@ async fn a_mirror_holds_the_source_log_event_for_event_and_appends_nothing_twice
         prefix: "orders".into(),
         max_in_flight: 32,
     };
-    let mut publisher = Publisher::new(client.clone(), source, config)
-        .await
-        .expect("publisher");
+    let mut publisher = Publisher::new(client.clone(), source, config).expect("publisher");
     publisher.publish_available().await.expect("publish");
 
     let mirror_dir = tempfile::tempdir().expect("dir");

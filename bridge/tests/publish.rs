@@ -34,7 +34,6 @@ async fn a_log_reaches_jetstream_in_order_each_event_once_and_resumes() {
         Reader::open(dir.path()).expect("reader"),
         config(),
     )
-    .await
     .expect("publisher");
     assert_eq!(
         publisher.publish_available().await.expect("publish"),
@@ -45,18 +44,14 @@ async fn a_log_reaches_jetstream_in_order_each_event_once_and_resumes() {
 
     // A new publisher (a restart) goes on after the stream's last message.
     let more = append(&log, written, 200) - written;
-    let mut restarted = Publisher::new(client.clone(), log, config())
-        .await
-        .expect("publisher");
+    let mut restarted = Publisher::new(client.clone(), log, config()).expect("publisher");
     assert_eq!(
         restarted.publish_available().await.expect("publish"),
         more as u64
     );
     let log = Log::open(tempfile::tempdir().expect("dir").path()).expect("other log");
     // Another log's publisher into the same stream is refused.
-    let mut other = Publisher::new(client, log, config())
-        .await
-        .expect("publisher");
+    let mut other = Publisher::new(client, log, config()).expect("publisher");
     match other.publish_available().await {
         Err(BridgeError::OtherLog { .. }) => {}
         other => panic!("another log's stream: {other:?}"),

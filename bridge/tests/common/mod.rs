@@ -15,7 +15,7 @@ use seglog_nats::{headers, subject};
 
 /// A running `nats-server` with JetStream.
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
     pub url: String,
     store: tempfile::TempDir,
@@ -23,8 +23,7 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -37,6 +36,14 @@ fn on_path(binary: &str) -> bool {
 /// Starts a server, or `None` (printed) when `nats-server` is missing on a
 /// developer's machine. Panics in CI.
 pub fn start(test: &str) -> Option<Server> {
+    let mut server = not_started(test)?;
+    server.restart();
+    Some(server)
+}
+
+/// A server not started yet (its port free, its store empty): for a test
+/// of a client that starts first. `None` as [`start`].
+pub fn not_started(test: &str) -> Option<Server> {
     if !on_path("nats-server") {
         assert!(
             std::env::var_os("SEGLOG_NO_SKIP").is_none(),
@@ -55,9 +62,8 @@ pub fn start(test: &str) -> Option<Server> {
         .expect("a free port")
         .port();
     let store = tempfile::tempdir().expect("store directory");
-    let child = spawn(port, store.path());
     Some(Server {
-        child,
+        child: None,
         port,
         url: format!("nats://127.0.0.1:{port}"),
         store,
@@ -87,13 +93,16 @@ fn spawn(port: u16, store: &Path) -> Child {
 impl Server {
     /// Kills the server (SIGKILL: no clean shutdown).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
-    /// Starts it again, on the same port and store.
+    /// Starts it (again), on its port and store.
     pub fn restart(&mut self) {
-        self.child = spawn(self.port, self.store.path());
+        self.kill();
+        self.child = Some(spawn(self.port, self.store.path()));
     }
 }
 
