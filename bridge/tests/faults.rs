@@ -6,10 +6,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream;
-use common::{append, check_stream};
+use common::{append, check_stream, wait_until_stored};
 use seglog::{Log, Reader};
 use seglog_nats::{Publisher, PublisherConfig};
 
@@ -53,21 +53,7 @@ async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() 
     next = append(&log, next, 300);
 
     let js = jetstream::new(client);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let last = match js.get_stream("ORDERS").await {
-            Ok(mut s) => s.info().await.map(|i| i.state.last_sequence).unwrap_or(0),
-            Err(_) => 0,
-        };
-        if last >= next as u64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "caught up only to {last} of {next}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_stored(&js, next as u64).await;
     let _ = stop_tx.send(());
     let progress = running.await.expect("publisher task");
     assert_eq!(progress.published, next as u64);
@@ -114,21 +100,7 @@ async fn a_publisher_started_before_its_server_waits_for_it_and_then_catches_up(
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.restart();
     let js = jetstream::new(client);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let last = match js.get_stream("ORDERS").await {
-            Ok(mut s) => s.info().await.map(|i| i.state.last_sequence).unwrap_or(0),
-            Err(_) => 0,
-        };
-        if last >= written as u64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "caught up only to {last} of {written}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_stored(&js, written as u64).await;
     let _ = stop_tx.send(());
     assert_eq!(running.await.expect("task").published, written as u64);
     check_stream(&js, &log).await;

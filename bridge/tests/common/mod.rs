@@ -170,3 +170,23 @@ pub async fn check_stream(js: &jetstream::Context, log: &Log) {
         assert_eq!(&r.metadata[..], &e.metadata()[..]);
     }
 }
+
+/// Waits (up to a minute) until the stream `ORDERS` holds `count`
+/// messages: a running publisher has caught up.
+pub async fn wait_until_stored(js: &jetstream::Context, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let last = match js.get_stream("ORDERS").await {
+            Ok(mut s) => s.info().await.map(|i| i.state.last_sequence).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if last >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "caught up only to {last} of {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
