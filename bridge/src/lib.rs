@@ -28,12 +28,16 @@
 //! ```
 #![deny(unsafe_code, missing_docs)]
 
+mod backoff;
 mod error;
 pub mod headers;
 pub mod mirror;
 pub mod publish;
 pub mod subject;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use backoff::backoff;
 pub use error::BridgeError;
-pub use mirror::{Mirror, MirrorConfig};
+pub use mirror::{Mirror, MirrorConfig, MirrorProgress};
 pub use publish::{Progress, Publisher, PublisherConfig, Source};

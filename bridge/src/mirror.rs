@@ -1,75 +1,99 @@
 //! Inbound: another service's events, from the JetStream stream its
 //! publisher writes, appended into a local log, each once.
 //!
-//! Idempotent without a checkpoint of its own: an event is appended only
-//! if the local stream's version says it is not there yet, with
-//! `ExpectedVersion::Exact(version - 1)`, and acknowledged to JetStream
-//! after the append returned (durable under `Durability::Sync`). A crash
-//! between the two redelivers the event, which is then skipped. Stream
-//! names, versions, types, schema versions, ids, metadata and payloads are
-//! kept; the commit time is the local log's.
+//! - **No checkpoint of its own.** The stream holds the source log in
+//!   order and the mirror appends in that order, so what the local log
+//!   holds is a prefix of the stream: a binary search over the stream's
+//!   sequences (is this message's stream version in the local log yet?)
+//!   finds where to go on, in one round trip when caught up and about
+//!   twenty over a million messages. It then reads through an ordered
+//!   consumer (in order, no acknowledgements, recreated by the client on a
+//!   gap), starting there.
+//! - **Each event once.** An event is appended with
+//!   `ExpectedVersion::Exact(version - 1)` and skipped when the local
+//!   stream already has its version, so a mirror killed at any point and
+//!   restarted appends nothing twice and leaves nothing out.
+//! - **Atomic as in the source.** The events one source append wrote (one
+//!   frame) are appended together, as one frame: a reader of the mirror
+//!   never sees half of an append. Whole fetched batches go into one
+//!   [`Log::append_many`], one sync under `Durability::Sync`.
+//! - Stream names, versions, types, schema versions, ids, metadata and
+//!   payloads are kept; the commit time is the local log's.
+//!
+//! The local log must not get events of the source's streams from
+//! anywhere else (the prefix argument above needs it); its other streams
+//! are the receiving service's own business.
 //!
 //! The wire carries stored events: publish from a log opened without
 //! upcasters, and let the mirror's own reads upcast. A message that is one
 //! of several outputs of a split is refused ([`BridgeError::BadMessage`]):
 //! its version would not be the source's.
 
-use async_nats::jetstream::{self, consumer};
-use futures_util::StreamExt;
-use seglog::{EventData, ExpectedVersion, Log};
+use std::future::Future;
 
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use seglog::Log;
+
+use crate::backoff::backoff;
 use crate::error::BridgeError;
 use crate::headers;
 
-/// Which JetStream stream a mirror follows, and as which consumer.
+mod apply;
+
+use apply::Held;
+
+/// Which JetStream stream a mirror follows.
 #[derive(Debug, Clone)]
 pub struct MirrorConfig {
     /// The JetStream stream another service's publisher writes.
     pub stream: String,
-    /// The durable consumer's name: one per mirror.
+    /// The name of the mirror's consumer on the server (ordered and
+    /// ephemeral: the mirror's position lives in its log, not there).
     pub consumer: String,
-    /// Messages fetched at a time (1 to 10,000).
+    /// Messages appended at a time, at most (1 to 4,096).
     pub batch: usize,
+}
+
+/// How a running mirror stands, after each batch or failed attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorProgress {
+    /// Events appended to the local log since it started.
+    pub mirrored: u64,
+    /// Failed attempts in a row (0: the last one worked).
+    pub failures: u32,
+    /// The last failure, while it lasts.
+    pub last_error: Option<String>,
+    /// Messages of the JetStream stream not in the local log yet; `None`
+    /// until the mirror has reached the server.
+    pub lag: Option<u64>,
 }
 
 /// Appends another log's events, read from JetStream, into a local log.
 pub struct Mirror {
-    consumer: consumer::PullConsumer,
+    js: jetstream::Context,
     log: Log,
     config: MirrorConfig,
+    held: Held,
 }
 
 impl Mirror {
-    /// A mirror into `log` of the JetStream stream `config.stream`, which
-    /// must exist; creates its durable consumer when missing.
-    pub async fn new(
+    /// A mirror into `log` of the JetStream stream `config.stream`. Talks
+    /// to no server yet: the stream must exist by the first attempt to
+    /// mirror.
+    pub fn new(
         client: async_nats::Client,
         log: Log,
         config: MirrorConfig,
     ) -> Result<Mirror, BridgeError> {
-        if !(1..=10_000).contains(&config.batch) {
-            return Err(BridgeError::Config("batch must be from 1 to 10,000"));
+        if !(1..=seglog::limits::MAX_APPENDS_PER_CALL).contains(&config.batch) {
+            return Err(BridgeError::Config("batch must be from 1 to 4,096"));
         }
-        let js = jetstream::new(client);
-        let stream = js
-            .get_stream(&config.stream)
-            .await
-            .map_err(BridgeError::nats)?;
-        let consumer = stream
-            .get_or_create_consumer(
-                &config.consumer,
-                consumer::pull::Config {
-                    durable_name: Some(config.consumer.clone()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(BridgeError::nats)?;
         Ok(Mirror {
-            consumer,
+            js: jetstream::new(client),
             log,
             config,
+            held: Held::default(),
         })
     }
 
@@ -83,62 +107,155 @@ impl Mirror {
         self.log
     }
 
-    /// Appends every event the stream holds that the local log does not,
-    /// until a fetch finds nothing new. Returns how many it appended.
+    /// Appends every event the stream holds now that the local log does
+    /// not. Returns how many it appended.
     pub async fn mirror_available(&mut self) -> Result<u64, BridgeError> {
+        let (start, last) = self.start().await?;
+        if start > last {
+            return Ok(0);
+        }
+        let mut messages = self.messages(start).await?.ready_chunks(self.config.batch);
         let mut appended = 0;
-        loop {
-            let mut messages = self
-                .consumer
-                .fetch()
-                .max_messages(self.config.batch)
-                .messages()
-                .await
+        while let Some(chunk) = messages.next().await {
+            let chunk: Vec<jetstream::Message> = chunk
+                .into_iter()
+                .collect::<Result<_, _>>()
                 .map_err(BridgeError::nats)?;
-            let mut fetched = 0;
-            while let Some(message) = messages.next().await {
-                let message = message.map_err(BridgeError::nats)?;
-                fetched += 1;
-                appended += u64::from(self.apply(&message)?);
-                message.ack().await.map_err(BridgeError::nats)?;
+            let (n, pending) = self.apply(&chunk)?;
+            appended += n;
+            if pending == 0 {
+                break;
             }
-            if fetched == 0 {
-                return Ok(appended);
+        }
+        self.held.clear();
+        Ok(appended)
+    }
+
+    /// The first sequence of the stream the local log does not hold, and
+    /// the stream's last sequence.
+    async fn start(&self) -> Result<(u64, u64), BridgeError> {
+        let mut stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(BridgeError::nats)?;
+        let state = &stream.info().await.map_err(BridgeError::nats)?.state;
+        let (first, last, messages) = (state.first_sequence, state.last_sequence, state.messages);
+        if messages == 0 || self.holds(&stream, last).await? {
+            return Ok((last + 1, last));
+        }
+        // Held messages are a prefix: find the first that is not.
+        let (mut lo, mut hi) = (first, last);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.holds(&stream, mid).await? {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok((lo, last))
+    }
+
+    /// Whether the local log holds the event of message `sequence`.
+    async fn holds(&self, stream: &stream::Stream, sequence: u64) -> Result<bool, BridgeError> {
+        let message = stream
+            .get_raw_message(sequence)
+            .await
+            .map_err(BridgeError::nats)?;
+        let r = headers::decode(&message.headers).map_err(|e| BridgeError::BadMessage {
+            sequence,
+            reason: e.0,
+        })?;
+        Ok(self
+            .log
+            .stream_version(&r.stream)
+            .is_some_and(|v| v >= r.version))
+    }
+
+    /// The stream's messages from `start` on, in order.
+    async fn messages(&self, start: u64) -> Result<consumer::pull::Ordered, BridgeError> {
+        let stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(BridgeError::nats)?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                name: Some(self.config.consumer.clone()),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(BridgeError::nats)?;
+        consumer.messages().await.map_err(BridgeError::nats)
+    }
+
+    /// Mirrors until `stop` completes: everything available, then new
+    /// messages as they come. A failure (the server away, the local log
+    /// refusing an append) is retried after a backoff from 50 ms to 5 s,
+    /// from where the local log stands. `report` sees the progress after
+    /// each batch and each failure.
+    pub async fn run(
+        &mut self,
+        stop: impl Future<Output = ()>,
+        mut report: impl FnMut(&MirrorProgress),
+    ) -> MirrorProgress {
+        let mut progress = MirrorProgress::default();
+        tokio::pin!(stop);
+        loop {
+            let attempt = self.follow(&mut progress, &mut report);
+            let failed = tokio::select! {
+                () = &mut stop => None,
+                failed = attempt => Some(failed),
+            };
+            let Some(failed) = failed else {
+                return progress;
+            };
+            self.held.clear();
+            progress.failures = progress.failures.saturating_add(1);
+            progress.last_error = Some(failed.to_string());
+            report(&progress);
+            tokio::select! {
+                () = &mut stop => return progress,
+                () = tokio::time::sleep(backoff(progress.failures)) => {}
             }
         }
     }
 
-    /// Appends the event of `message` unless the local log has it; whether
-    /// it appended.
-    fn apply(&self, message: &jetstream::Message) -> Result<bool, BridgeError> {
-        let sequence = message.info().map_or(0, |i| i.stream_sequence);
-        let bad = |reason: String| BridgeError::BadMessage { sequence, reason };
-        let headers = message
-            .headers
-            .as_ref()
-            .ok_or_else(|| bad("no headers".into()))?;
-        let r = headers::decode(headers).map_err(|e| bad(e.0))?;
-        if r.output.1 != 1 {
-            return Err(bad("one of several outputs of an upcast event".into()));
-        }
-        if self
-            .log
-            .stream_version(&r.stream)
-            .is_some_and(|v| v >= r.version)
-        {
-            return Ok(false);
-        }
-        let expected = match r.version.checked_sub(1) {
-            None => ExpectedVersion::NoStream,
-            Some(previous) => ExpectedVersion::Exact(previous),
+    /// Follows the stream until something fails; returns the failure.
+    async fn follow(
+        &mut self,
+        progress: &mut MirrorProgress,
+        report: &mut impl FnMut(&MirrorProgress),
+    ) -> BridgeError {
+        let (start, last) = match self.start().await {
+            Ok(range) => range,
+            Err(e) => return e,
         };
-        let mut event = EventData::new(r.event_type, message.payload.clone())
-            .with_metadata(r.metadata)
-            .with_schema_version(r.schema_version);
-        if let Some(id) = r.id {
-            event = event.with_id(id);
+        progress.lag = Some((last + 1).saturating_sub(start));
+        let mut messages = match self.messages(start).await {
+            Ok(messages) => messages.ready_chunks(self.config.batch),
+            Err(e) => return e,
+        };
+        while let Some(chunk) = messages.next().await {
+            let chunk: Vec<jetstream::Message> = match chunk.into_iter().collect() {
+                Ok(chunk) => chunk,
+                Err(e) => return BridgeError::nats(e),
+            };
+            match self.apply(&chunk) {
+                Ok((appended, pending)) => {
+                    progress.mirrored += appended;
+                    progress.failures = 0;
+                    progress.last_error = None;
+                    progress.lag = Some(pending);
+                    report(progress);
+                }
+                Err(e) => return e,
+            }
         }
-        self.log.append(&r.stream, expected, &[event])?;
-        Ok(true)
+        BridgeError::Nats("the consumer's messages ended".into())
     }
 }

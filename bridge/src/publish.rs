@@ -14,14 +14,18 @@
 //!   acknowledgements, which are awaited in order.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
-use seglog::{Log, Position, ReadAll, Reader};
+use seglog::{EventRef, Log, Position, ReadAll, Reader, Subscription};
 
 use crate::error::BridgeError;
 use crate::{headers, subject};
+
+mod lag;
+mod run;
+
+use lag::Lag;
+pub use run::Progress;
 
 /// A log a publisher reads: the writer's own [`Log`] or a [`Reader`] of it
 /// in another process.
@@ -30,6 +34,13 @@ pub trait Source {
     fn log_id(&self) -> u128;
     /// Every event from `from` on, as published now.
     fn read_all(&self, from: Position) -> seglog::Result<ReadAll>;
+    /// Calls `f` with every event from `from` on, borrowed; returns the
+    /// position after the last one (counts the lag without building
+    /// events).
+    fn replay(&self, from: Position, f: &mut dyn FnMut(EventRef<'_>)) -> seglog::Result<Position>;
+    /// The events from `from` on, waiting for new ones (a caught-up
+    /// publisher waits on it instead of polling).
+    fn subscribe_all(&self, from: Position) -> seglog::Result<Subscription>;
 }
 
 impl Source for Log {
@@ -39,6 +50,12 @@ impl Source for Log {
     fn read_all(&self, from: Position) -> seglog::Result<ReadAll> {
         Log::read_all(self, from)
     }
+    fn replay(&self, from: Position, f: &mut dyn FnMut(EventRef<'_>)) -> seglog::Result<Position> {
+        Log::replay(self, from, f)
+    }
+    fn subscribe_all(&self, from: Position) -> seglog::Result<Subscription> {
+        Log::subscribe_all(self, from)
+    }
 }
 
 impl Source for Reader {
@@ -47,6 +64,12 @@ impl Source for Reader {
     }
     fn read_all(&self, from: Position) -> seglog::Result<ReadAll> {
         Reader::read_all(self, from)
+    }
+    fn replay(&self, from: Position, f: &mut dyn FnMut(EventRef<'_>)) -> seglog::Result<Position> {
+        Reader::replay(self, from, f)
+    }
+    fn subscribe_all(&self, from: Position) -> seglog::Result<Subscription> {
+        Reader::subscribe_all(self, from)
     }
 }
 
@@ -76,6 +99,11 @@ pub struct Publisher<S: Source> {
     js: jetstream::Context,
     source: S,
     config: PublisherConfig,
+    /// Where the last attempt left the stream, while nothing has failed
+    /// since: the next attempt goes on from there without asking the
+    /// server. `None`: ask (at start and after any failure).
+    at: Option<Resume>,
+    lag: Lag,
 }
 
 impl<S: Source> Publisher<S> {
@@ -93,7 +121,13 @@ impl<S: Source> Publisher<S> {
             return Err(BridgeError::Config("max_in_flight must be from 1 to 4,096"));
         }
         let js = jetstream::new(client);
-        Ok(Publisher { js, source, config })
+        Ok(Publisher {
+            js,
+            source,
+            config,
+            at: None,
+            lag: Lag::default(),
+        })
     }
 
     /// The log it publishes.
@@ -102,7 +136,7 @@ impl<S: Source> Publisher<S> {
     }
 
     /// Where the stream's last message leaves off.
-    async fn resume(&self) -> Result<Resume, BridgeError> {
+    async fn ask_server(&self) -> Result<Resume, BridgeError> {
         let mut stream = self
             .js
             .get_or_create_stream(stream::Config {
@@ -160,11 +194,31 @@ impl<S: Source> Publisher<S> {
     /// Publishes every event the log holds now that the stream does not,
     /// in order, and waits for every acknowledgement. Returns how many it
     /// published. An error leaves the stream holding a prefix of the log:
-    /// the next call goes on from there.
+    /// the next call asks the server where it stands and goes on from
+    /// there.
     pub async fn publish_available(&mut self) -> Result<u64, BridgeError> {
-        let resume = self.resume().await?;
+        let resume = match self.at {
+            Some(at) => at,
+            None => self.ask_server().await?,
+        };
+        self.at = None;
+        let (published, at) = self.publish_from(resume).await?;
+        self.at = Some(at);
+        self.lag.caught_up(at.from);
+        Ok(published)
+    }
+
+    /// Events in the log that JetStream has not acknowledged yet, `None`
+    /// until the publisher knew where the stream stands (its first
+    /// successful attempt). Counts only what was appended since the last
+    /// call, so a long outage costs no rescans.
+    pub fn lag(&mut self) -> Result<Option<u64>, BridgeError> {
+        self.lag.count(&self.source)
+    }
+
+    async fn publish_from(&self, resume: Resume) -> Result<(u64, Resume), BridgeError> {
         let log_id = self.source.log_id();
-        let mut sequence = resume.last_sequence;
+        let mut at = resume;
         let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
         let mut published = 0;
         for event in self.source.read_all(resume.from)? {
@@ -178,7 +232,7 @@ impl<S: Source> Publisher<S> {
             let message = PublishMessage::build()
                 .headers(headers::encode(log_id, &e))
                 .message_id(headers::message_id(log_id, &e))
-                .expected_last_sequence(sequence)
+                .expected_last_sequence(at.last_sequence)
                 .payload(e.payload().clone());
             let subject = format!("{}.{}", self.config.prefix, subject::encode(e.stream()));
             if in_flight.len() >= self.config.max_in_flight {
@@ -190,72 +244,17 @@ impl<S: Source> Publisher<S> {
                 .await
                 .map_err(BridgeError::nats)?;
             in_flight.push_back(ack);
-            sequence += 1;
+            at = Resume {
+                from: e.next_position(),
+                skip_through: (!e.is_last_output()).then_some(e.output().0),
+                last_sequence: at.last_sequence + 1,
+            };
             published += 1;
         }
         while let Some(ack) = in_flight.pop_front() {
             acknowledged(Some(ack)).await?;
         }
-        Ok(published)
-    }
-}
-
-/// How a running publisher stands, after each attempt.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Progress {
-    /// Events published since it started.
-    pub published: u64,
-    /// Failed attempts in a row (0: the last one worked).
-    pub failures: u32,
-    /// The last failure, while it lasts.
-    pub last_error: Option<String>,
-}
-
-/// The wait after `failures` failed attempts in a row: from 50 ms,
-/// doubling, at most 5 s.
-pub fn backoff(failures: u32) -> Duration {
-    let ms = 50u64.saturating_mul(1 << failures.clamp(1, 8).saturating_sub(1));
-    Duration::from_millis(ms.min(5_000))
-}
-
-/// How long a caught-up publisher sleeps before it looks for new events.
-const IDLE: Duration = Duration::from_millis(10);
-
-impl<S: Source> Publisher<S> {
-    /// Publishes until `stop` completes: everything available, then new
-    /// events as they come (looked for every 10 ms once caught up). A
-    /// failure (the server away, a refused publish) is retried after a
-    /// backoff from 50 ms to 5 s, never in a busy loop; the log meanwhile
-    /// keeps accepting appends, and the next attempt resumes from the
-    /// stream's last message. `report` sees the progress after each
-    /// attempt.
-    pub async fn run(
-        &mut self,
-        stop: impl Future<Output = ()>,
-        mut report: impl FnMut(&Progress),
-    ) -> Progress {
-        let mut progress = Progress::default();
-        tokio::pin!(stop);
-        loop {
-            let pause = match self.publish_available().await {
-                Ok(n) => {
-                    progress.published += n;
-                    progress.failures = 0;
-                    progress.last_error = None;
-                    IDLE
-                }
-                Err(e) => {
-                    progress.failures = progress.failures.saturating_add(1);
-                    progress.last_error = Some(e.to_string());
-                    backoff(progress.failures)
-                }
-            };
-            report(&progress);
-            tokio::select! {
-                () = &mut stop => return progress,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+        Ok((published, at))
     }
 }
 
@@ -272,20 +271,4 @@ async fn acknowledged(ack: Option<PublishAckFuture>) -> Result<(), BridgeError> 
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_50_ms_to_at_most_5_s() {
-        let ms: Vec<u128> = (0..12).map(|f| backoff(f).as_millis()).collect();
-        assert_eq!(
-            ms,
-            [
-                50, 50, 100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000
-            ]
-        );
-    }
 }

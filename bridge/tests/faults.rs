@@ -11,11 +11,11 @@ use std::time::Duration;
 use async_nats::jetstream;
 use common::{append, check_stream, wait_until_stored};
 use seglog::{Log, Reader};
-use seglog_nats::{Publisher, PublisherConfig};
+use seglog_nats::{Publisher, PublisherConfig, testing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() {
-    let Some(mut server) = common::start("faults: server killed and restarted") else {
+    let Some(mut server) = testing::start("faults: server killed and restarted") else {
         return;
     };
     let client = async_nats::connect(&server.url).await.expect("connect");
@@ -68,7 +68,7 @@ async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_started_before_its_server_waits_for_it_and_then_catches_up() {
-    let Some(mut server) = common::not_started("faults: server unreachable at start") else {
+    let Some(mut server) = testing::not_started("faults: server unreachable at start") else {
         return;
     };
     let client = async_nats::ConnectOptions::new()

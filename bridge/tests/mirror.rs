@@ -8,7 +8,7 @@ mod common;
 
 use common::{append, events};
 use seglog::Log;
-use seglog_nats::{Mirror, MirrorConfig, Publisher, PublisherConfig};
+use seglog_nats::{Mirror, MirrorConfig, Publisher, PublisherConfig, testing};
 
 fn mirror_config(consumer: &str) -> MirrorConfig {
     MirrorConfig {
@@ -37,7 +37,7 @@ fn assert_same(source: &Log, mirror: &Log) {
 
 #[tokio::test]
 async fn a_mirror_holds_the_source_log_event_for_event_and_appends_nothing_twice() {
-    let Some(server) = common::start("mirror: event for event, once") else {
+    let Some(server) = testing::start("mirror: event for event, once") else {
         return;
     };
     let client = async_nats::connect(&server.url).await.expect("connect");
@@ -54,9 +54,7 @@ async fn a_mirror_holds_the_source_log_event_for_event_and_appends_nothing_twice
 
     let mirror_dir = tempfile::tempdir().expect("dir");
     let local = Log::open(mirror_dir.path()).expect("open mirror log");
-    let mut mirror = Mirror::new(client.clone(), local, mirror_config("billing"))
-        .await
-        .expect("mirror");
+    let mut mirror = Mirror::new(client.clone(), local, mirror_config("billing")).expect("mirror");
     assert_eq!(
         mirror.mirror_available().await.expect("mirror"),
         written as u64
@@ -67,9 +65,7 @@ async fn a_mirror_holds_the_source_log_event_for_event_and_appends_nothing_twice
     assert_same(source, &local);
 
     // Everything redelivered to a fresh consumer: nothing appended twice.
-    let mut again = Mirror::new(client, local, mirror_config("billing-2"))
-        .await
-        .expect("mirror");
+    let mut again = Mirror::new(client, local, mirror_config("billing-2")).expect("mirror");
     assert_eq!(again.mirror_available().await.expect("redelivered"), 0);
     assert_same(source, again.log());
 }

@@ -8,7 +8,7 @@ mod common;
 use async_nats::jetstream;
 use common::{append, check_stream};
 use seglog::{Log, Reader};
-use seglog_nats::{BridgeError, Publisher, PublisherConfig};
+use seglog_nats::{BridgeError, Publisher, PublisherConfig, testing};
 
 fn config() -> PublisherConfig {
     PublisherConfig {
@@ -20,7 +20,7 @@ fn config() -> PublisherConfig {
 
 #[tokio::test]
 async fn a_log_reaches_jetstream_in_order_each_event_once_and_resumes() {
-    let Some(server) = common::start("publish: in order, once, resumes") else {
+    let Some(server) = testing::start("publish: in order, once, resumes") else {
         return;
     };
     let dir = tempfile::tempdir().expect("dir");

@@ -4,7 +4,7 @@
 //! `Nats-Msg-Id`, `Nats-Expected-Last-Sequence`, reading a stream's last
 //! message, and a durable pull consumer.
 
-mod common;
+use seglog_nats::testing;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, message::PublishMessage as Publish, stream};
@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 
 #[tokio::test]
 async fn the_pinned_client_does_what_the_bridge_needs_against_this_server() {
-    let Some(server) = common::start("the_pinned_client_does_what_the_bridge_needs") else {
+    let Some(server) = testing::start("the_pinned_client_does_what_the_bridge_needs") else {
         return;
     };
     let client = async_nats::connect(&server.url).await.expect("connect");
