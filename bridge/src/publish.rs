@@ -14,6 +14,8 @@
 //!   acknowledgements, which are awaited in order.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
 use seglog::{EventRef, Log, Position, ReadAll, Reader, Subscription};
@@ -102,8 +104,10 @@ pub struct Publisher<S: Source> {
     /// Where the last attempt left the stream, while nothing has failed
     /// since: the next attempt goes on from there without asking the
     /// server. `None`: ask (at start and after any failure).
-    at: Option<Resume>,
-    lag: Lag,
+    at: Mutex<Option<Resume>>,
+    lag: Mutex<Lag>,
+    /// Events acknowledged by JetStream since the publisher was made.
+    published: AtomicU64,
 }
 
 impl<S: Source> Publisher<S> {
@@ -125,8 +129,9 @@ impl<S: Source> Publisher<S> {
             js,
             source,
             config,
-            at: None,
-            lag: Lag::default(),
+            at: Mutex::new(None),
+            lag: Mutex::new(Lag::default()),
+            published: AtomicU64::new(0),
         })
     }
 
@@ -197,23 +202,37 @@ impl<S: Source> Publisher<S> {
     /// the next call asks the server where it stands and goes on from
     /// there.
     pub async fn publish_available(&mut self) -> Result<u64, BridgeError> {
-        let resume = match self.at {
+        self.attempt().await
+    }
+
+    /// [`Publisher::publish_available`] through a shared reference, so
+    /// that a run loop can report progress while it lasts.
+    async fn attempt(&self) -> Result<u64, BridgeError> {
+        let cached = lock(&self.at).take();
+        let resume = match cached {
             Some(at) => at,
-            None => self.ask_server().await?,
+            None => {
+                let resume = self.ask_server().await?;
+                lock(&self.lag).restart(resume.from, self.published());
+                resume
+            }
         };
-        self.at = None;
         let (published, at) = self.publish_from(resume).await?;
-        self.at = Some(at);
-        self.lag.caught_up(at.from);
+        *lock(&self.at) = Some(at);
         Ok(published)
     }
 
+    /// Events acknowledged by JetStream since the publisher was made.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
     /// Events in the log that JetStream has not acknowledged yet, `None`
-    /// until the publisher knew where the stream stands (its first
-    /// successful attempt). Counts only what was appended since the last
-    /// call, so a long outage costs no rescans.
-    pub fn lag(&mut self) -> Result<Option<u64>, BridgeError> {
-        self.lag.count(&self.source)
+    /// until the publisher has learned where the stream stands. Counts
+    /// only what was appended since the last call, so a long outage costs
+    /// no rescans.
+    pub fn lag(&self) -> Result<Option<u64>, BridgeError> {
+        lock(&self.lag).count(&self.source, self.published())
     }
 
     async fn publish_from(&self, resume: Resume) -> Result<(u64, Resume), BridgeError> {
@@ -236,7 +255,7 @@ impl<S: Source> Publisher<S> {
                 .payload(e.payload().clone());
             let subject = format!("{}.{}", self.config.prefix, subject::encode(e.stream()));
             if in_flight.len() >= self.config.max_in_flight {
-                acknowledged(in_flight.pop_front()).await?;
+                self.acknowledged(in_flight.pop_front()).await?;
             }
             let ack = self
                 .js
@@ -252,23 +271,32 @@ impl<S: Source> Publisher<S> {
             published += 1;
         }
         while let Some(ack) = in_flight.pop_front() {
-            acknowledged(Some(ack)).await?;
+            self.acknowledged(Some(ack)).await?;
         }
         Ok((published, at))
     }
 }
 
-/// Waits for one acknowledgement; a duplicate is an error here, since a
-/// publisher resumes after what the stream holds.
-async fn acknowledged(ack: Option<PublishAckFuture>) -> Result<(), BridgeError> {
-    let Some(ack) = ack else {
-        return Ok(());
-    };
-    let ack = ack.await.map_err(BridgeError::nats)?;
-    if ack.duplicate {
-        return Err(BridgeError::Duplicate {
-            sequence: ack.sequence,
-        });
+/// The value behind `m`, also after a panic elsewhere while it was held:
+/// every update under these locks leaves a consistent value.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S: Source> Publisher<S> {
+    /// Waits for one acknowledgement; a duplicate is an error here, since
+    /// a publisher resumes after what the stream holds.
+    async fn acknowledged(&self, ack: Option<PublishAckFuture>) -> Result<(), BridgeError> {
+        let Some(ack) = ack else {
+            return Ok(());
+        };
+        let ack = ack.await.map_err(BridgeError::nats)?;
+        if ack.duplicate {
+            return Err(BridgeError::Duplicate {
+                sequence: ack.sequence,
+            });
+        }
+        self.published.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
-    Ok(())
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{append, events};
+use common::{append, assert_same};
 use seglog::Log;
 use seglog_nats::{Mirror, MirrorConfig, Publisher, PublisherConfig, testing};
 
@@ -15,23 +15,6 @@ fn mirror_config(consumer: &str) -> MirrorConfig {
         stream: "ORDERS".into(),
         consumer: consumer.into(),
         batch: 100,
-    }
-}
-
-/// The two logs hold the same events, in the same order.
-fn assert_same(source: &Log, mirror: &Log) {
-    let (a, b) = (events(source), events(mirror));
-    assert_eq!(a.len(), b.len(), "event count");
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!((x.stream(), x.version()), (y.stream(), y.version()));
-        assert_eq!(
-            (x.event_type(), x.schema_version()),
-            (y.event_type(), y.schema_version())
-        );
-        assert_eq!(
-            (x.id(), x.metadata(), x.payload()),
-            (y.id(), y.metadata(), y.payload())
-        );
     }
 }
 

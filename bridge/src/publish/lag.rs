@@ -5,36 +5,48 @@ use seglog::Position;
 use super::Source;
 use crate::error::BridgeError;
 
-/// Events of the log after the last acknowledged one. Each count covers
-/// only what was appended since the previous one: an outage of hours
-/// costs one pass over what it left unpublished, not one per report.
+/// Events of the log JetStream has not acknowledged: those counted since
+/// the last time the server said where the stream stands, less those
+/// acknowledged since. Each count covers only what was appended since the
+/// previous one: an outage of hours costs one pass over what it left
+/// unpublished, not one per report.
 #[derive(Debug, Default)]
 pub(super) struct Lag {
-    /// Counted up to here; `None` until a successful attempt said where
-    /// the stream stands.
+    /// Counted up to here; `None` until the server said where the stream
+    /// stands.
     counted_to: Option<Position>,
-    unpublished: u64,
+    counted: u64,
+    /// The publisher's acknowledged count when the server said so.
+    published_then: u64,
 }
 
 impl Lag {
-    /// A successful attempt acknowledged everything before `next`. It read
-    /// the log to its end, which is at or past any earlier count: nothing
-    /// counted before is left unpublished.
-    pub(super) fn caught_up(&mut self, next: Position) {
-        self.counted_to = Some(next);
-        self.unpublished = 0;
+    /// The server says the stream stands at `from` (at start, and after a
+    /// failure, when acknowledgements may have been lost): count again
+    /// from there.
+    pub(super) fn restart(&mut self, from: Position, published: u64) {
+        *self = Lag {
+            counted_to: Some(from),
+            counted: 0,
+            published_then: published,
+        };
     }
 
-    /// The events not acknowledged yet, after counting what was appended
-    /// since the last call.
-    pub(super) fn count(&mut self, source: &impl Source) -> Result<Option<u64>, BridgeError> {
+    /// The events not acknowledged yet, given the publisher's acknowledged
+    /// count, after counting what was appended since the last call.
+    pub(super) fn count(
+        &mut self,
+        source: &impl Source,
+        published: u64,
+    ) -> Result<Option<u64>, BridgeError> {
         let Some(from) = self.counted_to else {
             return Ok(None);
         };
         let mut appended = 0u64;
         let end = source.replay(from, &mut |_| appended += 1)?;
         self.counted_to = Some(end);
-        self.unpublished += appended;
-        Ok(Some(self.unpublished))
+        self.counted += appended;
+        let acknowledged = published.saturating_sub(self.published_then);
+        Ok(Some(self.counted.saturating_sub(acknowledged)))
     }
 }

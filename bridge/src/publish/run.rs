@@ -1,12 +1,18 @@
 //! A publisher that keeps publishing: new events as they come, failures
-//! retried with a backoff, progress and lag reported after each attempt.
+//! retried with a backoff, progress and lag reported as it goes.
 
 use std::future::Future;
+use std::time::Duration;
 
-use super::{Publisher, Source};
+use super::{Publisher, Source, lock};
 use crate::backoff::{IDLE_WAIT, backoff};
+use crate::error::BridgeError;
 
-/// How a running publisher stands, after each attempt.
+/// How often a long attempt (a catch-up, a wait on an unreachable server)
+/// reports its progress.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// How a running publisher stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
     /// Events published since it started.
@@ -28,7 +34,8 @@ impl<S: Source> Publisher<S> {
     /// server away, a refused publish) is retried after a backoff from
     /// 50 ms to 5 s, never in a busy loop; the log meanwhile keeps
     /// accepting appends, and the next attempt resumes from the stream's
-    /// last message. `report` sees the progress after each attempt.
+    /// last message. `report` sees the progress after each attempt and
+    /// every second during a long one.
     pub async fn run(
         &mut self,
         stop: impl Future<Output = ()>,
@@ -37,9 +44,16 @@ impl<S: Source> Publisher<S> {
         let mut progress = Progress::default();
         tokio::pin!(stop);
         loop {
-            let caught_up = match self.publish_available().await {
-                Ok(n) => {
-                    progress.published += n;
+            let outcome = tokio::select! {
+                () = &mut stop => None,
+                outcome = self.attempt_reporting(&mut progress, &mut report) => Some(outcome),
+            };
+            let Some(outcome) = outcome else {
+                self.update(&mut progress);
+                return progress;
+            };
+            let caught_up = match outcome {
+                Ok(_) => {
                     progress.failures = 0;
                     progress.last_error = None;
                     true
@@ -50,10 +64,7 @@ impl<S: Source> Publisher<S> {
                     false
                 }
             };
-            match self.lag() {
-                Ok(lag) => progress.lag = lag,
-                Err(e) => progress.last_error = Some(e.to_string()),
-            }
+            self.update(&mut progress);
             report(&progress);
             let pause = async {
                 if caught_up {
@@ -69,11 +80,42 @@ impl<S: Source> Publisher<S> {
         }
     }
 
+    /// One attempt, reporting every [`REPORT_EVERY`] while it lasts.
+    async fn attempt_reporting(
+        &self,
+        progress: &mut Progress,
+        report: &mut impl FnMut(&Progress),
+    ) -> Result<u64, BridgeError> {
+        let attempt = self.attempt();
+        tokio::pin!(attempt);
+        let start = tokio::time::Instant::now() + REPORT_EVERY;
+        let mut tick = tokio::time::interval_at(start, REPORT_EVERY);
+        loop {
+            tokio::select! {
+                outcome = &mut attempt => return outcome,
+                _ = tick.tick() => {
+                    self.update(progress);
+                    report(progress);
+                }
+            }
+        }
+    }
+
+    /// The published count and the lag, as they are now.
+    fn update(&self, progress: &mut Progress) {
+        progress.published = self.published();
+        match self.lag() {
+            Ok(lag) => progress.lag = lag,
+            Err(e) => progress.last_error = Some(e.to_string()),
+        }
+    }
+
     /// Returns once the log has an event the stream does not, or after
     /// [`IDLE_WAIT`]. The subscription blocks, so it waits on a thread of
     /// tokio's blocking pool.
     async fn wait_for_events(&self) {
-        let subscription = self.at.map(|at| self.source.subscribe_all(at.from));
+        let from = lock(&self.at).map(|at| at.from);
+        let subscription = from.map(|from| self.source.subscribe_all(from));
         let Some(Ok(mut subscription)) = subscription else {
             tokio::time::sleep(IDLE_WAIT).await;
             return;

@@ -92,3 +92,32 @@ pub async fn wait_until_stored(js: &jetstream::Context, count: u64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The two logs hold the same events, in the same order, grouped into the
+/// same appends (an event shares its predecessor's frame in one log iff it
+/// does in the other).
+pub fn assert_same(source: &Log, mirror: &Log) {
+    let (a, b) = (events(source), events(mirror));
+    assert_eq!(a.len(), b.len(), "event count");
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!((x.stream(), x.version()), (y.stream(), y.version()));
+        assert_eq!(
+            (x.event_type(), x.schema_version()),
+            (y.event_type(), y.schema_version())
+        );
+        assert_eq!(
+            (x.id(), x.metadata(), x.payload()),
+            (y.id(), y.metadata(), y.payload())
+        );
+        if i > 0 {
+            let frame = |e: &[RecordedEvent]| {
+                e[i].position().frame_offset() == e[i - 1].position().frame_offset()
+            };
+            assert_eq!(
+                frame(&a),
+                frame(&b),
+                "event {i} begins an append in one log only"
+            );
+        }
+    }
+}
