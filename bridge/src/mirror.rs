@@ -30,6 +30,8 @@
 //! its version would not be the source's.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
@@ -48,8 +50,9 @@ use apply::Held;
 pub struct MirrorConfig {
     /// The JetStream stream another service's publisher writes.
     pub stream: String,
-    /// The name of the mirror's consumer on the server (ordered and
-    /// ephemeral: the mirror's position lives in its log, not there).
+    /// The name of the mirror's consumers on the server, before a suffix
+    /// that makes each one's unique (they are ordered and ephemeral: the
+    /// mirror's position lives in its log, not there).
     pub consumer: String,
     /// Messages appended at a time, at most (1 to 4,096).
     pub batch: usize,
@@ -182,7 +185,7 @@ impl Mirror {
             .map_err(BridgeError::nats)?;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
-                name: Some(self.config.consumer.clone()),
+                name: Some(self.consumer_name()),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: start,
                 },
@@ -191,6 +194,23 @@ impl Mirror {
             .await
             .map_err(BridgeError::nats)?;
         consumer.messages().await.map_err(BridgeError::nats)
+    }
+
+    /// A name of its own for each consumer the mirror makes: an ordered
+    /// consumer cannot be moved to another start sequence, and one left by
+    /// a killed mirror lives on for a while (until the server's inactivity
+    /// threshold) under the old name.
+    fn consumer_name(&self) -> String {
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let made = MADE.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{}-{}-{nanos:x}-{made}",
+            self.config.consumer,
+            std::process::id()
+        )
     }
 
     /// Mirrors until `stop` completes: everything available, then new
