@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -29,15 +31,17 @@ async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() 
     };
     let mut publisher = Publisher::new(client.clone(), reader, config).expect("publisher");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let failures = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let seen = std::sync::Arc::clone(&failures);
+    let failures = Arc::new(AtomicU32::new(0));
+    let most_behind = Arc::new(AtomicU64::new(0));
+    let (seen, behind) = (Arc::clone(&failures), Arc::clone(&most_behind));
     let running = tokio::spawn(async move {
         let stop = async {
             let _ = stop_rx.await;
         };
         publisher
             .run(stop, |p| {
-                seen.fetch_max(p.failures, std::sync::atomic::Ordering::Relaxed);
+                seen.fetch_max(p.failures, Ordering::Relaxed);
+                behind.fetch_max(p.lag.unwrap_or(0), Ordering::Relaxed);
             })
             .await
     });
@@ -48,7 +52,8 @@ async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() 
     server.kill();
     // The log takes appends while the server is away.
     next = append(&log, next, 300);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Long enough for the running attempt to report while it waits.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     server.restart();
     next = append(&log, next, 300);
 
@@ -57,11 +62,16 @@ async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() 
     let _ = stop_tx.send(());
     let progress = running.await.expect("publisher task");
     assert_eq!(progress.published, next as u64);
+    assert_eq!(progress.lag, Some(0), "caught up: nothing left behind");
     check_stream(&js, &log).await;
+    // While the server was away, the lag it reported covered at least the
+    // events appended meanwhile.
+    let behind = most_behind.load(Ordering::Relaxed);
+    assert!(behind >= 300, "most lag reported: {behind}");
     // Requests wait for the client's reconnection or fail after its
-    // timeout; failures back off (50, 100, 200, ... ms apart), so 800 ms
+    // timeout; failures back off (50, 100, 200, ... ms apart), so 2.5 s
     // away is a handful of failed attempts at most, never a spin.
-    let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = failures.load(Ordering::Relaxed);
     eprintln!("failed attempts in a row while the server was away: {failed}");
     assert!(failed <= 8, "{failed} failed attempts in a row");
 }

@@ -52,3 +52,74 @@ async fn a_mirror_holds_the_source_log_event_for_event_and_appends_nothing_twice
     assert_eq!(again.mirror_available().await.expect("redelivered"), 0);
     assert_same(source, again.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_mirror_follows_live_appends_whole_appends_at_a_time_and_reports_no_lag_at_the_end()
+ {
+    let Some(server) = testing::start("mirror: run follows live appends") else {
+        return;
+    };
+    let client = async_nats::connect(&server.url).await.expect("connect");
+    let source_dir = tempfile::tempdir().expect("dir");
+    let source = Log::open(source_dir.path()).expect("open");
+    let config = PublisherConfig {
+        stream: "ORDERS".into(),
+        prefix: "orders".into(),
+        max_in_flight: 16,
+    };
+    let reader = seglog::Reader::open(source_dir.path()).expect("reader");
+    let mut publisher = Publisher::new(client.clone(), reader, config).expect("publisher");
+    let mirror_dir = tempfile::tempdir().expect("dir");
+    let local = Log::open(mirror_dir.path()).expect("open mirror log");
+    // Batches of 2 messages split appends of up to 3 events: the mirror
+    // holds a part until the rest arrives.
+    let small = MirrorConfig {
+        batch: 2,
+        ..mirror_config("billing")
+    };
+    let mut mirror = Mirror::new(client, local, small).expect("mirror");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let publishing = tokio::spawn({
+        let stop = stopped(stop_rx.clone());
+        async move { publisher.run(stop, |_| {}).await }
+    });
+    let last_report = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = std::sync::Arc::clone(&last_report);
+    let mirroring = tokio::spawn(async move {
+        let progress = mirror
+            .run(stopped(stop_rx), |p| {
+                *seen.lock().expect("lock") = Some(p.clone());
+            })
+            .await;
+        (progress, mirror.into_log())
+    });
+    let mut written = 0;
+    for _ in 0..10 {
+        written = append(&source, written, 50);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let report = last_report.lock().expect("lock").clone();
+        if report
+            .as_ref()
+            .is_some_and(|p| p.mirrored == written as u64)
+        {
+            assert_eq!(report.and_then(|p| p.lag), Some(0), "caught up");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mirror stuck at {report:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop_tx.send(true).expect("stop");
+    publishing.await.expect("publisher");
+    let (progress, local) = mirroring.await.expect("mirror");
+    assert_eq!((progress.mirrored, progress.failures), (written as u64, 0));
+    assert_same(&source, &local);
+}
