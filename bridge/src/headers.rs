@@ -58,8 +58,12 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// of the same output is dropped by the server and the outputs of a split
 /// are not.
 pub fn message_id(log_id: u128, e: &RecordedEvent) -> String {
-    let (index, _) = e.output();
-    format!("{log_id:032x}:{}:{index}", e.position().as_u64())
+    message_id_at(log_id, e.position(), e.output().0)
+}
+
+/// The message id of output `index` of the event at `position`.
+pub fn message_id_at(log_id: u128, position: Position, index: u16) -> String {
+    format!("{log_id:032x}:{}:{index}", position.as_u64())
 }
 
 /// The headers that describe `e` of log `log_id`.

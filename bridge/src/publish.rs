@@ -6,8 +6,12 @@
 //!   not copied).
 //! - `Nats-Msg-Id` is the log id, position and output index: a republish
 //!   after a crash is dropped by the server's deduplication.
-//! - `Nats-Expected-Last-Sequence`: each message names the sequence it
-//!   must follow, so the server refuses anything out of order.
+//! - `Nats-Expected-Last-Sequence` and `Nats-Expected-Last-Msg-Id`: each
+//!   message names the sequence and the message it must follow, so the
+//!   server refuses anything out of order. The id chains the messages:
+//!   with pipelining, a sequence alone would let a message in after a
+//!   refused one whenever another writer's message took the refused one's
+//!   place (two publishers racing on one stream), leaving a hole.
 //! - No checkpoint of its own: a publisher starts after the event the
 //!   stream's last message names.
 //! - Pipelined: up to `max_in_flight` publishes wait for their
@@ -87,13 +91,16 @@ pub struct PublisherConfig {
 }
 
 /// Where publishing goes on: the first event to publish, outputs of it
-/// already published, and the stream's last sequence.
+/// already published, and the stream's last message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Resume {
     from: Position,
     /// Outputs of the stored event at `from` up to this index are out.
     skip_through: Option<u16>,
     last_sequence: u64,
+    /// The last message's event: position and output index (its message
+    /// id); `None` in an empty stream.
+    last: Option<(Position, u16)>,
 }
 
 /// Publishes a log's events to a JetStream stream.
@@ -162,6 +169,7 @@ impl<S: Source> Publisher<S> {
                 from: Position::START,
                 skip_through: None,
                 last_sequence,
+                last: None,
             });
         }
         let last = stream
@@ -181,18 +189,12 @@ impl<S: Source> Publisher<S> {
             });
         }
         let (index, count) = r.output;
-        Ok(if index + 1 < count {
-            Resume {
-                from: r.position,
-                skip_through: Some(index),
-                last_sequence,
-            }
-        } else {
-            Resume {
-                from: r.next_position,
-                skip_through: None,
-                last_sequence,
-            }
+        let split = index + 1 < count;
+        Ok(Resume {
+            from: if split { r.position } else { r.next_position },
+            skip_through: split.then_some(index),
+            last_sequence,
+            last: Some((r.position, index)),
         })
     }
 
@@ -248,11 +250,15 @@ impl<S: Source> Publisher<S> {
             if skip {
                 continue;
             }
-            let message = PublishMessage::build()
+            let mut message = PublishMessage::build()
                 .headers(headers::encode(log_id, &e))
                 .message_id(headers::message_id(log_id, &e))
                 .expected_last_sequence(at.last_sequence)
                 .payload(e.payload().clone());
+            if let Some((position, index)) = at.last {
+                message = message
+                    .expected_last_message_id(headers::message_id_at(log_id, position, index));
+            }
             let subject = format!("{}.{}", self.config.prefix, subject::encode(e.stream()));
             if in_flight.len() >= self.config.max_in_flight {
                 self.acknowledged(in_flight.pop_front()).await?;
@@ -267,6 +273,7 @@ impl<S: Source> Publisher<S> {
                 from: e.next_position(),
                 skip_through: (!e.is_last_output()).then_some(e.output().0),
                 last_sequence: at.last_sequence + 1,
+                last: Some((e.position(), e.output().0)),
             };
             published += 1;
         }
