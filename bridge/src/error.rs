@@ -35,6 +35,43 @@ pub enum BridgeError {
         /// The sequence it was stored at.
         sequence: u64,
     },
+    /// The stream lost messages: the one at `sequence` is not the source
+    /// log's next event. A mirror cannot go on (JetStream limits or a
+    /// purge dropped events it had not mirrored yet).
+    #[error(
+        "JetStream message {sequence} is the source event at {found:?}, but the next one is at {expected:?}: the stream lost messages"
+    )]
+    Gap {
+        /// The message's sequence.
+        sequence: u64,
+        /// Where the source log's next event is.
+        expected: seglog::Position,
+        /// The event the message carries.
+        found: seglog::Position,
+    },
+    /// The stream has no message `sequence` (deleted or purged) where the
+    /// mirror needs one: the stream lost messages.
+    #[error("JetStream stream has no message {sequence}: it lost messages")]
+    Missing {
+        /// The sequence looked for.
+        sequence: u64,
+    },
+    /// A message's event is not its stream's next version in the local
+    /// log: the stream lost messages before the mirror's first, or the
+    /// local stream has another writer.
+    #[error(
+        "JetStream message {sequence} is version {version} of stream {stream:?}, which the local log has at {local:?}"
+    )]
+    Diverged {
+        /// The message's sequence.
+        sequence: u64,
+        /// The stream.
+        stream: String,
+        /// The event's version.
+        version: u64,
+        /// The local stream's version (`None`: never written).
+        local: Option<u64>,
+    },
     /// A setting out of range.
     #[error("bad configuration: {0}")]
     Config(&'static str),

@@ -31,11 +31,13 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
-use seglog::Log;
+use seglog::{Log, Position};
 
 use crate::backoff::backoff;
 use crate::error::BridgeError;
@@ -70,6 +72,21 @@ pub struct MirrorProgress {
     /// Messages of the JetStream stream not in the local log yet; `None`
     /// until the mirror has reached the server.
     pub lag: Option<u64>,
+}
+
+/// How often a following mirror checks its connection, to report an
+/// outage the client rides out by itself.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Where a mirror goes on ([`Mirror::start`]).
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// The first message the local log does not hold.
+    sequence: u64,
+    /// The stream's last message.
+    last: u64,
+    /// The source position after the last message held, when known.
+    next: Option<Position>,
 }
 
 /// Appends another log's events, read from JetStream, into a local log.
@@ -113,11 +130,15 @@ impl Mirror {
     /// Appends every event the stream holds now that the local log does
     /// not. Returns how many it appended.
     pub async fn mirror_available(&mut self) -> Result<u64, BridgeError> {
-        let (start, last) = self.start().await?;
-        if start > last {
+        let start = self.start().await?;
+        if start.sequence > start.last {
             return Ok(0);
         }
-        let mut messages = self.messages(start).await?.ready_chunks(self.config.batch);
+        self.held.restart(start.next);
+        let mut messages = self
+            .messages(start.sequence)
+            .await?
+            .ready_chunks(self.config.batch);
         let mut appended = 0;
         while let Some(chunk) = messages.next().await {
             let chunk: Vec<jetstream::Message> = chunk
@@ -130,13 +151,15 @@ impl Mirror {
                 break;
             }
         }
-        self.held.clear();
+        self.held.restart(None);
         Ok(appended)
     }
 
-    /// The first sequence of the stream the local log does not hold, and
-    /// the stream's last sequence.
-    async fn start(&self) -> Result<(u64, u64), BridgeError> {
+    /// Where to go on: the first sequence of the stream the local log
+    /// does not hold, the stream's last sequence, and the source position
+    /// after the last message held (the next message's event must be
+    /// there), when the stream still has that message.
+    async fn start(&self) -> Result<Start, BridgeError> {
         let mut stream = self
             .js
             .get_stream(&self.config.stream)
@@ -144,36 +167,63 @@ impl Mirror {
             .map_err(BridgeError::nats)?;
         let state = &stream.info().await.map_err(BridgeError::nats)?.state;
         let (first, last, messages) = (state.first_sequence, state.last_sequence, state.messages);
-        if messages == 0 || self.holds(&stream, last).await? {
-            return Ok((last + 1, last));
+        let done = |sequence| Start {
+            sequence,
+            last,
+            next: None,
+        };
+        if messages == 0 {
+            return Ok(done(last + 1));
+        }
+        let newest = self.event_of(&stream, last).await?;
+        if self.holds(&newest) {
+            return Ok(Start {
+                next: Some(newest.next_position),
+                ..done(last + 1)
+            });
         }
         // Held messages are a prefix: find the first that is not.
         let (mut lo, mut hi) = (first, last);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.holds(&stream, mid).await? {
+            if self.holds(&self.event_of(&stream, mid).await?) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        Ok((lo, last))
+        let next = if lo > first {
+            Some(self.event_of(&stream, lo - 1).await?.next_position)
+        } else {
+            None
+        };
+        Ok(Start { next, ..done(lo) })
     }
 
-    /// Whether the local log holds the event of message `sequence`.
-    async fn holds(&self, stream: &stream::Stream, sequence: u64) -> Result<bool, BridgeError> {
-        let message = stream
-            .get_raw_message(sequence)
-            .await
-            .map_err(BridgeError::nats)?;
-        let r = headers::decode(&message.headers).map_err(|e| BridgeError::BadMessage {
+    /// The event message `sequence` carries.
+    async fn event_of(
+        &self,
+        stream: &stream::Stream,
+        sequence: u64,
+    ) -> Result<headers::Received, BridgeError> {
+        let message = stream.get_raw_message(sequence).await.map_err(|e| {
+            if e.kind() == stream::RawMessageErrorKind::NoMessageFound {
+                BridgeError::Missing { sequence }
+            } else {
+                BridgeError::nats(e)
+            }
+        })?;
+        headers::decode(&message.headers).map_err(|e| BridgeError::BadMessage {
             sequence,
             reason: e.0,
-        })?;
-        Ok(self
-            .log
-            .stream_version(&r.stream)
-            .is_some_and(|v| v >= r.version))
+        })
+    }
+
+    /// Whether the local log holds `event`.
+    fn holds(&self, event: &headers::Received) -> bool {
+        self.log
+            .stream_version(&event.stream)
+            .is_some_and(|v| v >= event.version)
     }
 
     /// The stream's messages from `start` on, in order.
@@ -234,7 +284,7 @@ impl Mirror {
             let Some(failed) = failed else {
                 return progress;
             };
-            self.held.clear();
+            self.held.restart(None);
             progress.failures = progress.failures.saturating_add(1);
             progress.last_error = Some(failed.to_string());
             report(&progress);
@@ -251,16 +301,28 @@ impl Mirror {
         progress: &mut MirrorProgress,
         report: &mut impl FnMut(&MirrorProgress),
     ) -> BridgeError {
-        let (start, last) = match self.start().await {
-            Ok(range) => range,
+        let start = match self.start().await {
+            Ok(start) => start,
             Err(e) => return e,
         };
-        progress.lag = Some((last + 1).saturating_sub(start));
-        let mut messages = match self.messages(start).await {
+        progress.lag = Some((start.last + 1).saturating_sub(start.sequence));
+        self.held.restart(start.next);
+        let mut messages = match self.messages(start.sequence).await {
             Ok(messages) => messages.ready_chunks(self.config.batch),
             Err(e) => return e,
         };
-        while let Some(chunk) = messages.next().await {
+        let mut tick = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
+        loop {
+            let chunk = tokio::select! {
+                chunk = messages.next() => chunk,
+                _ = tick.tick() => {
+                    self.report_connection(progress, report);
+                    continue;
+                }
+            };
+            let Some(chunk) = chunk else {
+                break;
+            };
             let chunk: Vec<jetstream::Message> = match chunk.into_iter().collect() {
                 Ok(chunk) => chunk,
                 Err(e) => return BridgeError::nats(e),
@@ -277,5 +339,20 @@ impl Mirror {
             }
         }
         BridgeError::Nats("the consumer's messages ended".into())
+    }
+
+    /// Reports a lost connection while it lasts: the client reconnects
+    /// and the consumer resumes by themselves, so no attempt fails to say
+    /// so.
+    fn report_connection(
+        &self,
+        progress: &mut MirrorProgress,
+        report: &mut impl FnMut(&MirrorProgress),
+    ) {
+        let state = self.js.client().connection_state();
+        if state != async_nats::connection::State::Connected {
+            progress.last_error = Some(format!("the NATS server is unreachable ({state})"));
+            report(progress);
+        }
     }
 }

@@ -79,6 +79,23 @@ impl Source for Reader {
     }
 }
 
+/// A log shared with the service that appends to it: publish in the
+/// writing process while it goes on appending.
+impl<T: Source + ?Sized> Source for std::sync::Arc<T> {
+    fn log_id(&self) -> u128 {
+        (**self).log_id()
+    }
+    fn read_all(&self, from: Position) -> seglog::Result<ReadAll> {
+        (**self).read_all(from)
+    }
+    fn replay(&self, from: Position, f: &mut dyn FnMut(EventRef<'_>)) -> seglog::Result<Position> {
+        (**self).replay(from, f)
+    }
+    fn subscribe_all(&self, from: Position) -> seglog::Result<Subscription> {
+        (**self).subscribe_all(from)
+    }
+}
+
 /// Where a publisher sends a log's events.
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {

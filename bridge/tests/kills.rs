@@ -187,10 +187,11 @@ async fn a_mirror_killed_at_random_points_ends_equal_to_its_source() {
     let client = async_nats::connect(&server.url).await.expect("connect");
     let js = jetstream::new(client.clone());
     let source_dir = tempfile::tempdir().expect("dir");
-    let log = Log::open(source_dir.path()).expect("open");
+    // Published in this process, from the log it appends to.
+    let log = std::sync::Arc::new(Log::open(source_dir.path()).expect("open"));
     let mut publisher = Publisher::new(
         client.clone(),
-        Reader::open(source_dir.path()).expect("reader"),
+        std::sync::Arc::clone(&log),
         publisher_config(),
     )
     .expect("publisher");

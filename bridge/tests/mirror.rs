@@ -8,7 +8,7 @@ mod common;
 
 use common::{append, assert_same};
 use seglog::Log;
-use seglog_nats::{Mirror, MirrorConfig, Publisher, PublisherConfig, testing};
+use seglog_nats::{BridgeError, Mirror, MirrorConfig, Publisher, PublisherConfig, testing};
 
 fn mirror_config(consumer: &str) -> MirrorConfig {
     MirrorConfig {
@@ -122,4 +122,77 @@ async fn a_running_mirror_follows_live_appends_whole_appends_at_a_time_and_repor
     let (progress, local) = mirroring.await.expect("mirror");
     assert_eq!((progress.mirrored, progress.failures), (written as u64, 0));
     assert_same(&source, &local);
+}
+
+/// A stream that lost messages stops the mirror with an error that says
+/// so, before it appends anything after the hole: a purge of the first
+/// messages (the mirror's first message is not its stream's first
+/// version), a message deleted in the middle (the source positions do not
+/// follow on).
+#[tokio::test]
+async fn a_stream_that_lost_messages_stops_the_mirror_at_the_hole() {
+    let Some(server) = testing::start("mirror: lost messages") else {
+        return;
+    };
+    let client = async_nats::connect(&server.url).await.expect("connect");
+    let source_dir = tempfile::tempdir().expect("dir");
+    let source = Log::open(source_dir.path()).expect("open");
+    let written = append(&source, 0, 300);
+    let config = PublisherConfig {
+        stream: "ORDERS".into(),
+        prefix: "orders".into(),
+        max_in_flight: 32,
+    };
+    let mut publisher = Publisher::new(client.clone(), source, config).expect("publisher");
+    publisher.publish_available().await.expect("publish");
+    let js = async_nats::jetstream::new(client.clone());
+
+    // Mirrored, 100 more published, then message 320 deleted: the
+    // mirror stops at 321, whose event does not follow on.
+    let mirror_dir = tempfile::tempdir().expect("dir");
+    let local = Log::open(mirror_dir.path()).expect("open");
+    let mut mirror = Mirror::new(client.clone(), local, mirror_config("m")).expect("mirror");
+    assert_eq!(mirror.mirror_available().await.expect("mirror"), 300);
+    append(publisher.source(), written, 100);
+    let published = publisher.publish_available().await.expect("publish");
+    assert!(published >= 100);
+    let stream = js.get_stream("ORDERS").await.expect("stream");
+    assert!(stream.delete_message(320).await.expect("delete"));
+    match mirror.mirror_available().await {
+        Err(BridgeError::Gap { sequence: 321, .. }) => {}
+        other => panic!("a deleted message: {other:?}"),
+    }
+    let held = common::events(mirror.log());
+    assert!(
+        (300..320).contains(&held.len()),
+        "appended after the hole: {}",
+        held.len()
+    );
+    let all = common::events(publisher.source());
+    for (x, y) in held.iter().zip(&all) {
+        assert_eq!((x.stream(), x.version()), (y.stream(), y.version()));
+    }
+
+    // A fresh mirror whose search meets a deleted message.
+    assert!(stream.delete_message(200).await.expect("delete"));
+    let fresh = Log::open(tempfile::tempdir().expect("dir").path()).expect("open");
+    let mut mirror = Mirror::new(client.clone(), fresh, mirror_config("n")).expect("mirror");
+    match mirror.mirror_available().await {
+        Err(BridgeError::Missing { sequence: 200 }) => {}
+        other => panic!("a deleted message met by the search: {other:?}"),
+    }
+
+    // A fresh mirror of a stream whose first 49 messages were purged.
+    stream.purge().sequence(50).await.expect("purge");
+    let fresh = Log::open(tempfile::tempdir().expect("dir").path()).expect("open");
+    let mut mirror = Mirror::new(client, fresh, mirror_config("o")).expect("mirror");
+    match mirror.mirror_available().await {
+        Err(BridgeError::Diverged {
+            sequence: 50,
+            local: None,
+            ..
+        }) => {}
+        other => panic!("a purged start: {other:?}"),
+    }
+    assert!(common::events(mirror.log()).is_empty());
 }

@@ -1,10 +1,12 @@
 //! Messages into the local log: grouped back into the source's appends,
 //! the groups appended together, each event once.
 
+use std::collections::HashMap;
+
 use async_nats::jetstream;
 use bytes::Bytes;
 use seglog::limits::MAX_EVENTS_PER_APPEND;
-use seglog::{AppendRequest, EventData, ExpectedVersion};
+use seglog::{AppendRequest, EventData, ExpectedVersion, Position};
 
 use super::Mirror;
 use crate::error::BridgeError;
@@ -13,6 +15,8 @@ use crate::headers;
 /// One event of a message, ready to append.
 #[derive(Debug)]
 struct Incoming {
+    /// The message's sequence in the JetStream stream.
+    sequence: u64,
     stream: String,
     version: u64,
     event: EventData,
@@ -22,14 +26,41 @@ struct Incoming {
     closes_frame: bool,
 }
 
-/// Events of a source append whose last event has not arrived yet.
+/// Events of a source append whose last event has not arrived yet, and
+/// where the next message's event must be in the source log.
 #[derive(Debug, Default)]
-pub(super) struct Held(Vec<Incoming>);
+pub(super) struct Held {
+    events: Vec<Incoming>,
+    /// The source position after the last message seen: the next message
+    /// must be the event there, or the stream lost messages. `None` when
+    /// not known (a stream whose first messages were dropped).
+    next: Option<Position>,
+}
 
 impl Held {
-    /// Forgets them: they are fetched again from where the log stands.
-    pub(super) fn clear(&mut self) {
-        self.0.clear();
+    /// Starts over after `next` (the source position after the last
+    /// message the local log holds): the held events are forgotten, to be
+    /// fetched again.
+    pub(super) fn restart(&mut self, next: Option<Position>) {
+        self.events.clear();
+        self.next = next;
+    }
+
+    /// Holds `e`, the event of message `sequence` at source position
+    /// `position`, after checking that it follows the last one.
+    fn push(&mut self, e: Incoming, position: Position, next: Position) -> Result<(), BridgeError> {
+        if let Some(expected) = self.next
+            && expected != position
+        {
+            return Err(BridgeError::Gap {
+                sequence: e.sequence,
+                expected,
+                found: position,
+            });
+        }
+        self.next = Some(next);
+        self.events.push(e);
+        Ok(())
     }
 }
 
@@ -52,15 +83,16 @@ impl Mirror {
         let mut pending = 0;
         for message in chunk {
             pending = message.info().map_or(0, |i| i.pending);
-            self.held.0.push(decode(message)?);
+            let (e, position, next) = decode(message)?;
+            self.held.push(e, position, next)?;
         }
         let complete = self
             .held
-            .0
+            .events
             .iter()
             .rposition(|e| e.closes_frame)
             .map_or(0, |i| i + 1);
-        if complete == 0 && self.held.0.len() > MAX_EVENTS_PER_APPEND {
+        if complete == 0 && self.held.events.len() > MAX_EVENTS_PER_APPEND {
             return Err(BridgeError::BadMessage {
                 sequence: chunk
                     .last()
@@ -69,8 +101,8 @@ impl Mirror {
                 reason: format!("an append of more than {MAX_EVENTS_PER_APPEND} events"),
             });
         }
-        let ready: Vec<Incoming> = self.held.0.drain(..complete).collect();
-        let groups = self.groups(ready);
+        let ready: Vec<Incoming> = self.held.events.drain(..complete).collect();
+        let groups = self.groups(ready)?;
         let requests: Vec<AppendRequest<'_>> = groups
             .iter()
             .map(|g| AppendRequest {
@@ -84,19 +116,36 @@ impl Mirror {
             let r = result?;
             appended += r.last_version - r.first_version + 1;
         }
-        Ok((appended, pending + self.held.0.len() as u64))
+        Ok((appended, pending + self.held.events.len() as u64))
     }
 
     /// Consecutive events of one frame as one group, without the events
-    /// the local log holds already.
-    fn groups(&self, ready: Vec<Incoming>) -> Vec<Group> {
+    /// the local log holds already. Each event must be its stream's next
+    /// version, checked here for the whole batch before anything is
+    /// appended: a refused group would otherwise leave later ones
+    /// appended after a hole, and the local log no longer a prefix of the
+    /// stream.
+    fn groups(&self, ready: Vec<Incoming>) -> Result<Vec<Group>, BridgeError> {
         let mut groups: Vec<Group> = Vec::new();
+        let mut versions: HashMap<String, u64> = HashMap::new();
         let mut frame = None;
         for e in ready {
-            let local = self.log.stream_version(&e.stream);
+            let local = match versions.get(&e.stream) {
+                Some(&v) => Some(v),
+                None => self.log.stream_version(&e.stream),
+            };
             if local.is_some_and(|v| v >= e.version) {
                 continue;
             }
+            if e.version != local.map_or(0, |v| v + 1) {
+                return Err(BridgeError::Diverged {
+                    sequence: e.sequence,
+                    stream: e.stream,
+                    version: e.version,
+                    local,
+                });
+            }
+            versions.insert(e.stream.clone(), e.version);
             let same =
                 frame == Some(e.frame) && groups.last().is_some_and(|g| g.stream == e.stream);
             frame = Some(e.frame);
@@ -114,12 +163,13 @@ impl Mirror {
                 events: vec![e.event],
             });
         }
-        groups
+        Ok(groups)
     }
 }
 
-/// The event `message` carries.
-fn decode(message: &jetstream::Message) -> Result<Incoming, BridgeError> {
+/// The event `message` carries, with its source position and the one
+/// after it.
+fn decode(message: &jetstream::Message) -> Result<(Incoming, Position, Position), BridgeError> {
     let sequence = message.info().map_or(0, |i| i.stream_sequence);
     let bad = |reason: String| BridgeError::BadMessage { sequence, reason };
     let headers = message
@@ -136,11 +186,13 @@ fn decode(message: &jetstream::Message) -> Result<Incoming, BridgeError> {
     if let Some(id) = r.id {
         event = event.with_id(id);
     }
-    Ok(Incoming {
+    let e = Incoming {
+        sequence,
         stream: r.stream,
         version: r.version,
         event,
         frame: r.position.frame_offset(),
         closes_frame: r.next_position.frame_offset() != r.position.frame_offset(),
-    })
+    };
+    Ok((e, r.position, r.next_position))
 }
