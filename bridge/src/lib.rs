@@ -2,13 +2,15 @@
 //!
 //! A bridge between a seglog log and NATS JetStream, so that other
 //! services on other machines receive a service's events, in order, each
-//! once. Work in progress (issue 27): so far the outbound [`Publisher`]
-//! (every committed event of a [`seglog::Log`] or [`seglog::Reader`] into a
-//! JetStream stream, in log order, each once, resuming from the stream's
-//! last message), the inbound [`Mirror`] (those events appended into a
-//! local log, each once, across restarts), the event headers
+//! once: the outbound [`Publisher`] (every committed event of a
+//! [`seglog::Log`] or [`seglog::Reader`] into a JetStream stream, in log
+//! order, each once, resuming from the stream's last message), the inbound
+//! [`Mirror`] (those events appended into a local log, each once, across
+//! restarts), each with a run loop ([`Publisher::run`], [`Mirror::run`]:
+//! retries with backoff, progress and lag), the event headers
 //! ([`headers`]) and the mapping of stream names to subject tokens
-//! ([`subject`]).
+//! ([`subject`]). Topology, guarantees and failures: `docs/BRIDGE.md`; two
+//! services restarted under it: `examples/two_services.rs`.
 //!
 //! Supported servers: nats-server 2.9 and later with JetStream (`-js`),
 //! checked against Debian's 2.9.10 with `async-nats` 0.52.0 (pinned) by
