@@ -1,8 +1,9 @@
 //! What the bridge needs from JetStream, checked with the pinned
 //! `async-nats` against the `nats-server` installed here (Debian's 2.9):
 //! stream creation, publishes with headers, deduplication by
-//! `Nats-Msg-Id`, `Nats-Expected-Last-Sequence`, reading a stream's last
-//! message, and a durable pull consumer.
+//! `Nats-Msg-Id`, `Nats-Expected-Last-Sequence` and
+//! `Nats-Expected-Last-Msg-Id`, reading a stream's last message, a durable
+//! pull consumer and an ordered one from a start sequence (the mirror's).
 
 use seglog_nats::testing;
 
@@ -25,7 +26,14 @@ async fn the_pinned_client_does_what_the_bridge_needs_against_this_server() {
         })
         .await
         .expect("create stream");
+    check_publishes(&js).await;
+    check_last_message(&mut orders).await;
+    check_consumers(&orders).await;
+}
 
+/// Deduplication by message id, and the expected last sequence and
+/// message id: two messages stored, two refused.
+async fn check_publishes(js: &jetstream::Context) {
     let mut headers = HeaderMap::new();
     headers.insert("Seglog-Position", "4096:0");
     let first = Publish::build()
@@ -68,8 +76,25 @@ async fn the_pinned_client_does_what_the_bridge_needs_against_this_server() {
         .expect("publish")
         .await;
     assert!(refused.is_err(), "a publish out of order must be refused");
+    // The right sequence but another message before it: refused.
+    let other = Publish::build()
+        .message_id("log-2:4096")
+        .expected_last_sequence(2)
+        .expected_last_message_id("log-1:4096")
+        .payload("other".into());
+    let refused = js
+        .send_publish("orders.order-1", other)
+        .await
+        .expect("publish")
+        .await;
+    assert!(
+        refused.is_err(),
+        "a publish after another message must be refused"
+    );
+}
 
-    // The stream's last message, with its headers.
+/// The stream's last message, with its headers.
+async fn check_last_message(orders: &mut stream::Stream) {
     let last = orders.info().await.expect("info").state.last_sequence;
     assert_eq!(last, 2);
     let message = orders.get_raw_message(last).await.expect("last message");
@@ -79,8 +104,11 @@ async fn the_pinned_client_does_what_the_bridge_needs_against_this_server() {
         first.headers.get("Seglog-Position").map(|v| v.as_str()),
         Some("4096:0")
     );
+}
 
-    // A durable pull consumer gets both, in order.
+/// A durable pull consumer gets both messages, in order; an ordered one
+/// from the second gets the second.
+async fn check_consumers(orders: &stream::Stream) {
     let consumer: consumer::PullConsumer = orders
         .create_consumer(consumer::pull::Config {
             durable_name: Some("billing".into()),
@@ -101,4 +129,16 @@ async fn the_pinned_client_does_what_the_bridge_needs_against_this_server() {
         m.ack().await.expect("ack");
     }
     assert_eq!(got, [b"placed".to_vec(), b"paid".to_vec()]);
+    let ordered = orders
+        .create_consumer(consumer::pull::OrderedConfig {
+            name: Some("mirror-1".into()),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: 2 },
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let mut messages = ordered.messages().await.expect("messages");
+    let m = messages.next().await.expect("one").expect("message");
+    assert_eq!(&m.payload[..], b"paid");
+    assert_eq!(m.info().expect("info").pending, 0);
 }
