@@ -3,10 +3,12 @@
 //! `seglog durable` measures durable appends; `seglog streams` builds a log of
 //! many short streams, reopens it and reads a few (with `--reopen-only`, it
 //! only opens an existing log: run it under `/usr/bin/time -v` to measure the
-//! resident memory of a reopened log).
+//! resident memory of a reopened log); `seglog bridge publish` and
+//! `seglog bridge mirror` run the NATS JetStream bridge beside a service.
 #![deny(unsafe_code)]
 
 mod args;
+mod bridge;
 mod demo;
 mod durable;
 mod progress;
@@ -41,6 +43,13 @@ enum Command {
     /// counts, timings and memory. `--reopen-only` skips the append phase
     /// and opens an existing `--dir`.
     Streams(streams::StreamsCommand),
+    /// The NATS JetStream bridge: `publish` a log, `mirror` a stream.
+    ///
+    /// Run beside a service until Ctrl-C or SIGTERM: `publish` sends a
+    /// log's events to a JetStream stream, `mirror` appends a stream's
+    /// events into a local log.
+    #[command(subcommand_required = true)]
+    Bridge(bridge::BridgeCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +57,7 @@ fn main() -> ExitCode {
         Command::Demo(command) => command.run(),
         Command::Durable(command) => command.run(),
         Command::Streams(command) => command.run(),
+        Command::Bridge(command) => command.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
