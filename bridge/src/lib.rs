@@ -71,6 +71,7 @@ mod backoff;
 mod error;
 pub mod headers;
 pub mod mirror;
+mod names;
 pub mod publish;
 pub mod subject;
 #[cfg(feature = "testing")]

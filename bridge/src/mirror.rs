@@ -41,7 +41,7 @@ use seglog::{Log, Position};
 
 use crate::backoff::backoff;
 use crate::error::BridgeError;
-use crate::headers;
+use crate::{headers, names};
 
 mod apply;
 
@@ -109,6 +109,8 @@ impl Mirror {
         if !(1..=seglog::limits::MAX_APPENDS_PER_CALL).contains(&config.batch) {
             return Err(BridgeError::Config("batch must be from 1 to 4,096"));
         }
+        names::check_stream(&config.stream)?;
+        names::check_consumer(&config.consumer)?;
         Ok(Mirror {
             js: jetstream::new(client),
             log,
@@ -306,6 +308,7 @@ impl Mirror {
             Err(e) => return e,
         };
         progress.lag = Some((start.last + 1).saturating_sub(start.sequence));
+        report(progress);
         self.held.restart(start.next);
         let mut messages = match self.messages(start.sequence).await {
             Ok(messages) => messages.ready_chunks(self.config.batch),
@@ -352,6 +355,8 @@ impl Mirror {
         let state = self.js.client().connection_state();
         if state != async_nats::connection::State::Connected {
             progress.last_error = Some(format!("the NATS server is unreachable ({state})"));
+            report(progress);
+        } else if progress.failures == 0 && progress.last_error.take().is_some() {
             report(progress);
         }
     }

@@ -25,7 +25,7 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use seglog::{EventRef, Log, Position, ReadAll, Reader, Subscription};
 
 use crate::error::BridgeError;
-use crate::{headers, subject};
+use crate::{headers, names, subject};
 
 mod lag;
 mod run;
@@ -148,6 +148,8 @@ impl<S: Source> Publisher<S> {
         if !(1..=4_096).contains(&config.max_in_flight) {
             return Err(BridgeError::Config("max_in_flight must be from 1 to 4,096"));
         }
+        names::check_stream(&config.stream)?;
+        names::check_prefix(&config.prefix)?;
         let js = jetstream::new(client);
         Ok(Publisher {
             js,

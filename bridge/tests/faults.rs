@@ -115,3 +115,60 @@ async fn a_publisher_started_before_its_server_waits_for_it_and_then_catches_up(
     assert_eq!(running.await.expect("task").published, written as u64);
     check_stream(&js, &log).await;
 }
+
+/// A caught-up publisher has nothing to send, so no attempt fails when the
+/// server goes away: it says so anyway, and stops saying so once the
+/// server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_publisher_reports_a_lost_server_and_its_return() {
+    let Some(mut server) = testing::start("faults: idle publisher, server away") else {
+        return;
+    };
+    let client = async_nats::connect(&server.url).await.expect("connect");
+    let dir = tempfile::tempdir().expect("dir");
+    let log = Arc::new(Log::open(dir.path()).expect("open"));
+    let written = append(&log, 0, 10);
+    let config = PublisherConfig {
+        stream: "ORDERS".into(),
+        prefix: "orders".into(),
+        max_in_flight: 8,
+    };
+    let mut publisher =
+        Publisher::new(client.clone(), Arc::clone(&log), config).expect("publisher");
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&reports);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        let stop = async {
+            let _ = stop_rx.await;
+        };
+        publisher
+            .run(stop, |p| {
+                seen.lock().expect("lock").push(p.last_error.clone())
+            })
+            .await
+    });
+    wait_until_stored(&jetstream::new(client), written as u64).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let away = reports.lock().expect("lock").len();
+    server.restart();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let _ = stop_tx.send(());
+    let progress = running.await.expect("task");
+    let reports = reports.lock().expect("lock").clone();
+    let unreachable = |r: &Option<String>| r.as_deref().is_some_and(|e| e.contains("unreachable"));
+    assert!(
+        reports[..away].iter().any(unreachable),
+        "no report of the lost server: {reports:?}"
+    );
+    assert_eq!(
+        reports.last(),
+        Some(&None),
+        "still reported lost: {reports:?}"
+    );
+    assert_eq!(
+        (progress.published, progress.lag),
+        (written as u64, Some(0))
+    );
+}

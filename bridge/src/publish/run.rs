@@ -69,6 +69,7 @@ impl<S: Source> Publisher<S> {
             let pause = async {
                 if caught_up {
                     self.wait_for_events().await;
+                    self.report_connection(&mut progress, &mut report);
                 } else {
                     tokio::time::sleep(backoff(progress.failures)).await;
                 }
@@ -98,6 +99,19 @@ impl<S: Source> Publisher<S> {
                     report(progress);
                 }
             }
+        }
+    }
+
+    /// Reports a lost connection while a caught-up publisher waits: it
+    /// talks to the server only when there is something to publish, so no
+    /// attempt fails to say so.
+    fn report_connection(&self, progress: &mut Progress, report: &mut impl FnMut(&Progress)) {
+        let state = self.js.client().connection_state();
+        if state != async_nats::connection::State::Connected {
+            progress.last_error = Some(format!("the NATS server is unreachable ({state})"));
+            report(progress);
+        } else if progress.failures == 0 && progress.last_error.take().is_some() {
+            report(progress);
         }
     }
 

@@ -27,8 +27,9 @@ pub(crate) struct MirrorCommand {
     /// it).
     #[arg(long, value_name = "NAME")]
     stream: String,
-    /// The name of the mirror's consumer on the server (ordered and
-    /// ephemeral: where the mirror stands is read from its log).
+    /// The name of the mirror's consumers on the server, before a suffix
+    /// that makes each one's unique (ordered and ephemeral: where the
+    /// mirror stands is read from its log).
     #[arg(long, value_name = "NAME", default_value = "seglog-mirror")]
     consumer: String,
     /// Messages appended at a time, at most (1 to 4096).
