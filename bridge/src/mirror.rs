@@ -30,9 +30,11 @@
 //! its version would not be the source's.
 
 use std::future::Future;
+use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use futures_util::StreamExt;
+use futures_util::stream::Fuse;
+use futures_util::{FutureExt, StreamExt};
 use seglog::Log;
 
 use crate::backoff::backoff;
@@ -42,6 +44,11 @@ use crate::headers;
 mod apply;
 
 use apply::Held;
+
+/// The longest a chunk waits for a message the stream says is pending
+/// before it is appended as it is: bounds the wait if the server is slow
+/// to deliver what it holds.
+const FILL_WAIT: Duration = Duration::from_millis(50);
 
 /// Which JetStream stream a mirror follows.
 #[derive(Debug, Clone)]
@@ -114,14 +121,10 @@ impl Mirror {
         if start > last {
             return Ok(0);
         }
-        let mut messages = self.messages(start).await?.ready_chunks(self.config.batch);
+        let mut messages = self.messages(start).await?.fuse();
         let mut appended = 0;
-        while let Some(chunk) = messages.next().await {
-            let chunk: Vec<jetstream::Message> = chunk
-                .into_iter()
-                .collect::<Result<_, _>>()
-                .map_err(BridgeError::nats)?;
-            let (n, pending) = self.apply(&chunk)?;
+        while let Some(chunk) = next_chunk(&mut messages, self.config.batch).await {
+            let (n, pending) = self.apply(&chunk?)?;
             appended += n;
             if pending == 0 {
                 break;
@@ -237,13 +240,13 @@ impl Mirror {
         };
         progress.lag = Some((last + 1).saturating_sub(start));
         let mut messages = match self.messages(start).await {
-            Ok(messages) => messages.ready_chunks(self.config.batch),
+            Ok(messages) => messages.fuse(),
             Err(e) => return e,
         };
-        while let Some(chunk) = messages.next().await {
-            let chunk: Vec<jetstream::Message> = match chunk.into_iter().collect() {
+        while let Some(chunk) = next_chunk(&mut messages, self.config.batch).await {
+            let chunk = match chunk {
                 Ok(chunk) => chunk,
-                Err(e) => return BridgeError::nats(e),
+                Err(e) => return e,
             };
             match self.apply(&chunk) {
                 Ok((appended, pending)) => {
@@ -258,4 +261,39 @@ impl Mirror {
         }
         BridgeError::Nats("the consumer's messages ended".into())
     }
+}
+
+/// The next messages to append, at most `batch`: those the client holds
+/// now and, while the last one says the stream holds more for this
+/// consumer, the ones after it as they come (each within [`FILL_WAIT`]).
+/// A mirror catching up so appends, and under `Durability::Sync` syncs,
+/// whole batches, not whatever the client happened to hold when the last
+/// sync ended: that was a few dozen messages, so a catch-up spent its time
+/// in syncs. A caught-up mirror still appends each message as it comes.
+/// `None` when the messages end.
+async fn next_chunk(
+    messages: &mut Fuse<consumer::pull::Ordered>,
+    batch: usize,
+) -> Option<Result<Vec<jetstream::Message>, BridgeError>> {
+    let mut chunk = match messages.next().await? {
+        Ok(first) => vec![first],
+        Err(e) => return Some(Err(BridgeError::nats(e))),
+    };
+    while chunk.len() < batch {
+        let pending = chunk
+            .last()
+            .and_then(|m| m.info().ok())
+            .map_or(0, |i| i.pending);
+        let next = if pending > 0 {
+            tokio::time::timeout(FILL_WAIT, messages.next()).await.ok()
+        } else {
+            messages.next().now_or_never()
+        };
+        match next.flatten() {
+            Some(Ok(message)) => chunk.push(message),
+            Some(Err(e)) => return Some(Err(BridgeError::nats(e))),
+            None => break,
+        }
+    }
+    Some(Ok(chunk))
 }
