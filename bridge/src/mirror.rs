@@ -36,7 +36,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use async_nats::jetstream::{self, consumer, stream};
-use futures_util::StreamExt;
+use futures_util::stream::Fuse;
+use futures_util::{FutureExt, StreamExt};
 use seglog::{Log, Position};
 
 use crate::backoff::backoff;
@@ -137,16 +138,10 @@ impl Mirror {
             return Ok(0);
         }
         self.held.restart(start.next);
-        let mut messages = self
-            .messages(start.sequence)
-            .await?
-            .ready_chunks(self.config.batch);
+        let mut messages = self.messages(start.sequence).await?.fuse();
         let mut appended = 0;
-        while let Some(chunk) = messages.next().await {
-            let chunk: Vec<jetstream::Message> = chunk
-                .into_iter()
-                .collect::<Result<_, _>>()
-                .map_err(BridgeError::nats)?;
+        while let Some(first) = messages.next().await {
+            let chunk = fill_chunk(first, &mut messages, self.config.batch).await?;
             let (n, pending) = self.apply(&chunk)?;
             appended += n;
             if pending == 0 {
@@ -311,24 +306,27 @@ impl Mirror {
         report(progress);
         self.held.restart(start.next);
         let mut messages = match self.messages(start.sequence).await {
-            Ok(messages) => messages.ready_chunks(self.config.batch),
+            Ok(messages) => messages.fuse(),
             Err(e) => return e,
         };
         let mut tick = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
         loop {
-            let chunk = tokio::select! {
-                chunk = messages.next() => chunk,
+            // Waiting for a first message can be given up for the tick
+            // (nothing is taken from the stream yet); filling a chunk
+            // after it cannot.
+            let first = tokio::select! {
+                first = messages.next() => first,
                 _ = tick.tick() => {
                     self.report_connection(progress, report);
                     continue;
                 }
             };
-            let Some(chunk) = chunk else {
+            let Some(first) = first else {
                 break;
             };
-            let chunk: Vec<jetstream::Message> = match chunk.into_iter().collect() {
+            let chunk = match fill_chunk(first, &mut messages, self.config.batch).await {
                 Ok(chunk) => chunk,
-                Err(e) => return BridgeError::nats(e),
+                Err(e) => return e,
             };
             match self.apply(&chunk) {
                 Ok((appended, pending)) => {
@@ -360,4 +358,40 @@ impl Mirror {
             report(progress);
         }
     }
+}
+
+/// How long a chunk waits for each further message the stream says it
+/// holds, before it goes to the log as it is.
+const FILL_WAIT: Duration = Duration::from_millis(50);
+
+/// The messages to append after `first`, at most `batch`: those the
+/// client holds now and, while the last one says the stream holds more
+/// for this consumer, the ones after it as they come (each within
+/// [`FILL_WAIT`]). A mirror catching up so appends, and under
+/// `Durability::Sync` syncs, whole batches, not whatever the client
+/// happened to hold when the last sync ended: that was a few dozen
+/// messages, so a catch-up spent its time in syncs. A caught-up mirror
+/// still appends each message as it comes.
+async fn fill_chunk(
+    first: Result<jetstream::Message, consumer::pull::OrderedError>,
+    messages: &mut Fuse<consumer::pull::Ordered>,
+    batch: usize,
+) -> Result<Vec<jetstream::Message>, BridgeError> {
+    let mut chunk = vec![first.map_err(BridgeError::nats)?];
+    while chunk.len() < batch {
+        let pending = chunk
+            .last()
+            .and_then(|m| m.info().ok())
+            .map_or(0, |i| i.pending);
+        let next = if pending > 0 {
+            tokio::time::timeout(FILL_WAIT, messages.next()).await.ok()
+        } else {
+            messages.next().now_or_never()
+        };
+        match next.flatten() {
+            Some(message) => chunk.push(message.map_err(BridgeError::nats)?),
+            None => break,
+        }
+    }
+    Ok(chunk)
 }
