@@ -1,4 +1,5 @@
-//! How long a run loop waits: after failures, and when caught up.
+//! What the run loops share: how long they wait (after failures, when
+//! caught up) and how they see that the server is away.
 
 use std::time::Duration;
 
@@ -12,6 +13,15 @@ pub fn backoff(failures: u32) -> Duration {
 /// The longest a caught-up loop waits for new events before it looks at
 /// its stop signal again: bounds how long a stop takes.
 pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// Why the server cannot be reached, while it cannot: a caught-up loop
+/// makes no request that would fail to say so, and the client rides out
+/// the outage by itself.
+pub(crate) fn unreachable(js: &async_nats::jetstream::Context) -> Option<String> {
+    let state = js.client().connection_state();
+    (state != async_nats::connection::State::Connected)
+        .then(|| format!("the NATS server is unreachable ({state})"))
+}
 
 #[cfg(test)]
 mod tests {

@@ -40,7 +40,7 @@ use futures_util::stream::Fuse;
 use futures_util::{FutureExt, StreamExt};
 use seglog::{Log, Position};
 
-use crate::backoff::backoff;
+use crate::backoff::{backoff, unreachable};
 use crate::error::BridgeError;
 use crate::{headers, names};
 
@@ -350,9 +350,8 @@ impl Mirror {
         progress: &mut MirrorProgress,
         report: &mut impl FnMut(&MirrorProgress),
     ) {
-        let state = self.js.client().connection_state();
-        if state != async_nats::connection::State::Connected {
-            progress.last_error = Some(format!("the NATS server is unreachable ({state})"));
+        if let Some(error) = unreachable(&self.js) {
+            progress.last_error = Some(error);
             report(progress);
         } else if progress.failures == 0 && progress.last_error.take().is_some() {
             report(progress);

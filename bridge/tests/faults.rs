@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use common::{append, check_stream, wait_until_stored};
 use seglog::{Log, Reader};
-use seglog_nats::{Publisher, PublisherConfig, testing};
+use seglog_nats::{Publisher, testing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() {
@@ -24,11 +24,7 @@ async fn the_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing() 
     let dir = tempfile::tempdir().expect("dir");
     let log = Log::open(dir.path()).expect("open");
     let reader = Reader::open(dir.path()).expect("reader");
-    let config = PublisherConfig {
-        stream: "ORDERS".into(),
-        prefix: "orders".into(),
-        max_in_flight: 64,
-    };
+    let config = common::orders(64);
     let mut publisher = Publisher::new(client.clone(), reader, config).expect("publisher");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let failures = Arc::new(AtomicU32::new(0));
@@ -88,11 +84,7 @@ async fn a_publisher_started_before_its_server_waits_for_it_and_then_catches_up(
         .expect("a client that connects once it can");
     let dir = tempfile::tempdir().expect("dir");
     let log = Log::open(dir.path()).expect("open");
-    let config = PublisherConfig {
-        stream: "ORDERS".into(),
-        prefix: "orders".into(),
-        max_in_flight: 8,
-    };
+    let config = common::orders(8);
     let mut publisher = Publisher::new(
         client.clone(),
         Reader::open(dir.path()).expect("reader"),
@@ -128,11 +120,7 @@ async fn an_idle_publisher_reports_a_lost_server_and_its_return() {
     let dir = tempfile::tempdir().expect("dir");
     let log = Arc::new(Log::open(dir.path()).expect("open"));
     let written = append(&log, 0, 10);
-    let config = PublisherConfig {
-        stream: "ORDERS".into(),
-        prefix: "orders".into(),
-        max_in_flight: 8,
-    };
+    let config = common::orders(8);
     let mut publisher =
         Publisher::new(client.clone(), Arc::clone(&log), config).expect("publisher");
     let reports = Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -24,11 +24,7 @@ const URL: &str = "SEGLOG_BRIDGE_URL";
 const DIR: &str = "SEGLOG_BRIDGE_DIR";
 
 fn publisher_config() -> PublisherConfig {
-    PublisherConfig {
-        stream: "ORDERS".into(),
-        prefix: "orders".into(),
-        max_in_flight: 64,
-    }
+    common::orders(64)
 }
 
 fn mirror_config() -> MirrorConfig {

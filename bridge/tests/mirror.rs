@@ -8,7 +8,7 @@ mod common;
 
 use common::{append, assert_same};
 use seglog::Log;
-use seglog_nats::{BridgeError, Mirror, MirrorConfig, Publisher, PublisherConfig, testing};
+use seglog_nats::{BridgeError, Mirror, MirrorConfig, Publisher, testing};
 
 fn mirror_config(consumer: &str) -> MirrorConfig {
     MirrorConfig {
@@ -27,11 +27,7 @@ async fn a_mirror_holds_the_source_log_event_for_event_and_appends_nothing_twice
     let source_dir = tempfile::tempdir().expect("dir");
     let source = Log::open(source_dir.path()).expect("open");
     let written = append(&source, 0, 300);
-    let config = PublisherConfig {
-        stream: "ORDERS".into(),
-        prefix: "orders".into(),
-        max_in_flight: 32,
-    };
+    let config = common::orders(32);
     let mut publisher = Publisher::new(client.clone(), source, config).expect("publisher");
     publisher.publish_available().await.expect("publish");
 
@@ -62,11 +58,7 @@ async fn a_running_mirror_follows_live_appends_whole_appends_at_a_time_and_repor
     let client = async_nats::connect(&server.url).await.expect("connect");
     let source_dir = tempfile::tempdir().expect("dir");
     let source = Log::open(source_dir.path()).expect("open");
-    let config = PublisherConfig {
-        stream: "ORDERS".into(),
-        prefix: "orders".into(),
-        max_in_flight: 16,
-    };
+    let config = common::orders(16);
     let reader = seglog::Reader::open(source_dir.path()).expect("reader");
     let mut publisher = Publisher::new(client.clone(), reader, config).expect("publisher");
     let mirror_dir = tempfile::tempdir().expect("dir");
@@ -138,11 +130,7 @@ async fn a_stream_that_lost_messages_stops_the_mirror_at_the_hole() {
     let source_dir = tempfile::tempdir().expect("dir");
     let source = Log::open(source_dir.path()).expect("open");
     let written = append(&source, 0, 300);
-    let config = PublisherConfig {
-        stream: "ORDERS".into(),
-        prefix: "orders".into(),
-        max_in_flight: 32,
-    };
+    let config = common::orders(32);
     let mut publisher = Publisher::new(client.clone(), source, config).expect("publisher");
     publisher.publish_available().await.expect("publish");
     let js = async_nats::jetstream::new(client.clone());

@@ -11,11 +11,7 @@ use seglog::{Log, Reader};
 use seglog_nats::{BridgeError, Publisher, PublisherConfig, headers, testing};
 
 fn config() -> PublisherConfig {
-    PublisherConfig {
-        stream: "ORDERS".into(),
-        prefix: "orders".into(),
-        max_in_flight: 64,
-    }
+    common::orders(64)
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{Publisher, Source, lock};
-use crate::backoff::{IDLE_WAIT, backoff};
+use crate::backoff::{IDLE_WAIT, backoff, unreachable};
 use crate::error::BridgeError;
 
 /// How often a long attempt (a catch-up, a wait on an unreachable server)
@@ -106,9 +106,8 @@ impl<S: Source> Publisher<S> {
     /// talks to the server only when there is something to publish, so no
     /// attempt fails to say so.
     fn report_connection(&self, progress: &mut Progress, report: &mut impl FnMut(&Progress)) {
-        let state = self.js.client().connection_state();
-        if state != async_nats::connection::State::Connected {
-            progress.last_error = Some(format!("the NATS server is unreachable ({state})"));
+        if let Some(error) = unreachable(&self.js) {
+            progress.last_error = Some(error);
             report(progress);
         } else if progress.failures == 0 && progress.last_error.take().is_some() {
             report(progress);

@@ -6,7 +6,16 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use seglog::{EventData, ExpectedVersion, Log, Position, RecordedEvent};
-use seglog_nats::{headers, subject};
+use seglog_nats::{PublisherConfig, headers, subject};
+
+/// The publisher settings of the tests: stream `ORDERS` over `orders.>`.
+pub fn orders(max_in_flight: usize) -> PublisherConfig {
+    PublisherConfig {
+        stream: "ORDERS".into(),
+        prefix: "orders".into(),
+        max_in_flight,
+    }
+}
 
 /// Stream names a subject token must escape: a dot, a space, wildcards,
 /// non-ASCII.
