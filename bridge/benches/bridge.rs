@@ -9,8 +9,9 @@
 //! batching its commands would:
 //! - publish: the plain client sending the log's events (read into
 //!   memory before timing; each message built in the loop, as an
-//!   application builds its own) with the bridge's headers, `Nats-Msg-Id`
-//!   and `Nats-Expected-Last-Sequence`, at most 256 acknowledgements
+//!   application builds its own) with the bridge's headers, `Nats-Msg-Id`,
+//!   `Nats-Expected-Last-Sequence` and `Nats-Expected-Last-Msg-Id`, at
+//!   most 256 acknowledgements
 //!   awaited, in order; the same without the last two headers; and
 //!   `Publisher::publish_available` from the log, same bound;
 //! - consume: an ordered pull consumer receiving the whole anchor stream,
@@ -190,22 +191,26 @@ async fn create_stream(js: &jetstream::Context, name: &str, prefix: &str) -> str
 }
 
 /// The message the bridge would send for `e`: its headers, and with
-/// `guarantees` its message id and the sequence it must follow.
+/// `guarantees` its message id, the sequence it must follow and the
+/// message id of `previous` (the stream's last message, if any).
 fn message(
     log_id: u128,
     e: &RecordedEvent,
-    last_sequence: u64,
+    (last_sequence, previous): (u64, Option<&RecordedEvent>),
     guarantees: bool,
 ) -> PublishMessage {
     let message = PublishMessage::build()
         .headers(headers::encode(log_id, e))
         .payload(e.payload().clone());
-    if guarantees {
-        message
-            .message_id(headers::message_id(log_id, e))
-            .expected_last_sequence(last_sequence)
-    } else {
-        message
+    if !guarantees {
+        return message;
+    }
+    let message = message
+        .message_id(headers::message_id(log_id, e))
+        .expected_last_sequence(last_sequence);
+    match previous {
+        Some(previous) => message.expected_last_message_id(headers::message_id(log_id, previous)),
+        None => message,
     }
 }
 
@@ -222,6 +227,7 @@ async fn anchor_publish(
     create_stream(js, name, prefix).await;
     let started = Instant::now();
     let mut in_flight = VecDeque::with_capacity(MAX_IN_FLIGHT);
+    let mut previous = None;
     for (sequence, e) in (0u64..).zip(events) {
         let subject = format!("{prefix}.{}", subject::encode(e.stream()));
         if in_flight.len() >= MAX_IN_FLIGHT
@@ -230,10 +236,14 @@ async fn anchor_publish(
             acknowledged(ack).await;
         }
         let ack = js
-            .send_publish(subject, message(log_id, e, sequence, guarantees))
+            .send_publish(
+                subject,
+                message(log_id, e, (sequence, previous), guarantees),
+            )
             .await
             .expect("publish");
         in_flight.push_back(ack);
+        previous = Some(e);
     }
     while let Some(ack) = in_flight.pop_front() {
         acknowledged(ack).await;
@@ -538,7 +548,8 @@ async fn anchor_latency(url: &str, events: &[RecordedEvent], log_id: u128, rate:
         for (i, e) in events.iter().enumerate() {
             wait_for_turn(base, i, rate);
             let subject = format!("anchor-live.{}", subject::encode(e.stream()));
-            let message = message(log_id, e, i as u64, true);
+            let previous = i.checked_sub(1).and_then(|p| events.get(p));
+            let message = message(log_id, e, (i as u64, previous), true);
             stamps.called[i] = ns_since(base);
             runtime.block_on(async {
                 let ack = js.send_publish(subject, message).await.expect("publish");

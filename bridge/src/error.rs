@@ -35,19 +35,20 @@ pub enum BridgeError {
         /// The sequence it was stored at.
         sequence: u64,
     },
-    /// The stream lost messages: the one at `sequence` is not the source
-    /// log's next event. A mirror cannot go on (JetStream limits or a
+    /// The stream lost messages: the one at `sequence` does not follow
+    /// the last one mirrored. A mirror cannot go on (JetStream limits or a
     /// purge dropped events it had not mirrored yet).
     #[error(
-        "JetStream message {sequence} is the source event at {found:?}, but the next one is at {expected:?}: the stream lost messages"
+        "JetStream message {sequence} follows the source event at {found:?}, but the last one mirrored is at {expected:?}: the stream lost messages"
     )]
     Gap {
         /// The message's sequence.
         sequence: u64,
-        /// Where the source log's next event is.
+        /// The source position of the last event mirrored.
         expected: seglog::Position,
-        /// The event the message carries.
-        found: seglog::Position,
+        /// The source position the message says it follows (`None`: the
+        /// first message of a stream).
+        found: Option<seglog::Position>,
     },
     /// The stream has no message `sequence` (deleted or purged) where the
     /// mirror needs one: the stream lost messages.

@@ -18,6 +18,13 @@ pub const LOG_ID: &str = "Seglog-Log-Id";
 pub const POSITION: &str = "Seglog-Position";
 /// Where a reader resumes after it ([`RecordedEvent::next_position`]).
 pub const NEXT_POSITION: &str = "Seglog-Next-Position";
+/// The position of the event published before it to the same stream
+/// ([`Position::as_u64`]), absent on the first: a mirror checks that no
+/// message is missing between the two. (The previous event's
+/// `Seglog-Next-Position` cannot serve: when a segment ends after it, the
+/// next event is in the next segment, past the end marker and the
+/// header.)
+pub const PREVIOUS_POSITION: &str = "Seglog-Previous-Position";
 /// The stream name, as a subject token.
 pub const STREAM: &str = "Seglog-Stream";
 /// The event's version in its stream.
@@ -66,7 +73,18 @@ pub fn message_id_at(log_id: u128, position: Position, index: u16) -> String {
     format!("{log_id:032x}:{}:{index}", position.as_u64())
 }
 
-/// The headers that describe `e` of log `log_id`.
+/// The headers that describe `e` of log `log_id`, published after the
+/// event at `previous` (`None` for the first message of a stream).
+pub fn encode_after(log_id: u128, e: &RecordedEvent, previous: Option<Position>) -> HeaderMap {
+    let mut h = encode(log_id, e);
+    if let Some(previous) = previous {
+        h.insert(PREVIOUS_POSITION, previous.as_u64().to_string().as_str());
+    }
+    h
+}
+
+/// The headers that describe `e` of log `log_id`, without
+/// [`PREVIOUS_POSITION`].
 pub fn encode(log_id: u128, e: &RecordedEvent) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(LOG_ID, format!("{log_id:032x}").as_str());
@@ -99,6 +117,8 @@ pub struct Received {
     pub position: Position,
     /// Where the source log goes on after it.
     pub next_position: Position,
+    /// The position of the event published before it, if any.
+    pub previous: Option<Position>,
     /// The stream name.
     pub stream: String,
     /// The version in its stream.
@@ -138,6 +158,10 @@ pub fn decode(h: &HeaderMap) -> Result<Received, BadHeaders> {
         log_id: hex128(LOG_ID)?,
         position: Position::from_u64(num(POSITION)?),
         next_position: Position::from_u64(num(NEXT_POSITION)?),
+        previous: match h.get(PREVIOUS_POSITION) {
+            Some(_) => Some(Position::from_u64(num(PREVIOUS_POSITION)?)),
+            None => None,
+        },
         stream: token(STREAM)?,
         version: num(VERSION)?,
         event_type: token(EVENT_TYPE)?,

@@ -86,8 +86,8 @@ struct Start {
     sequence: u64,
     /// The stream's last message.
     last: u64,
-    /// The source position after the last message held, when known.
-    next: Option<Position>,
+    /// The source position of the last message held, when known.
+    held: Option<Position>,
 }
 
 /// Appends another log's events, read from JetStream, into a local log.
@@ -137,7 +137,7 @@ impl Mirror {
         if start.sequence > start.last {
             return Ok(0);
         }
-        self.held.restart(start.next);
+        self.held.restart(start.held);
         let mut messages = self.messages(start.sequence).await?.fuse();
         let mut appended = 0;
         while let Some(first) = messages.next().await {
@@ -167,7 +167,7 @@ impl Mirror {
         let done = |sequence| Start {
             sequence,
             last,
-            next: None,
+            held: None,
         };
         if messages == 0 {
             return Ok(done(last + 1));
@@ -175,7 +175,7 @@ impl Mirror {
         let newest = self.event_of(&stream, last).await?;
         if self.holds(&newest) {
             return Ok(Start {
-                next: Some(newest.next_position),
+                held: Some(newest.position),
                 ..done(last + 1)
             });
         }
@@ -189,12 +189,12 @@ impl Mirror {
                 hi = mid;
             }
         }
-        let next = if lo > first {
-            Some(self.event_of(&stream, lo - 1).await?.next_position)
+        let held = if lo > first {
+            Some(self.event_of(&stream, lo - 1).await?.position)
         } else {
             None
         };
-        Ok(Start { next, ..done(lo) })
+        Ok(Start { held, ..done(lo) })
     }
 
     /// The event message `sequence` carries.
@@ -304,7 +304,7 @@ impl Mirror {
         };
         progress.lag = Some((start.last + 1).saturating_sub(start.sequence));
         report(progress);
-        self.held.restart(start.next);
+        self.held.restart(start.held);
         let mut messages = match self.messages(start.sequence).await {
             Ok(messages) => messages.fuse(),
             Err(e) => return e,

@@ -270,7 +270,7 @@ impl<S: Source> Publisher<S> {
                 continue;
             }
             let mut message = PublishMessage::build()
-                .headers(headers::encode(log_id, &e))
+                .headers(headers::encode_after(log_id, &e, at.last.map(|l| l.0)))
                 .message_id(headers::message_id(log_id, &e))
                 .expected_last_sequence(at.last_sequence)
                 .payload(e.payload().clone());

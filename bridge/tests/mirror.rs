@@ -49,6 +49,51 @@ async fn a_mirror_holds_the_source_log_event_for_event_and_appends_nothing_twice
     assert_same(source, again.log());
 }
 
+/// A source log over several segments: after the last event of a segment
+/// the next one is in the next segment, not where the previous one ends,
+/// and the mirror (started afresh at each boundary too) follows on.
+#[tokio::test]
+async fn a_mirror_follows_the_source_across_its_segments() {
+    let Some(server) = testing::start("mirror: across segments") else {
+        return;
+    };
+    let client = async_nats::connect(&server.url).await.expect("connect");
+    let source_dir = tempfile::tempdir().expect("dir");
+    let source = seglog::Options::new()
+        .segment_size(1 << 20)
+        .open(source_dir.path())
+        .expect("open");
+    let mut publisher = Publisher::new(client.clone(), source, common::orders(32)).expect("pub");
+    let mirror_dir = tempfile::tempdir().expect("dir");
+    let local = Log::open(mirror_dir.path()).expect("open mirror log");
+    let mut mirror = Mirror::new(client, local, mirror_config("billing")).expect("mirror");
+    let payload = vec![7u8; 4000];
+    let mut mirrored = 0;
+    // 4 KB events: a 1 MiB segment holds about 260, so this crosses 3.
+    for round in 0..8 {
+        for k in 0..100 {
+            let event = seglog::EventData::new("Placed", payload.clone()).with_id(round * 100 + k);
+            let stream = format!("order-{}", k % 7);
+            publisher
+                .source()
+                .append(&stream, seglog::ExpectedVersion::Any, &[event])
+                .expect("append");
+        }
+        publisher.publish_available().await.expect("publish");
+        mirrored += mirror.mirror_available().await.expect("mirror");
+    }
+    assert_eq!(mirrored, 800);
+    let segments = std::fs::read_dir(source_dir.path())
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension() == Some("seg".as_ref()))
+        })
+        .count();
+    assert!(segments >= 4, "the source has {segments} segments");
+    assert_same(publisher.source(), mirror.log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_mirror_follows_live_appends_whole_appends_at_a_time_and_reports_no_lag_at_the_end()
  {
@@ -146,8 +191,18 @@ async fn a_stream_that_lost_messages_stops_the_mirror_at_the_hole() {
     assert!(published >= 100);
     let stream = js.get_stream("ORDERS").await.expect("stream");
     assert!(stream.delete_message(320).await.expect("delete"));
+    let all = common::events(publisher.source());
     match mirror.mirror_available().await {
-        Err(BridgeError::Gap { sequence: 321, .. }) => {}
+        Err(BridgeError::Gap {
+            sequence: 321,
+            expected,
+            found,
+        }) => {
+            // Message n carries the source's event n - 1: 321 says it
+            // follows 320's event, the mirror holds 319's last.
+            assert_eq!(expected, all[318].position());
+            assert_eq!(found, Some(all[319].position()));
+        }
         other => panic!("a deleted message: {other:?}"),
     }
     let held = common::events(mirror.log());
@@ -156,7 +211,6 @@ async fn a_stream_that_lost_messages_stops_the_mirror_at_the_hole() {
         "appended after the hole: {}",
         held.len()
     );
-    let all = common::events(publisher.source());
     for (x, y) in held.iter().zip(&all) {
         assert_eq!((x.stream(), x.version()), (y.stream(), y.version()));
     }

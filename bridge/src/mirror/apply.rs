@@ -27,38 +27,43 @@ struct Incoming {
 }
 
 /// Events of a source append whose last event has not arrived yet, and
-/// where the next message's event must be in the source log.
+/// the source position of the last message seen.
 #[derive(Debug, Default)]
 pub(super) struct Held {
     events: Vec<Incoming>,
-    /// The source position after the last message seen: the next message
-    /// must be the event there, or the stream lost messages. `None` when
-    /// not known (a stream whose first messages were dropped).
-    next: Option<Position>,
+    /// The next message must name this position as its previous one, or
+    /// the stream lost messages. `None` when not known (nothing mirrored
+    /// yet, or a stream whose first messages were dropped).
+    last: Option<Position>,
 }
 
 impl Held {
-    /// Starts over after `next` (the source position after the last
-    /// message the local log holds): the held events are forgotten, to be
-    /// fetched again.
-    pub(super) fn restart(&mut self, next: Option<Position>) {
+    /// Starts over after `last` (the source position of the last message
+    /// the local log holds): the held events are forgotten, to be fetched
+    /// again.
+    pub(super) fn restart(&mut self, last: Option<Position>) {
         self.events.clear();
-        self.next = next;
+        self.last = last;
     }
 
-    /// Holds `e`, the event of message `sequence` at source position
-    /// `position`, after checking that it follows the last one.
-    fn push(&mut self, e: Incoming, position: Position, next: Position) -> Result<(), BridgeError> {
-        if let Some(expected) = self.next
-            && expected != position
+    /// Holds `e`, the event at source position `position` published after
+    /// the one at `previous`, after checking that it follows the last one.
+    fn push(
+        &mut self,
+        e: Incoming,
+        position: Position,
+        previous: Option<Position>,
+    ) -> Result<(), BridgeError> {
+        if let Some(expected) = self.last
+            && previous != Some(expected)
         {
             return Err(BridgeError::Gap {
                 sequence: e.sequence,
                 expected,
-                found: position,
+                found: previous,
             });
         }
-        self.next = Some(next);
+        self.last = Some(position);
         self.events.push(e);
         Ok(())
     }
@@ -83,8 +88,8 @@ impl Mirror {
         let mut pending = 0;
         for message in chunk {
             pending = message.info().map_or(0, |i| i.pending);
-            let (e, position, next) = decode(message)?;
-            self.held.push(e, position, next)?;
+            let (e, position, previous) = decode(message)?;
+            self.held.push(e, position, previous)?;
         }
         let complete = self
             .held
@@ -167,9 +172,11 @@ impl Mirror {
     }
 }
 
-/// The event `message` carries, with its source position and the one
-/// after it.
-fn decode(message: &jetstream::Message) -> Result<(Incoming, Position, Position), BridgeError> {
+/// The event `message` carries, with its source position and that of the
+/// event published before it.
+fn decode(
+    message: &jetstream::Message,
+) -> Result<(Incoming, Position, Option<Position>), BridgeError> {
     let sequence = message.info().map_or(0, |i| i.stream_sequence);
     let bad = |reason: String| BridgeError::BadMessage { sequence, reason };
     let headers = message
@@ -194,5 +201,5 @@ fn decode(message: &jetstream::Message) -> Result<(Incoming, Position, Position)
         frame: r.position.frame_offset(),
         closes_frame: r.next_position.frame_offset() != r.position.frame_offset(),
     };
-    Ok((e, r.position, r.next_position))
+    Ok((e, r.position, r.previous))
 }
