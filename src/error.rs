@@ -314,6 +314,13 @@ pub enum Error {
         /// The accepted range.
         reason: String,
     },
+
+    /// Text read as a [`Digest`](crate::Digest) is not one.
+    #[error("not a seglog digest: {reason}")]
+    InvalidDigest {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {

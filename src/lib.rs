@@ -43,6 +43,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod append;
+mod chain;
 mod commit;
 mod consumer;
 mod error;
@@ -81,6 +82,7 @@ mod watch;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use crate::chain::Digest;
 pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};
 pub use crate::event::{

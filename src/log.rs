@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::append::{AppendParts, AppendSide};
+use crate::chain::Digest;
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
 use crate::event::{
@@ -331,6 +332,15 @@ impl Log {
     /// its last checkpoint (see [`Consumer`]).
     pub fn consumer(&self, name: &str) -> Result<Consumer> {
         Consumer::open(Arc::clone(&self.view), name)
+    }
+
+    /// The hash chain's digest of everything published so far: the log
+    /// id, the position it covers up to and the chain's hash there
+    /// (docs/ARCHITECTURE.md, "Hash chain"). Links what the background
+    /// hasher has not reached yet. Damaged frames are `Error::Corrupt`.
+    pub fn digest(&self) -> Result<Digest> {
+        let head = self.append.chain.advance(&self.view)?;
+        Ok(Digest::of(self.view.log_id, &head))
     }
 
     /// The log's id: random, fixed when the log was created, in every

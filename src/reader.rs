@@ -31,10 +31,11 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::chain::{Chain, Digest};
 use crate::commit::lock;
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
@@ -97,6 +98,9 @@ struct Follower {
 pub struct Reader {
     follower: Arc<Follower>,
     thread: Option<JoinHandle<()>>,
+    /// The hash chain, started by the first digest from the segments'
+    /// records.
+    chain: OnceLock<Chain>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -161,6 +165,7 @@ impl Reader {
         Ok(Reader {
             follower,
             thread: Some(thread),
+            chain: OnceLock::new(),
         })
     }
 
@@ -235,6 +240,19 @@ impl Reader {
             .shared()
             .stream_head(stream)
             .map(|(_, h)| h.last_version))
+    }
+
+    /// Like [`Log::digest`](crate::Log::digest), over what the writer has
+    /// published: this reader links the frames past the newest segment
+    /// record itself.
+    pub fn digest(&self) -> Result<Digest> {
+        self.follower.apply()?;
+        let view = self.shared();
+        let head = self
+            .chain
+            .get_or_init(|| Chain::start(view, false))
+            .advance(view)?;
+        Ok(Digest::of(view.log_id, &head))
     }
 
     /// Like [`Log::subscribe_all`](crate::Log::subscribe_all): history,

@@ -1,7 +1,7 @@
-//! The append side's two threads, the sync thread (`commit.rs`) and the
-//! preparer (`spare.rs`): started by the first append rather than by
-//! `open`, so an open that only reads spawns none and its close writes
-//! nothing; stopped by the close.
+//! The append side's three threads, the sync thread (`commit.rs`), the
+//! preparer (`spare.rs`) and the hasher (`hasher.rs`): started by the
+//! first append rather than by `open`, so an open that only reads spawns
+//! none and its close writes nothing; stopped by the close.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,6 +38,7 @@ pub(crate) struct Start {
 pub(crate) struct Threads {
     sync: JoinHandle<Result<()>>,
     preparer: Option<JoinHandle<()>>,
+    hasher: Option<JoinHandle<()>>,
 }
 
 impl AppendSide {
@@ -84,14 +85,28 @@ impl AppendSide {
                 .spawn(move || side.prepare_ahead(active, synced))
                 .map_err(spawn_err)
         };
-        let (preparer, failed) = match preparer {
-            Ok(preparer) => (Some(preparer), None),
+        let hasher = {
+            let side = Arc::clone(self);
+            std::thread::Builder::new()
+                .name("seglog-chain".into())
+                .spawn(move || side.run_hasher(&side.chain))
+                .map_err(spawn_err)
+        };
+        let mut failed = None;
+        let mut keep = |spawned: Result<JoinHandle<()>>| match spawned {
+            Ok(handle) => Some(handle),
             Err(e) => {
                 self.commit.poison(&e);
-                (None, Some(e))
+                failed.get_or_insert(e);
+                None
             }
         };
-        *background = Background::Running(Threads { sync, preparer });
+        let (preparer, hasher) = (keep(preparer), keep(hasher));
+        *background = Background::Running(Threads {
+            sync,
+            preparer,
+            hasher,
+        });
         failed.map_or(Ok(()), Err)
     }
 
@@ -125,6 +140,11 @@ impl AppendSide {
         self.spares.stop();
         if let Some(preparer) = threads.preparer {
             let _ = preparer.join();
+        }
+        // The watch is closed: its last pass links and records what the
+        // close left.
+        if let Some(hasher) = threads.hasher {
+            let _ = hasher.join();
         }
         if !sent {
             return Err(self.commit.poison_error());

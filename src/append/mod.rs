@@ -11,6 +11,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::chain::Chain;
 use crate::commit::{Commit, lock};
 use crate::error::Result;
 use crate::event::{AppendRequest, AppendResult};
@@ -21,6 +22,7 @@ use crate::streams::{Lookahead, NameHash, Streams};
 use crate::view::LogView;
 
 mod background;
+mod hasher;
 mod retry;
 mod spare;
 mod tail;
@@ -48,6 +50,8 @@ pub(crate) struct AppendSide {
     tail: Mutex<Tail>,
     spares: Spares,
     background: Mutex<Background>,
+    /// The hash chain, linked by the hasher thread and by digests.
+    pub(crate) chain: Arc<Chain>,
 }
 
 impl std::fmt::Debug for AppendSide {
@@ -95,7 +99,9 @@ impl AppendSide {
             p.clean_tail,
         );
         let last_commit_us = view.last_commit_us();
+        let chain = Arc::new(Chain::start(&view, true));
         AppendSide {
+            chain,
             view,
             commit,
             lookahead: p.lookahead,

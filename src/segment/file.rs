@@ -15,8 +15,8 @@ use crate::layout;
 use crate::storage::{self, Preallocate, Storage};
 
 use super::header::{
-    FIXED_HEADER_BYTES, HEAD_READ_BYTES, HEADER_BYTES, Slot, decode_header, encode_header,
-    newest_slot,
+    CHAIN_RECORD_OFFSET, ChainRecord, FIXED_HEADER_BYTES, HEAD_READ_BYTES, HEADER_BYTES, Slot,
+    decode_header, encode_header, newest_slot,
 };
 use super::map::{Live, Segment, SegmentWriter};
 use super::sync_dir;
@@ -154,6 +154,8 @@ impl OpenSegment {
             }
         };
         *seg.slots.lock().unwrap_or_else(|p| p.into_inner()) = best.map_or(1, |s| s.seq + 1);
+        *seg.chain.lock().unwrap_or_else(|p| p.into_inner()) =
+            ChainRecord::decode(&head[CHAIN_RECORD_OFFSET as usize..]);
         Ok(OpenSegment { seg, slot: best })
     }
 
@@ -276,6 +278,7 @@ impl Segment {
             published: AtomicU64::new(HEADER_BYTES),
             sealed: AtomicBool::new(false),
             slots: Mutex::new(1),
+            chain: Mutex::new(None),
             live,
             times: TimeIndex::default(),
         }

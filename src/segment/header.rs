@@ -12,8 +12,11 @@ use crate::limits;
 /// so header slot writes never share a page with frames.
 pub(crate) const HEADER_BYTES: u64 = 4096;
 pub(super) const MAGIC: [u8; 8] = *b"SEGLOG\r\n";
-/// The on-disk format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes: 2 adds the chain record.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads (a version 1 segment has no chain
+/// record until a writer of this build seals or records it).
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 pub(super) const FIXED_HEADER_BYTES: usize = 64;
 pub(super) const SLOT_OFFSETS: [u64; 2] = [512, 1024];
 pub(super) const SLOT_BYTES: usize = 28;
@@ -21,9 +24,14 @@ pub(super) const SLOT_BYTES: usize = 28;
 pub(crate) const SLOT_SEALED: u32 = 1;
 /// Written at a clean close: nothing was ever written past the watermark.
 pub(crate) const SLOT_CLEAN: u32 = 2;
-/// Bytes from the start of a segment file that hold the fixed header and
-/// both slots.
-pub(super) const HEAD_READ_BYTES: usize = SLOT_OFFSETS[1] as usize + SLOT_BYTES;
+/// Where the chain record lies in the header page, in a sector of its own.
+pub(super) const CHAIN_RECORD_OFFSET: u64 = 1536;
+pub(super) const CHAIN_RECORD_BYTES: usize = 96;
+/// The chain record's own version (the first word of it).
+const CHAIN_RECORD_VERSION: u32 = 1;
+/// Bytes from the start of a segment file that hold the fixed header, both
+/// slots and the chain record.
+pub(super) const HEAD_READ_BYTES: usize = CHAIN_RECORD_OFFSET as usize + CHAIN_RECORD_BYTES;
 
 /// The newest valid slot in `head` (a segment file's first bytes, at least
 /// through the second slot) whose watermark fits a segment of `size` bytes.
@@ -106,6 +114,57 @@ impl Slot {
     }
 }
 
+/// What a sealed segment records of the hash chain (docs/FORMAT.md,
+/// "Chain record"): the link entering it, the link after its last frame,
+/// and how long the chain is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChainRecord {
+    /// Links in the chain from its start through this segment's last frame.
+    pub(crate) links: u64,
+    /// Segment offset where its frames end (its end marker).
+    pub(crate) end: u64,
+    /// The link before this segment's first frame.
+    pub(crate) entering: [u8; 32],
+    /// The link of its last frame (`entering` when it holds none).
+    pub(crate) head: [u8; 32],
+}
+
+impl ChainRecord {
+    pub(super) fn encode(&self) -> [u8; CHAIN_RECORD_BYTES] {
+        let mut out = [0u8; CHAIN_RECORD_BYTES];
+        fill_with_crc(
+            &mut out,
+            &[
+                &CHAIN_RECORD_VERSION.to_le_bytes(),
+                &[0; 4],
+                &self.links.to_le_bytes(),
+                &self.end.to_le_bytes(),
+                &self.entering,
+                &self.head,
+            ],
+        );
+        out
+    }
+
+    /// The record in `raw`; `None` when there is none (zeros), it is torn
+    /// or damaged, or of a later record version.
+    pub(super) fn decode(raw: &[u8]) -> Option<ChainRecord> {
+        let raw = raw.first_chunk::<CHAIN_RECORD_BYTES>()?;
+        if raw.iter().all(|&b| b == 0) || !crc_matches(raw) {
+            return None;
+        }
+        if u32::from_le_bytes(field(raw, 0)?) != CHAIN_RECORD_VERSION {
+            return None;
+        }
+        Some(ChainRecord {
+            links: u64::from_le_bytes(field(raw, 8)?),
+            end: u64::from_le_bytes(field(raw, 16)?),
+            entering: field(raw, 24)?,
+            head: field(raw, 56)?,
+        })
+    }
+}
+
 pub(super) fn encode_header(size: u64, base: u64, log_id: u128) -> [u8; FIXED_HEADER_BYTES] {
     let created_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -153,9 +212,9 @@ pub(super) fn decode_header(
     let u32_at = |at: usize| field(h, at).map_or(0, u32::from_le_bytes);
     let u64_at = |at: usize| field(h, at).map_or(0, u64::from_le_bytes);
     let version = u32_at(8);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(unsupported(format!(
-            "segment format version {version}; this build reads version {FORMAT_VERSION}"
+            "segment format version {version}; this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
         )));
     }
     if !crc_matches(h) {

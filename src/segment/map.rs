@@ -22,7 +22,10 @@ use crate::error::{Error, Result};
 use crate::storage::{self, Storage};
 
 use super::file::OpenSegment;
-use super::header::{HEADER_BYTES, SLOT_BYTES, SLOT_OFFSETS, Slot};
+use super::header::{
+    CHAIN_RECORD_BYTES, CHAIN_RECORD_OFFSET, ChainRecord, HEADER_BYTES, SLOT_BYTES, SLOT_OFFSETS,
+    Slot,
+};
 use super::times::TimeIndex;
 
 /// Maps an index file (`index.rs`) read-only, whole.
@@ -62,8 +65,12 @@ pub(crate) struct Segment {
     pub(super) published: AtomicU64,
     /// An end marker was written: no frame will follow in this segment.
     pub(super) sealed: AtomicBool,
-    /// Serialises slot writes and remembers the next sequence number.
+    /// Serialises slot writes (and every other write of the header page)
+    /// and remembers the next sequence number.
     pub(super) slots: Mutex<u64>,
+    /// The chain record this process read or wrote (see
+    /// [`ChainRecord`]); written once, after the segment is sealed.
+    pub(super) chain: Mutex<Option<ChainRecord>>,
     /// How this process shares the header's live words (see
     /// [`LIVE_PUBLISHED`]).
     pub(super) live: Live,
@@ -388,6 +395,31 @@ impl Segment {
         self.storage
             .flush(&self.map, &self.file, &self.path, from, to)
             .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// The chain record this process knows of.
+    pub(crate) fn chain_record(&self) -> Option<ChainRecord> {
+        *self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the chain record into the header page of this (sealed)
+    /// segment. The caller syncs it.
+    pub(crate) fn write_chain_record(&self, record: &ChainRecord) {
+        debug_assert!(self.is_sealed() && matches!(self.live, Live::Writer));
+        let _header = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let at = CHAIN_RECORD_OFFSET;
+        // SAFETY: the record's bytes lie in the header page, which readers
+        // never read through the mapping (`bytes` starts at HEADER_BYTES;
+        // a follower reads it from the file at open), and the `slots` mutex
+        // held here serialises every writer of the header.
+        let dst = unsafe { self.slice_mut_unchecked(at, at + CHAIN_RECORD_BYTES as u64) };
+        dst.copy_from_slice(&record.encode());
+        debug_assert_eq!(
+            ChainRecord::decode(dst).as_ref(),
+            Some(record),
+            "a chain record must decode as written"
+        );
+        *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = Some(*record);
     }
 
     /// Writes the older of the two watermark slots (so a torn write leaves

@@ -16,7 +16,7 @@ mod times;
 pub(crate) use file::OpenSegment;
 #[cfg(test)]
 pub(crate) use header::newest_slot;
-pub(crate) use header::{HEADER_BYTES, SLOT_CLEAN, SLOT_SEALED};
+pub(crate) use header::{ChainRecord, HEADER_BYTES, SLOT_CLEAN, SLOT_SEALED};
 pub(crate) use map::{Segment, SegmentWriter, map_index_file};
 pub(crate) use times::{TIME_ENTRY_BYTES, TimeEntry, TimeIndex};
 
@@ -198,7 +198,7 @@ mod tests {
         let path = seg.segment().path().to_path_buf();
         drop(seg);
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        file.write_all_at(&2u32.to_le_bytes(), 8).unwrap();
+        file.write_all_at(&3u32.to_le_bytes(), 8).unwrap();
         let err = OpenSegment::open(&real(), &path, 0).unwrap_err();
         assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err}");
         file.write_all_at(b"NOTSEGLG", 0).unwrap();

@@ -817,6 +817,16 @@ fn a_failed_snapshot_write_is_an_error_for_a_save_and_a_warning_after_an_append(
     let log = options(&storage).open(dir.path()).unwrap();
     log.append("s", ExpectedVersion::NoStream, &event(b"one"))
         .unwrap();
+    // The preparer makes the next segment (a header write and a rename)
+    // after the first append: the faults below are the snapshots'.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while storage.count(Op::Rename) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spare segment made"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     storage.fail(Op::WriteAt, 0, ENOSPC, false);
     match log.save_snapshot("s", 0, 1, &b"state"[..]) {
         Err(Error::Io { path, source }) => {
