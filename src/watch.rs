@@ -99,6 +99,11 @@ impl Watch {
         self.moved.notify_all();
     }
 
+    /// Whether the log has closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Sleeps until the end is no longer `seen`, the log closes, or
     /// `deadline` passes (`None`: no deadline).
     pub(crate) fn wait_past(&self, seen: u64, deadline: Option<Instant>) -> Woken {

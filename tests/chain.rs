@@ -66,8 +66,9 @@ fn the_writer_a_reader_and_a_reopen_agree_across_sealed_segments() {
     log.close().expect("close");
 
     // Every sealed segment records the chain in its header (bytes
-    // 1536..1632, docs/FORMAT.md), the active one (and a spare made ahead
-    // of it) does not.
+    // 1536..1632, docs/FORMAT.md); the close recorded how far it linked the
+    // active one (an open record: flags word 1); a spare made ahead has
+    // none.
     let files = segment_files(dir.path());
     let sealed = (digest.position.frame_offset() / MIB) as usize;
     assert!(
@@ -82,7 +83,13 @@ fn the_writer_a_reader_and_a_reopen_agree_across_sealed_segments() {
             .read_exact_at(&mut record, 1536)
             .expect("read");
         let recorded = record.iter().any(|&b| b != 0);
-        assert_eq!(recorded, i < sealed, "{file:?}");
+        assert_eq!(recorded, i <= sealed, "{file:?}");
+        if recorded {
+            let open = u32::from_le_bytes(record[4..8].try_into().expect("4 bytes"));
+            assert_eq!(open, u32::from(i == sealed), "{file:?}");
+            let links = u64::from_le_bytes(record[8..16].try_into().expect("8 bytes"));
+            assert_eq!(links == digest.links, i == sealed, "{file:?}");
+        }
     }
 
     // A reopen goes on from the records; a fresh reader likewise.
@@ -95,8 +102,14 @@ fn the_writer_a_reader_and_a_reopen_agree_across_sealed_segments() {
             .expect("digest"),
         digest
     );
-    append(&log, 2_300, 10);
-    assert_eq!(log.digest().expect("digest").links, 2_310);
+    // Appends after an open record, across a seal: the record is replaced
+    // and the next open agrees again.
+    append(&log, 2_300, 600);
+    let later = log.digest().expect("digest");
+    assert_eq!(later.links, 2_900);
+    log.close().expect("close");
+    let log = options().open(dir.path()).expect("reopen");
+    assert_eq!(log.digest().expect("digest"), later);
 }
 
 #[test]

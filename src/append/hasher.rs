@@ -1,13 +1,16 @@
 //! The writer's third thread: links what is published into the hash chain
-//! (`chain/`) in batches, off the append path, and writes each sealed
-//! segment's chain record once its seal is durable.
+//! (`chain/`) off the append path, and writes each sealed segment's chain
+//! record once its seal is durable.
 //!
-//! It never waits on the watch while appends stream in (each publish would
-//! then wake it, a syscall per append): after a pass it sleeps
-//! [`BATCH_PAUSE`], and waits on the watch only when a pass found nothing
-//! new. So a burst of appends costs one wake, and the chain trails the
-//! published end by at most one pause of appends, which a digest links
-//! itself.
+//! It links while the log rests: once appends pause for [`QUIET`], or once
+//! the chain trails the published end by more than [`MAX_LAG`]. Linking
+//! costs more CPU per small event than appending it, and on a host whose
+//! cores are shared, any thread running beside the appenders slows them;
+//! event logs take appends in bursts, so the rests pay for the chain. The
+//! lag bound limits what a close (which links the rest) and a digest (which
+//! links what the hasher has not) may have to do. While it waits it never
+//! registers on the watch during a burst (each publish would then wake it,
+//! a syscall per append): it polls the end every [`QUIET`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,33 +21,62 @@ use crate::watch::Woken;
 
 use super::AppendSide;
 
-/// The pause between two passes while appends come in.
-const BATCH_PAUSE: Duration = Duration::from_millis(10);
+/// How long the published end must stand still before the hasher links.
+const QUIET: Duration = Duration::from_millis(10);
+
+/// How far (bytes of log) the chain may trail the published end before the
+/// hasher links even while appends go on.
+pub(crate) const MAX_LAG: u64 = 256 << 20;
 
 impl AppendSide {
-    /// The hasher's loop, until the log closes; a last pass then links and
-    /// records what the close left.
+    /// The hasher's loop, until the log closes; a last pass then links what
+    /// the close left and records how far: a sealed segment's record, and
+    /// an open record in the active segment, so the next open links nothing.
     pub(crate) fn run_hasher(&self, chain: &Chain) {
         // The lowest priority: hashing only takes the CPU the appenders
-        // and the sync thread leave, and catches up when they rest. On
-        // Linux the "process" is this thread.
+        // and the sync thread leave. On Linux the "process" is this thread.
         if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
             log::debug!("seglog: the hasher keeps its priority: {e}");
         }
         let mut waiting: Vec<(Arc<Segment>, ChainRecord)> = Vec::new();
-        let mut seen = None;
+        let mut linked = self.view.watch.end();
         loop {
-            let end = self.view.watch.end();
-            if seen == Some(end) && self.view.watch.wait_past(end, None) == Woken::Closed {
+            if self.view.watch.wait_past(linked, None) == Woken::Closed {
                 break;
             }
-            seen = Some(self.view.watch.end());
+            if !self.wait_for_rest(chain) {
+                break;
+            }
+            linked = self.view.watch.end();
             if !self.hash_pass(chain, &mut waiting) {
                 return;
             }
-            std::thread::sleep(BATCH_PAUSE);
         }
-        self.hash_pass(chain, &mut waiting);
+        if self.hash_pass(chain, &mut waiting) && !self.commit.is_poisoned() {
+            // The close synced everything published: the open record
+            // describes durable frames only.
+            if let Some((seg, record)) = chain.open_record(&self.view) {
+                self.record(&seg, &record);
+            }
+        }
+    }
+
+    /// Sleeps until the published end has stood still for [`QUIET`], the
+    /// chain trails it by more than [`MAX_LAG`], or the log closes (false).
+    fn wait_for_rest(&self, chain: &Chain) -> bool {
+        let watch = &self.view.watch;
+        let mut seen = watch.end();
+        loop {
+            std::thread::sleep(QUIET);
+            if watch.is_closed() {
+                return false;
+            }
+            let end = watch.end();
+            if end == seen || end.saturating_sub(chain.at()) > MAX_LAG {
+                return true;
+            }
+            seen = end;
+        }
     }
 
     /// Links what is published and writes the records that may be written.
@@ -72,12 +104,14 @@ impl AppendSide {
         true
     }
 
-    /// Writes `record` into `seg`'s header and syncs it; a segment that
-    /// has one already keeps it (a different one is damage, for `verify`
-    /// to report).
+    /// Writes `record` into `seg`'s header and syncs it. A segment that
+    /// has one already keeps it, unless it is an open record that `record`
+    /// goes on from; any other difference is damage, for `verify` to
+    /// report.
     fn record(&self, seg: &Segment, record: &ChainRecord) {
         match seg.chain_record() {
             Some(had) if had == *record => return,
+            Some(had) if had.open && continued_by(&had, record) => {}
             Some(had) => {
                 let error = chain::record_mismatch(seg, &had, &record.head);
                 log::warn!("seglog: {error}");
@@ -92,6 +126,12 @@ impl AppendSide {
             log::warn!("seglog: syncing a chain record failed: {e}");
         }
     }
+}
+
+/// Whether `later` describes the same segment's chain further on than the
+/// open record `had`.
+fn continued_by(had: &ChainRecord, later: &ChainRecord) -> bool {
+    had.entering == later.entering && had.links <= later.links && had.end <= later.end
 }
 
 /// The index of the segment the sync thread syncs now: every segment

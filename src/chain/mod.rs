@@ -72,14 +72,26 @@ impl Chain {
             hash: genesis,
             links: 0,
         };
+        let mut entering = genesis;
         for seg in &segments {
             match seg.chain_record() {
                 Some(r) if r.entering == head.hash && r.links >= head.links => {
+                    // An open record (a clean close's) ends the walk: its
+                    // segment may hold frames after it.
+                    let at = if r.open {
+                        seg.base() + r.end
+                    } else {
+                        seg.base() + seg.size() + HEADER_BYTES
+                    };
+                    entering = if r.open { r.entering } else { r.head };
                     head = Head {
-                        at: seg.base() + seg.size() + HEADER_BYTES,
+                        at,
                         hash: r.head,
                         links: r.links,
                     };
+                    if r.open {
+                        break;
+                    }
                 }
                 _ => break,
             }
@@ -87,7 +99,7 @@ impl Chain {
         Chain {
             state: Mutex::new(State {
                 head,
-                entering: head.hash,
+                entering,
                 finished: Vec::new(),
             }),
             keeps_records,
@@ -157,6 +169,7 @@ impl Chain {
             let record = ChainRecord {
                 links: state.head.links,
                 end,
+                open: false,
                 entering: state.entering,
                 head: state.head.hash,
             };
@@ -164,6 +177,31 @@ impl Chain {
         }
         state.head.at = seg.base() + seg.size() + HEADER_BYTES;
         state.entering = state.head.hash;
+    }
+
+    /// The record of the segment the chain is in now, as far as it has
+    /// linked it (an open record, for a clean close to write); `None`
+    /// before its first frame, or for a chain that keeps no records.
+    pub(crate) fn open_record(&self, view: &LogView) -> Option<(Arc<Segment>, ChainRecord)> {
+        let state = self.lock();
+        let (_, seg) = view.segment_for(state.head.at)?;
+        let end = state.head.at.checked_sub(seg.base())?;
+        if !self.keeps_records || end <= HEADER_BYTES || end >= seg.size() {
+            return None;
+        }
+        let record = ChainRecord {
+            links: state.head.links,
+            end,
+            open: true,
+            entering: state.entering,
+            head: state.head.hash,
+        };
+        Some((seg, record))
+    }
+
+    /// The log offset the chain has linked up to.
+    pub(crate) fn at(&self) -> u64 {
+        self.lock().head.at
     }
 
     /// The records of segments the chain has passed, taken.

@@ -29,6 +29,8 @@ pub(super) const CHAIN_RECORD_OFFSET: u64 = 1536;
 pub(super) const CHAIN_RECORD_BYTES: usize = 96;
 /// The chain record's own version (the first word of it).
 const CHAIN_RECORD_VERSION: u32 = 1;
+/// The chain record's flags word for a record of an open segment.
+const RECORD_OPEN: u32 = 1;
 /// Bytes from the start of a segment file that hold the fixed header, both
 /// slots and the chain record.
 pub(super) const HEAD_READ_BYTES: usize = CHAIN_RECORD_OFFSET as usize + CHAIN_RECORD_BYTES;
@@ -114,15 +116,19 @@ impl Slot {
     }
 }
 
-/// What a sealed segment records of the hash chain (docs/FORMAT.md,
-/// "Chain record"): the link entering it, the link after its last frame,
-/// and how long the chain is there.
+/// What a segment records of the hash chain (docs/FORMAT.md, "Chain
+/// record"): the link entering it, the link after its last frame (or the
+/// last one a clean close linked), and how long the chain is there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ChainRecord {
-    /// Links in the chain from its start through this segment's last frame.
+    /// Links in the chain from its start through the frame before `end`.
     pub(crate) links: u64,
-    /// Segment offset where its frames end (its end marker).
+    /// Segment offset the record's chain reaches: the end marker of a
+    /// sealed segment, or where a clean close left an open one.
     pub(crate) end: u64,
+    /// Written by a clean close into the open segment: frames may follow
+    /// `end`, and a later record of the same chain replaces this one.
+    pub(crate) open: bool,
     /// The link before this segment's first frame.
     pub(crate) entering: [u8; 32],
     /// The link of its last frame (`entering` when it holds none).
@@ -136,7 +142,7 @@ impl ChainRecord {
             &mut out,
             &[
                 &CHAIN_RECORD_VERSION.to_le_bytes(),
-                &[0; 4],
+                &(if self.open { RECORD_OPEN } else { 0 }).to_le_bytes(),
                 &self.links.to_le_bytes(),
                 &self.end.to_le_bytes(),
                 &self.entering,
@@ -156,9 +162,15 @@ impl ChainRecord {
         if u32::from_le_bytes(field(raw, 0)?) != CHAIN_RECORD_VERSION {
             return None;
         }
+        let open = match u32::from_le_bytes(field(raw, 4)?) {
+            0 => false,
+            RECORD_OPEN => true,
+            _ => return None,
+        };
         Some(ChainRecord {
             links: u64::from_le_bytes(field(raw, 8)?),
             end: u64::from_le_bytes(field(raw, 16)?),
+            open,
             entering: field(raw, 24)?,
             head: field(raw, 56)?,
         })
