@@ -321,6 +321,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+
+    /// A [`SignedDigest`](crate::SignedDigest)'s signature does not hold:
+    /// another key made it, or the digest was changed after signing.
+    #[error("the digest's signature does not hold: {reason}")]
+    BadSignature {
+        /// Which of the two.
+        reason: String,
+    },
 }
 
 impl Error {

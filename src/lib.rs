@@ -82,7 +82,7 @@ mod watch;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use crate::chain::Digest;
+pub use crate::chain::{Digest, SignedDigest};
 pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};
 pub use crate::event::{
@@ -97,3 +97,6 @@ pub use crate::reader::Reader;
 pub use crate::snapshot::{Rebuilt, Snapshot};
 pub use crate::subscribe::{Filter, Subscription};
 pub use crate::upcast::{UpcastInput, UpcastResult, Upcasted, Upcasters, UpcastersBuilder};
+/// The Ed25519 crate this one signs digests with ([`Digest::sign`]), so
+/// callers name the same key types.
+pub use ed25519_dalek;

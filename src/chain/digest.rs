@@ -7,7 +7,7 @@ use std::str::FromStr;
 use crate::error::Error;
 use crate::position::Position;
 
-use super::{Hash, Head};
+use super::Head;
 
 /// What a log's hash chain commits to at a position: every event before
 /// `position`, byte for byte (payloads through their own hashes, so an
@@ -81,21 +81,9 @@ impl FromStr for Digest {
             log_id: u128::from_str_radix(log_id, 16).map_err(|_| bad("the log id"))?,
             position: Position::from_u64(position.parse().map_err(|_| bad("the position"))?),
             links: links.parse().map_err(|_| bad("the link count"))?,
-            hash: unhex(hash).ok_or_else(|| bad("the hash"))?,
+            hash: super::signed::unhex(hash).ok_or_else(|| bad("the hash"))?,
         })
     }
-}
-
-/// 64 hex digits as a hash.
-fn unhex(s: &str) -> Option<Hash> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

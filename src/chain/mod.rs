@@ -9,8 +9,10 @@
 
 mod digest;
 pub(crate) mod link;
+mod signed;
 
 pub use digest::Digest;
+pub use signed::SignedDigest;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -223,7 +225,7 @@ pub(crate) fn record_mismatch(seg: &Segment, recorded: &ChainRecord, found: &Has
     )
 }
 
-/// `hash` in lowercase hex.
-pub(crate) fn hex(hash: &Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+/// `bytes` in lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
