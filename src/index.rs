@@ -439,6 +439,50 @@ impl SegmentIndex {
     }
 }
 
+/// What an index file says of its segment, claim by claim, for `verify`
+/// to hold against the frames (`verify/index.rs`).
+pub(crate) struct Claims {
+    pub(crate) covered: u64,
+    /// Streams the segment defines: id and name, in id order.
+    pub(crate) defined: Vec<(u32, String)>,
+    /// Each stream with a frame in the segment, as of its last one there.
+    pub(crate) heads: Vec<(u32, Head)>,
+    /// The sparse entries by frame offset; `None` when they fail their
+    /// checksum (nobody trusts them then: reads walk back-links).
+    pub(crate) entries: Option<Vec<(u32, IndexEntry)>>,
+    /// Time entries, in offset order.
+    pub(crate) times: Vec<TimeEntry>,
+    pub(crate) last_us: u64,
+}
+
+impl SegmentIndex {
+    /// The claims of an index read from a file (`None` for one recorded
+    /// in memory).
+    pub(crate) fn claims(mut self) -> Option<Claims> {
+        let meta = self.file.clone()?;
+        let defined = self
+            .defined
+            .clone()
+            .zip(meta.names().map(str::to_string))
+            .collect();
+        let intact = self.loaded.as_ref().is_none_or(|f| f.is_intact());
+        let times = (0..)
+            .map_while(|i| TimeEntry::in_file(&self.times_file, i))
+            .collect();
+        self.decode_loaded();
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.sort_by_key(|(_, e)| e.frame);
+        Some(Claims {
+            covered: self.covered,
+            defined,
+            heads: std::mem::take(&mut self.heads),
+            entries: intact.then_some(entries),
+            times,
+            last_us: self.last_us,
+        })
+    }
+}
+
 /// Per head, in order: how many of `entries` (sorted by id) are its
 /// stream's, and the first one's version (0 when none).
 fn head_runs(

@@ -73,6 +73,7 @@ mod subscribe;
 #[cfg(test)]
 mod test_support;
 mod upcast;
+mod verify;
 mod view;
 mod walk;
 mod watch;
@@ -97,6 +98,7 @@ pub use crate::reader::Reader;
 pub use crate::snapshot::{Rebuilt, Snapshot};
 pub use crate::subscribe::{Filter, Subscription};
 pub use crate::upcast::{UpcastInput, UpcastResult, Upcasted, Upcasters, UpcastersBuilder};
+pub use crate::verify::{Failure, FailureKind, Verification, verify};
 /// The Ed25519 crate this one signs digests with ([`Digest::sign`]), so
 /// callers name the same key types.
 pub use ed25519_dalek;

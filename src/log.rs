@@ -343,6 +343,17 @@ impl Log {
         Ok(Digest::of(self.view.log_id, &head))
     }
 
+    /// Checks the log end to end as far as it is published now: every
+    /// frame's CRC and events, the hash chain from its start, each
+    /// segment's chain record, each index file against its segment, and,
+    /// given `against` (an earlier digest), that the log still holds
+    /// exactly what it committed to. A damaged or altered log is `Ok` with
+    /// [`Verification::failure`](crate::Verification) naming the first
+    /// failure's segment, offset and position.
+    pub fn verify(&self, against: Option<&Digest>) -> Result<crate::Verification> {
+        crate::verify::verify_view(&self.view, against)
+    }
+
     /// The log's id: random, fixed when the log was created, in every
     /// segment's header and seeding every frame's checksum. Names the log
     /// outside it (a bridge's message ids, say).

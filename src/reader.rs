@@ -255,6 +255,13 @@ impl Reader {
         Ok(Digest::of(view.log_id, &head))
     }
 
+    /// Like [`Log::verify`](crate::Log::verify), beside the writer: up to
+    /// the end published when it starts.
+    pub fn verify(&self, against: Option<&Digest>) -> Result<crate::Verification> {
+        self.follower.apply()?;
+        crate::verify::verify_view(self.shared(), against)
+    }
+
     /// Like [`Log::subscribe_all`](crate::Log::subscribe_all): history,
     /// then each event as the writer publishes it. Ends with
     /// [`Error::Closed`] when this reader is dropped.

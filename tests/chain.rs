@@ -128,3 +128,29 @@ fn the_same_events_in_another_log_make_another_chain() {
     assert_eq!((dx.links, dx.position), (dy.links, dy.position));
     assert_ne!(dx.hash, dy.hash, "seeded with each log's id");
 }
+
+#[test]
+fn a_damaged_chain_record_is_no_record_and_the_chain_is_linked_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = options().open(dir.path()).expect("open");
+    append(&log, 0, 1_200);
+    let digest = log.digest().expect("digest");
+    log.close().expect("close");
+    let file = &segment_files(dir.path())[1];
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .expect("open");
+    let mut byte = [0u8; 1];
+    f.read_exact_at(&mut byte, 1536 + 60).expect("read");
+    f.write_all_at(&[byte[0] ^ 0x10], 1536 + 60).expect("write");
+    drop(f);
+    // The record fails its CRC: an open links that segment from its
+    // frames, and verify has one record fewer to check, no failure.
+    let log = options().open(dir.path()).expect("reopen");
+    assert_eq!(log.digest().expect("digest"), digest);
+    let report = log.verify(Some(&digest)).expect("verify");
+    assert!(report.is_intact(), "{:?}", report.failure);
+    assert_eq!(report.chain_records, report.segments - 1, "{report:?}");
+}
