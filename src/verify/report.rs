@@ -70,6 +70,36 @@ impl Verification {
     }
 }
 
+impl fmt::Display for Verification {
+    /// What was checked, then `intact` or the failure.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} segments, {} frames, {} events, {} bytes; {} chain records, {} index files \
+             ({} unreadable, rebuilt at the next open); chain head {}",
+            self.segments,
+            self.frames,
+            self.events,
+            self.bytes,
+            self.chain_records,
+            self.index_files,
+            self.index_files_unreadable,
+            self.head
+        )?;
+        if let Some(d) = &self.against {
+            write!(
+                f,
+                "; holds the digest at {:?} ({} links)",
+                d.position, d.links
+            )?;
+        }
+        match &self.failure {
+            None => write!(f, ": intact"),
+            Some(failure) => write!(f, ": {failure}"),
+        }
+    }
+}
+
 /// What kind of check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureKind {

@@ -110,6 +110,15 @@ fn an_intact_log_verifies_through_a_reader_beside_its_writer_and_against_a_diges
     let report = verify(dir.path(), Some(&earlier)).expect("verify");
     assert!(report.is_intact(), "{:?}", report.failure);
     assert!(report.index_files >= 4, "{report:?}");
+    let text = report.to_string();
+    assert!(
+        text.starts_with(&format!("{} segments, 2410 frames", report.segments)),
+        "{text}"
+    );
+    assert!(
+        text.contains("holds the digest") && text.ends_with(": intact"),
+        "{text}"
+    );
     assert_eq!(
         report.chain_records, report.segments,
         "the close's open record too"
@@ -127,10 +136,11 @@ fn a_payload_changed_with_its_crc_recomputed_is_found_in_its_segment() {
     });
     // The reader's CRC checks pass: the frame reads, with the new payload.
     let report = verify(dir.path(), Some(&digest)).expect("verify");
-    let failure = report.failure.expect("detected");
+    let failure = report.failure.clone().expect("detected");
     assert_eq!(failure.kind, FailureKind::ChainRecord, "{failure}");
     assert_eq!(&failure.segment, file);
     assert!(failure.reason.contains("changed after"), "{failure}");
+    assert!(report.to_string().ends_with(&failure.to_string()));
 }
 
 #[test]
