@@ -875,3 +875,48 @@ fn time_travel_works_on_the_v1_fixture_and_its_index_files_are_rewritten() {
         assert_eq!(&bytes[8..12], &3u32.to_le_bytes(), "{name}");
     }
 }
+
+/// The hash chain over the v1 fixture's bytes, as issue 28 defined it
+/// (docs/FORMAT.md, "Hash chain"). Pinned: a change to the chain's
+/// definition would make every published digest unverifiable, so this
+/// value may never change.
+const V1_DIGEST: &str = "seglog-digest 1 c05fe8e669764d6fc42e6d292eb23024 9125036032 72 d486019500a4ed6cf91cdf541c1ff98de5e0f1ac8faccf81117e2bd2e88fcac2";
+
+#[test]
+fn the_v1_fixture_has_a_fixed_chain_verifies_and_gains_records_from_a_writer() {
+    let (_tmp, dir) = fixture_copy();
+    let reader = Reader::open(&dir).expect("reader");
+    let digest = reader.digest().expect("digest");
+    assert_eq!(digest.to_string(), V1_DIGEST);
+    let report = seglog::verify(&dir, Some(&digest)).expect("verify");
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.chain_records, 0, "version 1 segments have none");
+    // Index files of an older version do not read (an open rebuilds them):
+    // counted, not failed.
+    assert_eq!(
+        (report.index_files, report.index_files_unreadable),
+        (0, 2),
+        "{report}"
+    );
+
+    // A writer links them and, at its close, records the chain: in the
+    // sealed version 1 segment (whose header bytes were zeros) and in the
+    // active one; the next verify checks both, against the same digest.
+    let log = Log::open(&dir).expect("open");
+    log.append(
+        "after-fixture",
+        ExpectedVersion::NoStream,
+        &[EventData::new("Created", "x")],
+    )
+    .expect("append");
+    log.close().expect("close");
+    let report = seglog::verify(&dir, Some(&digest)).expect("verify");
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.chain_records, 2, "{report}");
+    assert_eq!(
+        (report.index_files, report.index_files_unreadable),
+        (2, 0),
+        "{report}"
+    );
+    assert_eq!(report.head.links, digest.links + 1);
+}
