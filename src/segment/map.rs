@@ -402,10 +402,15 @@ impl Segment {
         *self.chain.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the chain record into the header page of this (sealed)
-    /// segment. The caller syncs it.
+    /// Writes the chain record into the header page of this segment:
+    /// sealed, or (an open record, at a clean close) the active one. The
+    /// caller syncs it.
     pub(crate) fn write_chain_record(&self, record: &ChainRecord) {
-        debug_assert!(self.is_sealed() && matches!(self.live, Live::Writer));
+        debug_assert!(matches!(self.live, Live::Writer));
+        debug_assert!(
+            self.is_sealed() || record.open,
+            "a sealed record in an open segment"
+        );
         let _header = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let at = CHAIN_RECORD_OFFSET;
         // SAFETY: the record's bytes lie in the header page, which readers
