@@ -35,9 +35,16 @@ fn on_path(binary: &str) -> bool {
 /// Starts a server, or `None` (printed) when `nats-server` is missing on a
 /// developer's machine. Panics in CI.
 pub fn start(test: &str) -> Option<Server> {
-    let mut server = not_started(test)?;
-    server.restart();
-    Some(server)
+    // A port found free can be taken by another test's server before this
+    // one binds it: then this server exits, and another port is tried.
+    for _ in 0..5 {
+        let mut server = not_started(test)?;
+        if let Some(child) = spawn(server.port, server.store.path()) {
+            server.child = Some(child);
+            return Some(server);
+        }
+    }
+    panic!("{test}: nats-server found no free port in 5 tries")
 }
 
 /// A server not started yet (its port free, its store empty): for a test
@@ -69,24 +76,35 @@ pub fn not_started(test: &str) -> Option<Server> {
     })
 }
 
-/// `nats-server -js` on `port` with its store in `store`, listening.
-fn spawn(port: u16, store: &Path) -> Child {
-    let child = Command::new("nats-server")
+/// `nats-server -js` on `port` with its store in `store`, listening; `None`
+/// when it exited instead (the port was taken). Listening is known from
+/// the ports file this very process writes once it listens: a connect
+/// alone could reach another test's server on the same port.
+fn spawn(port: u16, store: &Path) -> Option<Child> {
+    let mut child = Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .arg("--ports_file_dir")
         .arg(store)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start nats-server");
+    let ports_file = store.join(format!("nats-server_{}.ports", child.id()));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return None;
+        }
+        if ports_file.exists() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
         assert!(
             Instant::now() < deadline,
             "nats-server did not listen on {port}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
 }
 
 impl Server {
@@ -101,6 +119,9 @@ impl Server {
     /// Starts it (again), on its port and store.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Some(spawn(self.port, self.store.path()));
+        let child = spawn(self.port, self.store.path());
+        self.child = Some(
+            child.unwrap_or_else(|| panic!("nats-server could not listen on {} again", self.port)),
+        );
     }
 }
