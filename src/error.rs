@@ -306,6 +306,14 @@ pub enum Error {
         max_bytes: u64,
     },
 
+    /// The stream is one only the engine appends to
+    /// ([`AUDIT_STREAM`](crate::AUDIT_STREAM)). Nothing was written.
+    #[error("stream {stream:?} is the engine's own: it cannot be appended to")]
+    ReservedStreamName {
+        /// The stream named.
+        stream: String,
+    },
+
     /// An option was out of its documented range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

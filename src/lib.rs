@@ -43,6 +43,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod append;
+mod audit;
 mod chain;
 mod commit;
 mod consumer;
@@ -83,6 +84,7 @@ mod watch;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use crate::audit::{AUDIT_STREAM, FORGET_EVENT, RETENTION_EVENT};
 pub use crate::chain::{Digest, SignedDigest};
 pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};

@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::append::{AppendParts, AppendSide};
+use crate::audit;
 use crate::chain::Digest;
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
@@ -208,6 +209,21 @@ impl Log {
         expected: ExpectedVersion,
         events: &[EventData],
     ) -> Result<AppendResult> {
+        if audit::is_reserved(stream) {
+            return Err(Error::ReservedStreamName {
+                stream: stream.to_string(),
+            });
+        }
+        self.append_system(stream, expected, events)
+    }
+
+    /// [`Log::append`] without the check for the engine's own streams.
+    pub(crate) fn append_system(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<AppendResult> {
         let append = &self.append;
         // Everything up to the lookup overlaps the miss on a cold stream.
         let hash = append.prefetch(stream);
@@ -248,7 +264,14 @@ impl Log {
         }
         let append = &self.append;
         let max_frame = append.max_frame_bytes();
-        let check = |r: &AppendRequest<'_>| validate(r.stream, r.events, max_frame);
+        let check = |r: &AppendRequest<'_>| {
+            if audit::is_reserved(r.stream) {
+                return Err(Error::ReservedStreamName {
+                    stream: r.stream.to_string(),
+                });
+            }
+            validate(r.stream, r.events, max_frame)
+        };
         let (results, end) =
             append.append_many(requests, check, now_us(append.options.clock.as_deref()))?;
         append.after_append(end)?;
