@@ -9,29 +9,11 @@
 
 use bytes::Bytes;
 
+use crate::error::Result;
 use crate::event::{EventData, ExpectedVersion};
 use crate::log::Log;
-use crate::error::Result;
 use crate::position::Position;
-
-/// The system stream the engine records its own removals in. Only the
-/// engine appends to it ([`Error::ReservedStreamName`](crate::Error::ReservedStreamName)
-/// otherwise); anyone reads it like any stream.
-pub const AUDIT_STREAM: &str = "$audit";
-
-/// The event type of a retention run that removed segments. Payload:
-/// `{"log_start":P,"previous_log_start":P,"segments":N,"bytes":B,"events_before":T}`
-/// where `P` are positions, `N` segments and `B` bytes were removed, and
-/// `T` is the commit time (µs since the epoch) of the newest removed event.
-pub const RETENTION_EVENT: &str = "seglog.retention";
-
-/// The event type of a subject's key destroyed (`Log::forget`). Payload: `{"subject":"S"}`.
-pub const FORGET_EVENT: &str = "seglog.forget";
-
-/// Whether only the engine may append to `stream`.
-pub(crate) fn is_reserved(stream: &str) -> bool {
-    stream == AUDIT_STREAM
-}
+use crate::system::AUDIT_STREAM;
 
 /// A flat JSON object, built field by field.
 pub(crate) struct JsonObject(String);

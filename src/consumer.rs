@@ -242,6 +242,27 @@ impl Drop for Consumer {
     }
 }
 
+/// Every named consumer's checkpoint in `dir`: what retention keeps for
+/// when asked to ([`Options::retain_for_consumers`](crate::Options::retain_for_consumers)).
+/// A damaged checkpoint is an error: its consumer's place is unknown.
+pub(crate) fn checkpoints(dir: &Path, log_id: u128) -> Result<Vec<(String, Position)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let Some(name) = entry
+            .file_name()
+            .to_str()
+            .and_then(layout::parse_checkpoint_file)
+        else {
+            continue;
+        };
+        if let Some(position) = read(&entry.path(), &name, log_id)? {
+            found.push((name, position));
+        }
+    }
+    Ok(found)
+}
+
 /// The checkpoint in `path`, `None` if there is none.
 fn read(path: &Path, name: &str, log_id: u128) -> Result<Option<Position>> {
     let raw = match storage::entry::read(path, MAX_FILE_BYTES) {

@@ -306,8 +306,57 @@ pub enum Error {
         max_bytes: u64,
     },
 
+    /// A read asked for a position that retention removed: the log now
+    /// starts at `log_start`. Read from there (or later) instead.
+    #[error("position {position} lies before the log's start at {log_start}: retention removed it")]
+    BeforeLogStart {
+        /// The position asked for.
+        position: Position,
+        /// The first position the log holds.
+        log_start: Position,
+    },
+
+    /// A read of a stream asked for a version that retention removed: the
+    /// stream's events now start at `first_version`.
+    #[error(
+        "version {version} of stream {stream:?} lies before the log's start at {log_start}: \
+         retention removed it; the stream's first version kept is {first_version}"
+    )]
+    StreamBeforeLogStart {
+        /// The stream.
+        stream: String,
+        /// The version asked for.
+        version: u64,
+        /// The stream's first version the log still holds.
+        first_version: u64,
+        /// The first position the log holds.
+        log_start: Position,
+    },
+
+    /// The stream was deleted ([`Log::delete_stream`](crate::Log::delete_stream)):
+    /// it cannot be read or appended to again. Nothing was written.
+    #[error("stream {stream:?} is deleted")]
+    StreamDeleted {
+        /// The stream.
+        stream: String,
+    },
+
+    /// A truncation asked to hide versions the stream has not reached.
+    /// Nothing was written.
+    #[error(
+        "cannot truncate {stream:?} before version {before}: its last version is {last_version}"
+    )]
+    TruncateAhead {
+        /// The stream.
+        stream: String,
+        /// The version asked for.
+        before: u64,
+        /// The stream's last version.
+        last_version: u64,
+    },
+
     /// The stream is one only the engine appends to
-    /// ([`AUDIT_STREAM`](crate::AUDIT_STREAM)). Nothing was written.
+    /// ([`AUDIT_STREAM`](crate::AUDIT_STREAM), [`STREAMS_STREAM`](crate::STREAMS_STREAM)). Nothing was written.
     #[error("stream {stream:?} is the engine's own: it cannot be appended to")]
     ReservedStreamName {
         /// The stream named.

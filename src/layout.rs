@@ -9,6 +9,7 @@
 //! | `{base:020}.seg` | a segment starting at log offset `base` |
 //! | `{base:020}.idx` | that segment's index file (derived data) |
 //! | `quarantine` | the ranges a repair skipped |
+//! | `start` | where the log starts after retention removed segments |
 //! | `consumer-{hex}.ckpt` | a durable consumer's checkpoint |
 //! | any of these + `.tmp` | written, synced, then renamed over the name |
 //! | `snapshots/{stream key}/{version:020}.snap` | a stream's snapshot (`.tmp` while written) |
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub(crate) const LOCK_FILE: &str = "seglog.lock";
 /// The quarantine list.
 pub(crate) const QUARANTINE_FILE: &str = "quarantine";
+/// Where the log starts once retention has removed segments (`start.rs`).
+pub(crate) const START_FILE: &str = "start";
 
 const SEGMENT_SUFFIX: &str = ".seg";
 const INDEX_SUFFIX: &str = ".idx";
@@ -54,6 +57,19 @@ fn parse_base(digits: &str) -> Option<u64> {
 pub(crate) fn checkpoint_file(name: &str) -> String {
     let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
     format!("{CHECKPOINT_PREFIX}{hex}{CHECKPOINT_SUFFIX}")
+}
+
+/// The consumer name a checkpoint file name encodes, if it is one.
+pub(crate) fn parse_checkpoint_file(name: &str) -> Option<String> {
+    if !is_checkpoint_file(name) {
+        return None;
+    }
+    let hex = &name[CHECKPOINT_PREFIX.len()..name.len() - CHECKPOINT_SUFFIX.len()];
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 fn is_checkpoint_file(name: &str) -> bool {
@@ -129,7 +145,10 @@ pub(crate) fn is_engine_tmp(name: &str) -> bool {
     let base = target
         .strip_suffix(SEGMENT_SUFFIX)
         .or_else(|| target.strip_suffix(INDEX_SUFFIX));
-    base.and_then(parse_base).is_some() || target == QUARANTINE_FILE || is_checkpoint_file(target)
+    base.and_then(parse_base).is_some()
+        || target == QUARANTINE_FILE
+        || target == START_FILE
+        || is_checkpoint_file(target)
 }
 
 #[cfg(test)]
@@ -152,6 +171,7 @@ mod tests {
             format!("{}.tmp", segment_file(1 << 20)),
             format!("{}.tmp", index_file(0)),
             "quarantine.tmp".to_string(),
+            "start.tmp".to_string(),
             format!("{}.tmp", checkpoint_file("billing")),
         ] {
             assert!(is_engine_tmp(&ours), "{ours}");
@@ -191,5 +211,11 @@ mod tests {
     fn checkpoint_names_are_hex() {
         assert_eq!(checkpoint_file("a/../b"), "consumer-612f2e2e2f62.ckpt");
         assert!(is_checkpoint_file(&checkpoint_file("\u{ff}x")));
+        assert_eq!(
+            parse_checkpoint_file(&checkpoint_file("\u{ff}x")).as_deref(),
+            Some("\u{ff}x")
+        );
+        assert_eq!(parse_checkpoint_file("consumer-ff.ckpt"), None, "not UTF-8");
+        assert_eq!(parse_checkpoint_file("consumer-.ckpt"), None);
     }
 }

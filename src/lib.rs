@@ -47,6 +47,7 @@ mod audit;
 mod chain;
 mod commit;
 mod consumer;
+mod delete;
 mod error;
 mod event;
 mod frame;
@@ -66,11 +67,14 @@ mod quarantine;
 mod read;
 mod reader;
 mod recovery;
+mod retention;
 mod segment;
 mod snapshot;
+mod start;
 mod storage;
 mod streams;
 mod subscribe;
+mod system;
 #[cfg(test)]
 mod test_support;
 mod upcast;
@@ -84,7 +88,6 @@ mod watch;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use crate::audit::{AUDIT_STREAM, FORGET_EVENT, RETENTION_EVENT};
 pub use crate::chain::{Digest, SignedDigest};
 pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};
@@ -97,8 +100,12 @@ pub use crate::position::Position;
 pub use crate::quarantine::Quarantined;
 pub use crate::read::{AsOf, ReadAll, ReadStream};
 pub use crate::reader::Reader;
+pub use crate::retention::Retained;
 pub use crate::snapshot::{Rebuilt, Snapshot};
 pub use crate::subscribe::{Filter, Subscription};
+pub use crate::system::{
+    AUDIT_STREAM, FORGET_EVENT, RETENTION_EVENT, STREAMS_STREAM, TOMBSTONE_EVENT, TRUNCATE_EVENT,
+};
 pub use crate::upcast::{UpcastInput, UpcastResult, Upcasted, Upcasters, UpcastersBuilder};
 pub use crate::verify::{Failure, FailureKind, Verification, verify};
 /// The Ed25519 crate this one signs digests with ([`Digest::sign`]), so

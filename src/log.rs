@@ -17,7 +17,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::append::{AppendParts, AppendSide};
-use crate::audit;
 use crate::chain::Digest;
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
@@ -35,6 +34,7 @@ use crate::recovery;
 use crate::snapshot::{self, Rebuilt, Snapshot, Snapshots};
 use crate::storage::{Storage, filesystem};
 use crate::subscribe::Subscription;
+use crate::system;
 use crate::view::{LogView, ViewParts};
 
 /// An open event log. `Send + Sync`: share one between threads with `Arc`.
@@ -45,6 +45,8 @@ pub struct Log {
     pub(crate) append: Arc<AppendSide>,
     /// How many snapshots to keep, and the locks saves take.
     snapshots: Snapshots,
+    /// Taken by [`Log::apply_retention`]: one run at a time.
+    pub(crate) retention: std::sync::Mutex<()>,
     /// Held by the handle, not by the view: readers that outlive the handle
     /// keep their mappings but not the directory.
     _lock: File,
@@ -155,6 +157,7 @@ impl Log {
             index,
             clean_tail,
             index_current,
+            start,
         } = recovery::recover(&dir, &options)?;
         let end = active.base() + writer.cursor();
         let lookahead = streams.lookahead();
@@ -170,6 +173,7 @@ impl Log {
             streams,
             end,
             upcasters: options.upcasters.clone(),
+            start,
         }));
         let parts = AppendParts {
             options,
@@ -181,11 +185,13 @@ impl Log {
             clean_tail,
             index_current,
         };
+        crate::read::deletions::refresh(&view)?;
         let append = Arc::new(AppendSide::new(Arc::clone(&view), parts));
         Ok(Log {
             view,
             append,
             snapshots,
+            retention: std::sync::Mutex::new(()),
             _lock: lock_file,
         })
     }
@@ -209,7 +215,7 @@ impl Log {
         expected: ExpectedVersion,
         events: &[EventData],
     ) -> Result<AppendResult> {
-        if audit::is_reserved(stream) {
+        if system::is_reserved(stream) {
             return Err(Error::ReservedStreamName {
                 stream: stream.to_string(),
             });
@@ -265,7 +271,7 @@ impl Log {
         let append = &self.append;
         let max_frame = append.max_frame_bytes();
         let check = |r: &AppendRequest<'_>| {
-            if audit::is_reserved(r.stream) {
+            if system::is_reserved(r.stream) {
                 return Err(Error::ReservedStreamName {
                     stream: r.stream.to_string(),
                 });
@@ -276,6 +282,11 @@ impl Log {
             append.append_many(requests, check, now_us(append.options.clock.as_deref()))?;
         append.after_append(end)?;
         Ok(results)
+    }
+
+    /// Now, as commit times count it (the options' clock).
+    pub(crate) fn now_us(&self) -> u64 {
+        now_us(self.append.options.clock.as_deref())
     }
 
     /// The last version of `stream`, or `None` for a stream never written.

@@ -55,6 +55,22 @@ pub struct Options {
     pub(crate) clock: Option<Arc<dyn Clock>>,
     /// Snapshots kept per stream ([`Options::snapshots_kept`]).
     pub(crate) snapshots_kept: usize,
+    /// What [`Log::apply_retention`](crate::Log::apply_retention) removes.
+    pub(crate) retention: Retention,
+}
+
+/// The retention policy: see [`Options::retain_max_age`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Retention {
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) max_bytes: Option<u64>,
+    pub(crate) for_consumers: bool,
+}
+
+impl Retention {
+    pub(crate) fn is_set(&self) -> bool {
+        self.max_age.is_some() || self.max_bytes.is_some()
+    }
 }
 
 impl Default for Options {
@@ -79,7 +95,38 @@ impl Options {
             upcasters: None,
             clock: None,
             snapshots_kept: limits::DEFAULT_SNAPSHOTS_KEPT,
+            retention: Retention::default(),
         }
+    }
+
+    /// Retention by age: [`Log::apply_retention`](crate::Log::apply_retention)
+    /// removes, from the head of the log, each sealed segment whose newest
+    /// event was committed more than `age` ago (the active segment is
+    /// sealed first when its newest event is that old). Whole segments
+    /// only: an event lives between `age` and `age` plus the time its
+    /// segment took to fill. Default: none, every event is kept.
+    pub fn retain_max_age(mut self, age: Duration) -> Self {
+        self.retention.max_age = Some(age);
+        self
+    }
+
+    /// Retention by size: [`Log::apply_retention`](crate::Log::apply_retention)
+    /// removes sealed segments from the head of the log while the
+    /// segments' files take more than `bytes` (at least one segment's
+    /// size; the writer's prepared spare is not counted). Default: none.
+    pub fn retain_max_bytes(mut self, bytes: u64) -> Self {
+        self.retention.max_bytes = Some(bytes);
+        self
+    }
+
+    /// With `true`, retention never removes a segment that a named durable
+    /// consumer ([`Log::consumer`](crate::Log::consumer)) has checkpointed
+    /// before the end of: its events wait until every consumer is past
+    /// them. Without it (the default), a consumer left behind gets
+    /// [`Error::BeforeLogStart`] and decides where to go on.
+    pub fn retain_for_consumers(mut self, keep: bool) -> Self {
+        self.retention.for_consumers = keep;
+        self
     }
 
     /// Upcasters every read applies ([`Log`](crate::Log) and
@@ -196,6 +243,17 @@ impl Options {
                     "{} is not from 1 to {}",
                     self.snapshots_kept,
                     limits::MAX_SNAPSHOTS_KEPT
+                ),
+            });
+        }
+        if let Some(max) = self.retention.max_bytes
+            && max < self.segment_size_bytes
+        {
+            return Err(Error::InvalidOption {
+                name: "retain_max_bytes",
+                reason: format!(
+                    "{max} is less than one segment ({} bytes)",
+                    self.segment_size_bytes
                 ),
             });
         }

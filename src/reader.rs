@@ -49,6 +49,7 @@ use crate::quarantine;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment, corrupt};
 use crate::snapshot::{self, Rebuilt, Snapshot};
+use crate::start::{self, LogStart};
 use crate::storage::RealStorage;
 use crate::streams::{Names, Streams};
 use crate::subscribe::Subscription;
@@ -123,24 +124,33 @@ impl Reader {
     /// durability, repair, ...) are the writer's and are not used here.
     pub fn open_with(dir: impl AsRef<Path>, options: &Options) -> Result<Reader> {
         let dir = dir.as_ref().to_path_buf();
-        let first = first_segment(&dir)?;
-        let open = OpenSegment::open_follower(&dir.join(layout::segment_file(first)), first)?;
+        let (open, start) = open_first(&dir)?;
         let log_id = open.segment().log_id();
         let quarantine = quarantine::load(&dir)?;
         let sealed = is_sealed(&open);
         let seg = open.into_followed();
+        let names = Names::new();
+        let mut streams = Streams::new(Options::new().index_interval);
+        start
+            .seed(&names, &mut streams)
+            .map_err(|reason| Error::Corrupt {
+                segment: dir.join(layout::START_FILE),
+                offset: 0,
+                reason,
+            })?;
         let shared = Arc::new(LogView::new(ViewParts {
             dir,
             log_id,
-            names: Names::new(),
+            names,
             quarantine,
             // A follower makes nothing durable: its files bypass the seam,
             // which exists for the writer's fault tests.
             storage: Arc::new(RealStorage),
             end: seg.base() + HEADER_BYTES,
             segments: vec![Arc::clone(&seg)],
-            streams: Streams::new(Options::new().index_interval),
+            streams,
             upcasters: options.upcasters.clone(),
+            start,
         }));
         let follower = Arc::new(Follower {
             checksum: Checksum::new(log_id),
@@ -183,6 +193,13 @@ impl Reader {
     /// The log's id (see [`Log::log_id`](crate::Log::log_id)).
     pub fn log_id(&self) -> u128 {
         self.shared().log_id
+    }
+
+    /// The first position the log held when this reader opened (see
+    /// [`Log::log_start`](crate::Log::log_start)). Segments retention
+    /// removes later stay readable here while this reader maps them.
+    pub fn log_start(&self) -> Position {
+        self.shared().log_start().position()
     }
 
     /// Applies everything the writer has published by now; returns the
@@ -365,6 +382,38 @@ fn first_segment(dir: &Path) -> Result<u64> {
     })
 }
 
+/// The log's first segment, opened, and where the log starts. Retention
+/// may run in the writer meanwhile: its `start` file is in place before it
+/// unlinks a segment, so a first segment that vanished, or one below the
+/// start, is looked for again.
+fn open_first(dir: &Path) -> Result<(OpenSegment, LogStart)> {
+    const TRIES: usize = 8;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let first = first_segment(dir)?;
+        let path = dir.join(layout::segment_file(first));
+        let open = match OpenSegment::open_follower(&path, first) {
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && tries < TRIES =>
+            {
+                continue;
+            }
+            other => other?,
+        };
+        let start = start::load(dir, open.segment().log_id())?;
+        if start.base <= first {
+            return Ok((open, start));
+        }
+        let path = dir.join(layout::segment_file(start.base));
+        match OpenSegment::open_follower(&path, start.base) {
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && tries < TRIES => {}
+            other => return Ok((other?, start)),
+        }
+    }
+}
+
 /// The watermark of a segment whose slot says it is sealed.
 fn is_sealed(open: &OpenSegment) -> Option<u64> {
     open.slot()
@@ -450,6 +499,8 @@ impl Follower {
                 .newest_segment()
                 .map_or(0, |seg| seg.base() + seg.published()),
         };
+        // Deletions the writer recorded apply before anyone sees the end.
+        crate::read::deletions::refresh(&self.shared)?;
         if end > self.shared.watch.end() {
             self.shared.watch.advance(end);
             self.shared.watch.wake();

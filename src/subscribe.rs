@@ -218,6 +218,7 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     pub(crate) fn all(shared: Arc<LogView>, from: Position) -> Result<Subscription> {
+        shared.check_from(from)?;
         if shared.is_past_published(from.frame_offset()) {
             return Err(Error::InvalidPosition { position: from });
         }

@@ -19,7 +19,9 @@ use crate::frame::{self, Checksum, Frame};
 use crate::position::Position;
 use crate::quarantine::Quarantined;
 use crate::segment::{Segment, corrupt};
+use crate::start::LogStart;
 use crate::storage::Storage;
+use crate::streams::deleted::Deleted;
 use crate::streams::{Head, IndexEntry, Names, Streams};
 use crate::upcast::Upcasters;
 use crate::walk::FrameInfo;
@@ -39,10 +41,14 @@ pub(crate) struct LogView {
     /// Where consumers write their checkpoints (the operating system, or a
     /// fault-injecting double).
     pub(crate) storage: Arc<dyn Storage>,
-    segments: RwLock<Vec<Arc<Segment>>>,
+    segments: RwLock<Segments>,
+    /// Where the log starts (`start.rs`): what retention removed.
+    start: RwLock<Arc<LogStart>>,
     registry: RwLock<Streams>,
     /// The published end, for subscribers waiting at the head.
     pub(crate) watch: Watch,
+    /// Truncated and deleted streams (`delete.rs`).
+    pub(crate) deleted: Deleted,
     /// Names of the consumers open now.
     pub(crate) consumers: Mutex<HashSet<String>>,
     /// What every read applies ([`Options::upcasters`](crate::Options::upcasters)).
@@ -61,6 +67,18 @@ pub(crate) struct ViewParts {
     /// The published end at the start.
     pub(crate) end: u64,
     pub(crate) upcasters: Option<Upcasters>,
+    pub(crate) start: LogStart,
+}
+
+/// The segments a handle holds, oldest first. A segment's index (what
+/// walkers and the sync thread step through) counts from the first
+/// segment this handle opened: retention removing segments from the front
+/// does not move the others' indexes.
+#[derive(Debug)]
+struct Segments {
+    list: Vec<Arc<Segment>>,
+    /// Segments removed from the front since the handle opened.
+    removed: usize,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -75,6 +93,10 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl LogView {
     pub(crate) fn new(parts: ViewParts) -> LogView {
+        let deleted = Deleted::default();
+        for (id, d) in parts.start.deletions.iter() {
+            deleted.update(*id, |had| *had = *d);
+        }
         LogView {
             checksum: Checksum::new(parts.log_id),
             dir: parts.dir,
@@ -82,9 +104,14 @@ impl LogView {
             names: parts.names,
             quarantine: parts.quarantine,
             storage: parts.storage,
-            segments: RwLock::new(parts.segments),
+            segments: RwLock::new(Segments {
+                list: parts.segments,
+                removed: 0,
+            }),
+            start: RwLock::new(Arc::new(parts.start)),
             registry: RwLock::new(parts.streams),
             watch: Watch::new(parts.end),
+            deleted,
             consumers: Mutex::new(HashSet::new()),
             upcasters: parts.upcasters,
         }
@@ -92,31 +119,94 @@ impl LogView {
 
     /// Every segment, oldest first.
     pub(crate) fn segments_snapshot(&self) -> Vec<Arc<Segment>> {
-        read(&self.segments).clone()
+        read(&self.segments).list.clone()
     }
 
     /// Adds the next segment: the writer's, before it writes the end marker
     /// of the one before (readers must find it first), or the one a
     /// follower reached.
     pub(crate) fn push_segment(&self, seg: Arc<Segment>) {
-        write(&self.segments).push(seg);
+        write(&self.segments).list.push(seg);
     }
 
+    /// The segment at `index`; `None` past the newest, and for one
+    /// retention removed ([`LogView::is_removed`]).
     pub(crate) fn segment_at(&self, index: usize) -> Option<Arc<Segment>> {
-        read(&self.segments).get(index).cloned()
+        let segs = read(&self.segments);
+        segs.list.get(index.checked_sub(segs.removed)?).cloned()
+    }
+
+    /// Whether the segment at `index` was removed by retention.
+    pub(crate) fn is_removed(&self, index: usize) -> bool {
+        index < read(&self.segments).removed
     }
 
     /// The index of the segment holding log offset `at` (the first segment
     /// when `at` lies before the log), and that segment.
     pub(crate) fn segment_for(&self, at: u64) -> Option<(usize, Arc<Segment>)> {
         let segs = read(&self.segments);
-        let index = segs.partition_point(|s| s.base() <= at).saturating_sub(1);
-        segs.get(index).map(|s| (index, Arc::clone(s)))
+        let index = segs
+            .list
+            .partition_point(|s| s.base() <= at)
+            .saturating_sub(1);
+        segs.list
+            .get(index)
+            .map(|s| (index + segs.removed, Arc::clone(s)))
+    }
+
+    /// Where the log starts now.
+    pub(crate) fn log_start(&self) -> Arc<LogStart> {
+        Arc::clone(&read(&self.start))
+    }
+
+    /// Moves the log's start to `start`, dropping the segments before it:
+    /// reads that hold one keep it mapped until they let it go.
+    pub(crate) fn advance_start(&self, start: LogStart) {
+        let mut segs = write(&self.segments);
+        let gone = segs.list.partition_point(|s| s.base() < start.base);
+        segs.list.drain(..gone);
+        segs.removed += gone;
+        *write(&self.start) = Arc::new(start);
+    }
+
+    /// Whether log offset `at` is at or after the log's start: back-links
+    /// below it lead to what retention removed.
+    pub(crate) fn kept(&self, at: u64) -> bool {
+        at >= read(&self.start).base
+    }
+
+    /// Refuses a read from `from` when retention removed what it names.
+    pub(crate) fn check_from(&self, from: Position) -> Result<()> {
+        let start = self.log_start();
+        if from.frame_offset() < start.base {
+            return Err(Error::BeforeLogStart {
+                position: from,
+                log_start: start.position(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a read of stream `id` (named `stream`) from `version` when
+    /// retention removed that version.
+    pub(crate) fn check_stream_from(&self, stream: &str, id: u32, version: u64) -> Result<()> {
+        let start = self.log_start();
+        let first_version = start.first_version(id);
+        if version < first_version {
+            return Err(Error::StreamBeforeLogStart {
+                stream: stream.to_string(),
+                version,
+                first_version,
+                log_start: start.position(),
+            });
+        }
+        Ok(())
     }
 
     /// The newest commit time of the log (0 when it holds no event).
     pub(crate) fn last_commit_us(&self) -> u64 {
         read(&self.segments)
+            .list
             .iter()
             .rev()
             .find_map(|s| s.times.last_us())
@@ -125,7 +215,7 @@ impl LogView {
 
     /// The newest segment: the one the writer appends to.
     pub(crate) fn newest_segment(&self) -> Option<Arc<Segment>> {
-        read(&self.segments).last().cloned()
+        read(&self.segments).list.last().cloned()
     }
 
     /// Whether log offset `at` lies past what readers may see. Segments
@@ -190,6 +280,7 @@ pub(crate) struct StreamFrame {
 impl LogView {
     /// Loads and verifies the frame of stream `id` at log offset `at`.
     pub(crate) fn stream_frame(&self, id: u32, at: u64) -> Result<StreamFrame> {
+        self.check_from(Position::new(at, 0))?;
         let Some((_, seg)) = self.segment_for(at) else {
             return Err(Error::InvalidPosition {
                 position: Position::new(at, 0),

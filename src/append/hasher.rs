@@ -12,7 +12,6 @@
 //! registers on the watch during a burst (each publish would then wake it,
 //! a syscall per append): it polls the end every [`QUIET`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::chain::{self, Chain};
@@ -38,7 +37,6 @@ impl AppendSide {
         if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
             log::debug!("seglog: the hasher keeps its priority: {e}");
         }
-        let mut waiting: Vec<(Arc<Segment>, ChainRecord)> = Vec::new();
         let mut linked = self.view.watch.end();
         loop {
             if self.view.watch.wait_past(linked, None) == Woken::Closed {
@@ -48,11 +46,11 @@ impl AppendSide {
                 break;
             }
             linked = self.view.watch.end();
-            if !self.hash_pass(chain, &mut waiting) {
+            if !self.hash_pass(chain) {
                 return;
             }
         }
-        if self.hash_pass(chain, &mut waiting) && !self.commit.is_poisoned() {
+        if self.hash_pass(chain) && !self.commit.is_poisoned() {
             // The close synced everything published: the open record
             // describes durable frames only.
             if let Some((seg, record)) = chain.open_record(&self.view) {
@@ -82,26 +80,34 @@ impl AppendSide {
     /// Links what is published and writes the records that may be written.
     /// Returns false when the chain cannot go on (the frames are damaged:
     /// a digest reports it, and `verify` locates it).
-    fn hash_pass(&self, chain: &Chain, waiting: &mut Vec<(Arc<Segment>, ChainRecord)>) -> bool {
-        if let Err(e) = chain.advance(&self.view) {
+    fn hash_pass(&self, chain: &Chain) -> bool {
+        if let Err(e) = self.link_and_record(chain) {
             log::warn!("seglog: the hash chain stops: {e}");
             return false;
         }
-        waiting.extend(chain.take_finished());
+        true
+    }
+
+    /// Links what is published and writes the chain records of every
+    /// segment whose seal is durable: the hasher's pass, and retention's
+    /// before it looks for records.
+    pub(crate) fn link_and_record(&self, chain: &Chain) -> crate::error::Result<()> {
+        chain.advance(&self.view)?;
+        let finished = chain.take_finished();
         let durable_base = {
             let cursor = lock_cursor(self);
             self.view.segment_at(cursor).map_or(0, |s| s.base())
         };
         // Only a segment whose seal is durable gets its record: a record
         // must never describe frames a power cut can still take away.
-        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(waiting)
+        let (ready, later): (Vec<_>, Vec<_>) = finished
             .into_iter()
             .partition(|(seg, _)| seg.base() < durable_base);
-        *waiting = later;
+        chain.put_back_finished(later);
         for (seg, record) in ready {
             self.record(&seg, &record);
         }
-        true
+        Ok(())
     }
 
     /// Writes `record` into `seg`'s header and syncs it. A segment that

@@ -201,6 +201,31 @@ impl AppendSide {
         Ok((batch.results, batch.end))
     }
 
+    /// Seals the active segment, if it holds a frame, and makes the next
+    /// one active (made first if it is not ready). Whether it rolled.
+    pub(crate) fn roll_active(self: &Arc<Self>) -> Result<bool> {
+        loop {
+            let next = {
+                let mut tail = self.lock_tail()?;
+                if tail.writer.cursor() <= crate::segment::HEADER_BYTES {
+                    return Ok(false);
+                }
+                let next = tail.writer.segment().end();
+                if let Some(seg) = self.spares.take(next) {
+                    let streams = self.view.registry();
+                    let rolled = self.roll_now(&mut tail, &streams, seg);
+                    drop(streams);
+                    self.publish_tail(&tail);
+                    drop(tail);
+                    self.view.watch.wake();
+                    return Ok(rolled);
+                }
+                next
+            };
+            self.spares.prepare(&self.view, &self.options, next)?;
+        }
+    }
+
     /// Waits, under `Durability::Sync`, until `[.., end)` is durable;
     /// otherwise wakes this process's subscribers. After an append.
     pub(crate) fn after_append(&self, end: u64) -> Result<()> {

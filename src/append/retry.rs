@@ -41,9 +41,11 @@ impl AppendSide {
                 let above = streams.entry_above(id, 0);
                 frame_starting_at(view, id, head.last_frame, above, 0)?
             }
-            ExpectedVersion::Any | ExpectedVersion::StreamExists => {
+            ExpectedVersion::Any | ExpectedVersion::StreamExists if view.kept(head.last_frame) => {
                 Some(view.stream_frame(id, head.last_frame)?)
             }
+            // The stream's frames went with retention: nothing to retry.
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => None,
             ExpectedVersion::Exact(_) => None,
         };
         match frame {
@@ -64,10 +66,12 @@ fn frame_starting_at(
     version: u64,
 ) -> Result<Option<StreamFrame>> {
     let mut at = match entry_above {
-        Some(entry) => view.stream_frame(id, entry.frame)?.prev_frame,
+        Some(entry) if view.kept(entry.frame) => view.stream_frame(id, entry.frame)?.prev_frame,
+        Some(_) => return Ok(None),
         None => head_frame,
     };
-    while at != frame::NO_PREV_FRAME {
+    // Retention may have taken the frame looked for: not a retry then.
+    while at != frame::NO_PREV_FRAME && view.kept(at) {
         let f = view.stream_frame(id, at)?;
         if f.info.first_version <= version {
             return Ok((f.info.first_version == version).then_some(f));

@@ -118,6 +118,19 @@ impl AppendSide {
     /// The expected-version check and the limits a frame must meet, before
     /// anything is written.
     fn check<'a>(&self, found: Option<Found>, request: &AppendRequest<'a>) -> Result<Accepted<'a>> {
+        // Under the tail's lock: an append checked here is written before
+        // a tombstone that marks the stream after it (`delete.rs`).
+        if let Some(f) = found
+            && self
+                .view
+                .deleted
+                .get(f.id)
+                .is_some_and(|d| d.refuses_appends())
+        {
+            return Err(Error::StreamDeleted {
+                stream: request.stream.to_string(),
+            });
+        }
         let actual = found.map(|f| f.head.last_version);
         if !request.expected.matches(actual) {
             return Err(Error::WrongExpectedVersion {
@@ -228,6 +241,19 @@ impl AppendSide {
             seg.publish(tail.writer.cursor());
             self.view.announce(seg, seg.base() + tail.writer.cursor());
         }
+    }
+
+    /// Seals the active segment now, if it holds a frame: retention's way
+    /// to let the events of an idle log age out. `false` when it was
+    /// empty, or `next` is not the segment after it.
+    pub(crate) fn roll_now(&self, tail: &mut Tail, streams: &Streams, next: OpenSegment) -> bool {
+        if tail.writer.cursor() <= HEADER_BYTES
+            || next.segment().base() != tail.writer.segment().end()
+        {
+            return false;
+        }
+        self.roll(tail, streams, next);
+        true
     }
 
     /// Seals the active segment and makes `next` (ready, the one after it)

@@ -62,19 +62,21 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    /// The chain as the view's segments record it: from the genesis link
-    /// at the first segment, on through each segment whose record
+    /// The chain as the view's segments record it: from the link at the
+    /// log's start (the genesis link, before any retention), on through each segment whose record
     /// continues the one before, to the first that has none.
     pub(crate) fn start(view: &LogView, keeps_records: bool) -> Chain {
         let segments = view.segments_snapshot();
         let first = segments.first().map_or(0, |s| s.base());
-        let genesis = link::genesis(view.log_id);
+        // After retention, the chain goes on from the link at the log's
+        // start; before any, that is the genesis link.
+        let start = view.log_start();
         let mut head = Head {
             at: first + HEADER_BYTES,
-            hash: genesis,
-            links: 0,
+            hash: start.link,
+            links: start.links,
         };
-        let mut entering = genesis;
+        let mut entering = start.link;
         for seg in &segments {
             match seg.chain_record() {
                 Some(r) if r.entering == head.hash && r.links >= head.links => {
@@ -209,6 +211,17 @@ impl Chain {
     /// The records of segments the chain has passed, taken.
     pub(crate) fn take_finished(&self) -> Vec<(Arc<Segment>, ChainRecord)> {
         std::mem::take(&mut self.lock().finished)
+    }
+
+    /// Gives back records taken but not written yet (their seals are not
+    /// durable): older than any finished since, so they go first.
+    pub(crate) fn put_back_finished(&self, mut records: Vec<(Arc<Segment>, ChainRecord)>) {
+        if records.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        records.append(&mut state.finished);
+        state.finished = records;
     }
 }
 

@@ -169,6 +169,7 @@ impl std::fmt::Debug for ReadAll {
 
 impl ReadAll {
     pub(crate) fn new(shared: Arc<LogView>, from: Position) -> Result<ReadAll> {
+        shared.check_from(from)?;
         Ok(ReadAll {
             pending: Pending::new(shared.upcasters.clone(), false),
             cursor: LogCursor::new(shared, from),

@@ -14,6 +14,7 @@ use crate::view::LogView;
 
 pub(crate) mod ahead;
 mod all;
+pub(crate) mod deletions;
 mod owned;
 mod replay;
 mod stream;

@@ -183,6 +183,7 @@ pub(crate) fn replay<F>(shared: &Arc<LogView>, from: Position, mut f: F) -> Resu
 where
     F: FnMut(EventRef<'_>),
 {
+    shared.check_from(from)?;
     let mut walker = Walker::new(Arc::clone(shared), from);
     let mut types = TypeCache::new(shared.upcasters.clone());
     let Some(next) = replay_frames(shared, &mut walker, &mut types, &mut f, Some(1))? else {

@@ -192,6 +192,11 @@ pub struct ReadStream {
     chains: Vec<Chain>,
     /// Backward: the next (older) frame to visit.
     back_link: u64,
+    /// Backward: the log's start when the read began; the stream's events
+    /// below it are gone.
+    start_base: u64,
+    /// The first version a soft delete left visible (0: none).
+    floor: u64,
     /// Backward: the current frame's events, oldest first.
     pending: Vec<RecordedEvent>,
     cache: SegmentBytes,
@@ -229,6 +234,30 @@ impl ReadStream {
         } else {
             from_version
         };
+        let start_base = shared.log_start().base;
+        let deletion = stream.and_then(|(id, _)| shared.deleted.get(id));
+        let name = || {
+            shared
+                .names
+                .get(id as usize)
+                .map_or("", |n| &**n)
+                .to_string()
+        };
+        if deletion.is_some_and(|d| d.tombstone) {
+            return Err(Error::StreamDeleted { stream: name() });
+        }
+        // A soft delete hides the versions below its cut: a read from one
+        // starts at the cut.
+        let floor = deletion.map_or(0, |d| d.before);
+        let next_version = if backward {
+            next_version
+        } else {
+            next_version.max(floor)
+        };
+        let done = done || next_version < floor || next_version > last_version;
+        if !done {
+            shared.check_stream_from(&name(), id, next_version)?;
+        }
         let shared_upcasters = shared.upcasters.clone();
         let mut read = ReadStream {
             shared,
@@ -242,12 +271,14 @@ impl ReadStream {
             segs: Segs::default(),
             chains: Vec::new(),
             back_link: frame::NO_PREV_FRAME,
+            start_base,
             pending: Vec::new(),
             upcast: Pending::new(shared_upcasters.clone(), backward),
             cache: SegmentBytes::default(),
             frame: None,
             types: TypeCache::new(shared_upcasters),
-            done: done || (!backward && from_version > last_version),
+            floor,
+            done,
         };
         if backward && !read.done {
             read.back_link = read.start_above(read.next_version)?;
@@ -463,7 +494,13 @@ impl ReadStream {
                 self.next_version = event.version.saturating_sub(1);
                 return Ok(Some(event));
             }
-            if self.back_link == frame::NO_PREV_FRAME {
+            // A back-link below the log's start leads to what retention
+            // removed: the stream's kept events end here.
+            let below_floor = self.floor > 0 && self.next_version < self.floor;
+            if below_floor
+                || self.back_link == frame::NO_PREV_FRAME
+                || self.back_link < self.start_base
+            {
                 return Ok(None);
             }
             let f = self.shared.stream_frame(self.id, self.back_link)?;
@@ -477,7 +514,9 @@ impl ReadStream {
                 if event.version > self.next_version {
                     break;
                 }
-                self.pending.push(event);
+                if event.version >= self.floor {
+                    self.pending.push(event);
+                }
             }
         }
     }

@@ -188,7 +188,8 @@ fn walk_back(
     stop: impl Fn(u64, u64) -> bool,
 ) -> Result<Option<(u64, (u64, u64))>> {
     let mut at = start;
-    while at != frame::NO_PREV_FRAME {
+    // Below the log's start the stream's frames are gone (retention).
+    while at != frame::NO_PREV_FRAME && shared.kept(at) {
         let f = shared.stream_frame(id, at)?;
         if stop(f.info.first_version, at) {
             return Ok(Some((at, (f.info.first_version, f.info.last_version()))));

@@ -28,6 +28,9 @@ pub(crate) struct Walker {
     pub(super) ahead: Option<Arc<Ahead>>,
     pub(super) trusted: Range<u64>,
     pub(super) frames: u32,
+    /// The base of the segment after the last one walked: where to say
+    /// the read stood if retention removed it.
+    removed_base: u64,
 }
 
 impl Walker {
@@ -59,6 +62,7 @@ impl Walker {
             ahead: None,
             trusted: 0..0,
             frames: 0,
+            removed_base: 0,
         }
     }
 
@@ -106,6 +110,14 @@ impl Walker {
                 // Past an end marker whose next segment a follower has not
                 // seen yet: look again each time.
                 self.seg = self.shared.segment_at(self.index);
+                if self.seg.is_none() && self.shared.is_removed(self.index) {
+                    // Retention removed it while this read was behind.
+                    let start = self.shared.log_start();
+                    return Err(Error::BeforeLogStart {
+                        position: Position::new(self.removed_base, 0),
+                        log_start: start.position(),
+                    });
+                }
             }
             let Some(seg) = self.seg.as_deref() else {
                 return Ok(None);
@@ -158,6 +170,9 @@ impl Walker {
 
     /// Moves to the start of the next segment.
     fn next_segment(&mut self) {
+        if let Some(seg) = &self.seg {
+            self.removed_base = seg.end();
+        }
         self.skip = 0;
         self.index += 1;
         self.seg = self.shared.segment_at(self.index);

@@ -24,6 +24,7 @@ use crate::quarantine::{self, Quarantined};
 use crate::segment::{
     HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, Segment, SegmentWriter, corrupt,
 };
+use crate::start::{self, LogStart};
 use crate::storage::Storage;
 use crate::streams::{Names, Streams};
 
@@ -50,6 +51,8 @@ pub(crate) struct Recovered {
     /// The active segment's index file was read and covers all of it: a
     /// close with nothing appended need not write it again.
     pub(crate) index_current: bool,
+    /// Where the log starts (what retention removed).
+    pub(crate) start: LogStart,
 }
 
 fn new_log_id() -> u128 {
@@ -94,8 +97,11 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     if found.is_empty() {
         return new_log(dir, options, known);
     }
-    let (log_id, segs) = open_segments(&options.storage, &found)?;
+    let (log_id, mut segs) = open_segments(&options.storage, &found)?;
+    let start = start::load(dir, log_id)?;
+    drop_before_start(options, dir, &mut segs, &start)?;
     let scan = Scan {
+        start: &start,
         dir,
         log_id,
         segs: &segs,
@@ -114,7 +120,55 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         }
         Err(e) => return Err(e),
     };
-    finish(dir, options, log_id, segs, walk, known)
+    finish(dir, options, log_id, segs, walk, known, start)
+}
+
+/// Removes the segments (and their index files) below the log's start: a
+/// retention run stopped by a crash after its `start` file was in place.
+/// The first segment left must begin at the start.
+fn drop_before_start(
+    options: &Options,
+    dir: &Path,
+    segs: &mut Vec<OpenSegment>,
+    start: &LogStart,
+) -> Result<()> {
+    let gone = segs.partition_point(|s| s.segment().base() < start.base);
+    for open in segs.drain(..gone) {
+        let base = open.segment().base();
+        let path = open.segment().path().to_path_buf();
+        drop(open);
+        log::info!("seglog: removing {path:?}, before the log's start (retention)");
+        let storage = &*options.storage;
+        storage.remove(&path).map_err(|e| Error::io(&path, e))?;
+        let index = dir.join(layout::index_file(base));
+        match storage.remove(&index) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&index, e)),
+            _ => {}
+        }
+    }
+    if gone > 0 {
+        options
+            .storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    match segs.first() {
+        Some(first) if start.base > 0 && first.segment().base() != start.base => Err(corrupt(
+            first.segment(),
+            0,
+            format!(
+                "segment missing: the log starts at {}, its first segment at {}",
+                start.base,
+                first.segment().base()
+            ),
+        )),
+        None if start.base > 0 => Err(Error::Corrupt {
+            segment: dir.join(layout::segment_file(start.base)),
+            offset: 0,
+            reason: "segment missing: the log's first segment is gone".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A new log in `dir`: its first segment.
@@ -133,6 +187,7 @@ fn new_log(dir: &Path, options: &Options, known: Vec<Quarantined>) -> Result<Rec
         index: SegmentIndex::new(0, HEADER_BYTES),
         clean_tail: false,
         index_current: false,
+        start: LogStart::origin(log_id),
     })
 }
 
@@ -235,6 +290,7 @@ fn finish(
     segs: Vec<OpenSegment>,
     mut walk: Walk,
     mut known: Vec<Quarantined>,
+    start: LogStart,
 ) -> Result<Recovered> {
     let mut rest = segs.into_iter();
     let sealed = seal_scanned(dir, options, log_id, &mut walk, rest.by_ref())?;
@@ -270,6 +326,7 @@ fn finish(
         index,
         clean_tail,
         index_current,
+        start,
     })
 }
 

@@ -13,11 +13,12 @@
 
 use std::path::Path;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::frame::{self, Checksum, DecodeError, EventsFrame, Frame};
 use crate::index::SegmentIndex;
 use crate::quarantine::Quarantined;
 use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_CLEAN, SLOT_SEALED, corrupt};
+use crate::start::LogStart;
 use crate::streams::{Names, Streams};
 use crate::walk::{Check, FrameCursor, Step};
 
@@ -80,6 +81,8 @@ enum Repair {
 }
 
 pub(super) struct Scan<'a> {
+    /// The streams removed segments defined are registered first.
+    pub(super) start: &'a LogStart,
     pub(super) dir: &'a Path,
     pub(super) log_id: u128,
     pub(super) segs: &'a [OpenSegment],
@@ -105,6 +108,13 @@ impl Scan<'_> {
             rebuilt: Vec::new(),
             loaded_unsealed: None,
         };
+        self.start
+            .seed(&walk.names, &mut walk.streams)
+            .map_err(|reason| Error::Corrupt {
+                segment: self.dir.join(crate::layout::START_FILE),
+                offset: 0,
+                reason,
+            })?;
         for (i, open) in self.segs.iter().enumerate() {
             let Some(from) = self.start_segment(&mut walk, i, open, use_indexes)? else {
                 continue;

@@ -23,6 +23,8 @@ pub(crate) mod entry;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod fault;
 #[cfg(test)]
+mod fault_retention_tests;
+#[cfg(test)]
 mod fault_tests;
 pub(crate) mod filesystem;
 

@@ -37,6 +37,7 @@ use crate::frame::{EventsFrame, NO_PREV_FRAME};
 use crate::index::{FileEntries, FileRun};
 use crate::limits;
 
+pub(crate) mod deleted;
 mod sparse;
 mod table;
 mod zeroed;

@@ -50,37 +50,25 @@ struct Walk<'a> {
 pub(crate) fn verify_view(view: &LogView, against: Option<&Digest>) -> Result<Verification> {
     let segments = view.segments_snapshot();
     let first = segments.first().map_or(0, |s| s.base());
-    let genesis = link::genesis(view.log_id);
+    // The walk goes on from the link the start file keeps: what was
+    // before it is gone, and that link is all that still commits to it.
+    let start = view.log_start();
     let mut walk = Walk {
         view,
         against,
         report: Verification::new(view.log_id),
         head: Head {
             at: first + HEADER_BYTES,
-            hash: genesis,
-            links: 0,
+            hash: start.link,
+            links: start.links,
         },
-        entering: genesis,
+        entering: start.link,
     };
-    if let (Some(d), Some(seg)) = (against, segments.first()) {
-        let wrong = if d.log_id != view.log_id {
-            Some(format!(
-                "the digest is of log {:032x}, this is log {:032x}",
-                d.log_id, view.log_id
-            ))
-        } else if d.links == 0 && d.hash != genesis {
-            Some("the digest of the empty log does not start this log's chain".to_string())
-        } else {
-            None
-        };
-        if let Some(reason) = wrong {
-            walk.fail_in(FailureKind::Digest, seg, HEADER_BYTES, reason);
-            walk.report.head = Digest::of(view.log_id, &walk.head);
-            return Ok(walk.report);
-        }
-        if d.links == 0 {
-            walk.report.against = Some(*d);
-        }
+    walk.report.start = Digest::of(view.log_id, &walk.head);
+    if let (Some(d), Some(seg)) = (against, segments.first())
+        && !walk.digest_fits_start(d, seg)
+    {
+        return Ok(walk.report);
     }
     let mut expected_base = first;
     for seg in &segments {
@@ -102,6 +90,37 @@ pub(crate) fn verify_view(view: &LogView, against: Option<&Digest>) -> Result<Ve
 }
 
 impl Walk<'_> {
+    /// Checks an earlier digest against the log's start: of this log, and
+    /// not committing to what retention removed. False when it fails.
+    fn digest_fits_start(&mut self, d: &Digest, seg: &Segment) -> bool {
+        let start = &self.head;
+        let wrong = if d.log_id != self.view.log_id {
+            Some(format!(
+                "the digest is of log {:032x}, this is log {:032x}",
+                d.log_id, self.view.log_id
+            ))
+        } else if d.links < start.links {
+            Some(format!(
+                "the digest ({} links) commits to events before the log's start ({} links): \
+                 retention removed them, so it cannot be checked; use a digest taken since",
+                d.links, start.links
+            ))
+        } else if d.links == start.links && d.hash != start.hash {
+            Some("the digest at the log's start does not start this log's chain".to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = wrong {
+            self.fail_in(FailureKind::Digest, seg, HEADER_BYTES, reason);
+            self.report.head = Digest::of(self.view.log_id, &self.head);
+            return false;
+        }
+        if d.links == start.links {
+            self.report.against = Some(*d);
+        }
+        true
+    }
+
     /// Walks one segment's published frames; false once a failure ends
     /// the walk or the published end is reached inside it.
     fn segment(&mut self, seg: &Segment) -> Result<bool> {

@@ -32,6 +32,10 @@ pub struct Verification {
     /// Index files that do not read (a power cut can leave one; the next
     /// open rebuilds it): not a failure, nothing trusts them.
     pub index_files_unreadable: u64,
+    /// Where the walk started: the log's start, the chain's link there
+    /// (the genesis link, 0 links, when retention never removed anything).
+    /// What lies before it cannot be checked: it is gone.
+    pub start: Digest,
     /// The chain where the walk stopped: at the published end when the
     /// log is intact.
     pub head: Digest,
@@ -53,6 +57,12 @@ impl Verification {
             chain_records: 0,
             index_files: 0,
             index_files_unreadable: 0,
+            start: Digest {
+                log_id,
+                position: Position::START,
+                links: 0,
+                hash: [0; 32],
+            },
             head: Digest {
                 log_id,
                 position: Position::START,
@@ -86,6 +96,13 @@ impl fmt::Display for Verification {
             self.index_files_unreadable,
             self.head
         )?;
+        if self.start.links > 0 {
+            write!(
+                f,
+                "; from the log's start at {:?} ({} links before it, removed)",
+                self.start.position, self.start.links
+            )?;
+        }
         if let Some(d) = &self.against {
             write!(
                 f,

@@ -1,0 +1,268 @@
+//! Retention by whole segments (docs/ARCHITECTURE.md, "Retention"): the
+//! sealed segments at the head of the log that are past the age or size
+//! the options allow are removed, never the active one (it is sealed first
+//! when its own newest event is too old).
+//!
+//! One run, in this order, so that a crash anywhere leaves a log that
+//! opens with a consistent start and nothing after it lost:
+//! 1. the segments chosen are sealed, durable and linked into the chain
+//!    (their chain records written): the link at the new start is known;
+//! 2. their frames are read once for the streams they define and the heads
+//!    those streams have at the new start (`start.rs`): a read of the
+//!    bytes removed, sequential, and the only cost that grows with them;
+//! 3. an `$audit` event saying what goes is appended and made durable;
+//! 4. the `start` file is replaced (temporary file, fsync, rename, fsync
+//!    of the directory): from here on the removal has happened, and an
+//!    open finishes it;
+//! 5. readers stop finding the segments; their files are unlinked.
+//!
+//! Reads holding a removed segment keep their mapping and finish; a read
+//! that reaches one afterwards, or asks for a position before the start,
+//! gets [`Error::BeforeLogStart`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{self, JsonObject};
+use crate::consumer;
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::log::Log;
+use crate::options::Retention;
+use crate::position::Position;
+use crate::segment::{HEADER_BYTES, Segment, corrupt};
+use crate::start::{self, LogStart, StartStream};
+use crate::streams::Head;
+use crate::view::LogView;
+use crate::walk::{Check, FrameCursor, Step};
+
+/// What one [`Log::apply_retention`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retained {
+    /// Segment files removed.
+    pub segments: u64,
+    /// Their bytes on disk.
+    pub bytes: u64,
+    /// The first position the log holds now.
+    pub log_start: Position,
+    /// The [`AUDIT_STREAM`](crate::AUDIT_STREAM) event recording the
+    /// removal; `None` when nothing was removed.
+    pub audit: Option<Position>,
+}
+
+impl Log {
+    /// The first position the log holds: [`Position::START`] until
+    /// retention removes segments, then the first event of the oldest
+    /// segment kept. Reads from before it get [`Error::BeforeLogStart`].
+    pub fn log_start(&self) -> Position {
+        self.view.log_start().position()
+    }
+
+    /// Removes the segments at the head of the log that the retention
+    /// options ([`Options::retain_max_age`](crate::Options::retain_max_age),
+    /// [`Options::retain_max_bytes`](crate::Options::retain_max_bytes)) let
+    /// go, records the removal in [`AUDIT_STREAM`](crate::AUDIT_STREAM),
+    /// and moves [`Log::log_start`]. Without those options it removes
+    /// nothing. Runs one at a time; appends and reads go on meanwhile.
+    ///
+    /// The chain still proves everything after the start:
+    /// [`verify`](crate::verify()) goes on from the link the `start` file
+    /// keeps. A crash at any point leaves either the old start with every
+    /// segment, or the new one (an open removes what is left below it).
+    pub fn apply_retention(&self) -> Result<Retained> {
+        let _one_at_a_time = self.retention.lock().unwrap_or_else(|p| p.into_inner());
+        let policy = self.append.options.retention;
+        let mut retained = Retained {
+            segments: 0,
+            bytes: 0,
+            log_start: self.log_start(),
+            audit: None,
+        };
+        if !policy.is_set() {
+            return Ok(retained);
+        }
+        let now = self.now_us();
+        if let Some(age) = policy.max_age {
+            self.roll_if_aged(now, age)?;
+        }
+        self.sync()?;
+        self.append.link_and_record(&self.append.chain)?;
+        let pinned = self.pinned_by_consumers(policy)?;
+        let doomed = choose(&self.view.segments_snapshot(), policy, now, pinned);
+        let Some(last) = doomed.last() else {
+            return Ok(retained);
+        };
+        let start = next_start(&self.view, &doomed, last)?;
+        retained.segments = doomed.len() as u64;
+        retained.bytes = doomed.iter().map(|s| s.size()).sum();
+        retained.log_start = start.position();
+        retained.audit = Some(self.audit_removal(&doomed, &retained)?);
+        let view = &*self.view;
+        start::store(&*view.storage, &view.dir, view.log_id, &start)?;
+        view.advance_start(start);
+        remove_files(view, &doomed)?;
+        Ok(retained)
+    }
+
+    /// Seals the active segment when its newest event is older than
+    /// `age`: it alone holds events retention should let go.
+    fn roll_if_aged(&self, now: u64, age: Duration) -> Result<()> {
+        let cutoff = now.saturating_sub(micros(age));
+        let active = self.view.newest_segment();
+        if active
+            .and_then(|s| s.times.last_us())
+            .is_some_and(|t| t < cutoff)
+        {
+            self.append.roll_active()?;
+        }
+        Ok(())
+    }
+
+    /// The log offset below which every named consumer has checkpointed,
+    /// when the options keep segments for them (else no bound).
+    fn pinned_by_consumers(&self, policy: Retention) -> Result<u64> {
+        if !policy.for_consumers {
+            return Ok(u64::MAX);
+        }
+        let found = consumer::checkpoints(&self.view.dir, self.view.log_id)?;
+        Ok(found
+            .iter()
+            .map(|(_, p)| p.frame_offset())
+            .min()
+            .unwrap_or(u64::MAX))
+    }
+
+    /// Appends the `$audit` event of a removal and makes it durable.
+    fn audit_removal(&self, doomed: &[Arc<Segment>], retained: &Retained) -> Result<Position> {
+        let newest = doomed.iter().filter_map(|s| s.times.last_us()).max();
+        let payload = JsonObject::new()
+            .num("log_start", retained.log_start.as_u64())
+            .num("previous_log_start", self.log_start().as_u64())
+            .num("segments", retained.segments)
+            .num("bytes", retained.bytes)
+            .num("newest_removed_us", newest.unwrap_or(0))
+            .str("policy", &describe(self.append.options.retention))
+            .finish();
+        audit::record(self, crate::system::RETENTION_EVENT, payload)
+    }
+}
+
+/// The policy in words, for the audit trail: `max_age=2592000s
+/// max_bytes=none for_consumers=false`.
+fn describe(policy: Retention) -> String {
+    let age = policy
+        .max_age
+        .map_or("none".to_string(), |a| format!("{}s", a.as_secs()));
+    let bytes = policy
+        .max_bytes
+        .map_or("none".to_string(), |b| b.to_string());
+    format!(
+        "max_age={age} max_bytes={bytes} for_consumers={}",
+        policy.for_consumers
+    )
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The sealed segments at the head of `segs` to remove: each has its
+/// chain record (its seal durable, its frames linked), lies wholly before
+/// `pinned`, and is past the age or the size the policy allows. The first
+/// that is not ends the run: only the head of the log goes.
+fn choose(segs: &[Arc<Segment>], policy: Retention, now: u64, pinned: u64) -> Vec<Arc<Segment>> {
+    let Some((_active, sealed)) = segs.split_last() else {
+        return Vec::new();
+    };
+    let mut total: u64 = segs.iter().map(|s| s.size()).sum();
+    let cutoff = policy.max_age.map(|age| now.saturating_sub(micros(age)));
+    let mut doomed = Vec::new();
+    for seg in sealed {
+        let linked = seg.chain_record().is_some_and(|r| !r.open);
+        let old = cutoff.is_some_and(|c| seg.times.last_us().is_none_or(|t| t < c));
+        let big = policy.max_bytes.is_some_and(|max| total > max);
+        if !linked || seg.end() > pinned || !(old || big) {
+            break;
+        }
+        total -= seg.size();
+        doomed.push(Arc::clone(seg));
+    }
+    doomed
+}
+
+/// The start after `doomed` is removed: the chain's link at the end of
+/// `last` (its record), and the streams the removed segments define,
+/// with their heads there.
+fn next_start(view: &Arc<LogView>, doomed: &[Arc<Segment>], last: &Segment) -> Result<LogStart> {
+    let record = last
+        .chain_record()
+        .ok_or_else(|| corrupt(last, 0, "a segment to remove lost its chain record"))?;
+    let old = view.log_start();
+    let mut streams: Vec<StartStream> = (*old.streams).clone();
+    for seg in doomed {
+        streams_in(view, seg, &mut streams)?;
+    }
+    crate::read::deletions::refresh(view)?;
+    Ok(LogStart {
+        base: last.end(),
+        links: record.links,
+        link: record.head,
+        streams: Arc::new(streams),
+        deletions: Arc::new(view.deleted.recorded()),
+    })
+}
+
+/// Reads `seg`'s frames into `streams`: each stream it defines added, in
+/// id order, each stream it appends to given the head there.
+fn streams_in(view: &LogView, seg: &Segment, streams: &mut Vec<StartStream>) -> Result<()> {
+    let bytes = seg.bytes(HEADER_BYTES, seg.published());
+    let mut cursor =
+        FrameCursor::over(seg, bytes, HEADER_BYTES, &view.checksum).skipping(&view.quarantine);
+    loop {
+        let at = cursor.at();
+        let f = match cursor.next(Check::Full) {
+            Step::Events(f, _) => f,
+            Step::Quarantined => continue,
+            Step::End | Step::NoRoom => return Ok(()),
+            Step::Limit => return Err(corrupt(seg, at - seg.base(), "no end marker")),
+            Step::Bad(e) => return Err(corrupt(seg, at - seg.base(), e)),
+        };
+        let head = Head {
+            last_version: f.first_version + u64::from(f.event_count) - 1,
+            last_frame: at,
+        };
+        let id = f.stream_id as usize;
+        match f.defines {
+            Some(name) if id == streams.len() => streams.push(StartStream {
+                name: name.to_string(),
+                head,
+            }),
+            None if id < streams.len() => streams[id].head = head,
+            _ => {
+                let reason = format!("stream id {id} out of order (a repaired log?)");
+                return Err(corrupt(seg, at - seg.base(), reason));
+            }
+        }
+    }
+}
+
+/// Unlinks the removed segments' files and their index files, then syncs
+/// the directory. The start has moved already: a file left here by an
+/// error is removed by the next open.
+fn remove_files(view: &LogView, doomed: &[Arc<Segment>]) -> Result<()> {
+    let storage = &*view.storage;
+    for seg in doomed {
+        let path = seg.path();
+        storage.remove(path).map_err(|e| Error::io(path, e))?;
+        let index = view.dir.join(layout::index_file(seg.base()));
+        match storage.remove(&index) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&index, e));
+            }
+            _ => {}
+        }
+    }
+    storage
+        .sync_dir(&view.dir)
+        .map_err(|e| Error::io(&view.dir, e))
+}
