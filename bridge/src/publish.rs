@@ -47,6 +47,11 @@ pub trait Source {
     /// The events from `from` on, waiting for new ones (a caught-up
     /// publisher waits on it instead of polling).
     fn subscribe_all(&self, from: Position) -> seglog::Result<Subscription>;
+    /// The first position the log holds (after retention removed
+    /// segments): where a publisher to an empty stream begins.
+    fn log_start(&self) -> Position {
+        Position::START
+    }
 }
 
 impl Source for Log {
@@ -62,6 +67,9 @@ impl Source for Log {
     fn subscribe_all(&self, from: Position) -> seglog::Result<Subscription> {
         Log::subscribe_all(self, from)
     }
+    fn log_start(&self) -> Position {
+        Log::log_start(self)
+    }
 }
 
 impl Source for Reader {
@@ -76,6 +84,9 @@ impl Source for Reader {
     }
     fn subscribe_all(&self, from: Position) -> seglog::Result<Subscription> {
         Reader::subscribe_all(self, from)
+    }
+    fn log_start(&self) -> Position {
+        Reader::log_start(self)
     }
 }
 
@@ -93,6 +104,9 @@ impl<T: Source + ?Sized> Source for std::sync::Arc<T> {
     }
     fn subscribe_all(&self, from: Position) -> seglog::Result<Subscription> {
         (**self).subscribe_all(from)
+    }
+    fn log_start(&self) -> Position {
+        (**self).log_start()
     }
 }
 
@@ -185,7 +199,7 @@ impl<S: Source> Publisher<S> {
             .last_sequence;
         if last_sequence == 0 {
             return Ok(Resume {
-                from: Position::START,
+                from: self.source.log_start(),
                 skip_through: None,
                 last_sequence,
                 last: None,

@@ -238,3 +238,80 @@ async fn a_stream_that_lost_messages_stops_the_mirror_at_the_hole() {
     }
     assert!(common::events(mirror.log()).is_empty());
 }
+
+/// A source that applies retention and deletes streams: its system
+/// streams (`$audit`, `$streams`) are published like any stream but not
+/// mirrored (they record the source's own removals), everything else is;
+/// and a publisher that starts on an empty JetStream stream begins at the
+/// log's start, not before it.
+#[tokio::test]
+async fn a_mirror_leaves_out_the_sources_system_streams_and_a_new_publisher_starts_at_the_log_start()
+ {
+    let Some(server) = testing::start("mirror: system streams") else {
+        return;
+    };
+    let client = async_nats::connect(&server.url).await.expect("connect");
+    let source_dir = tempfile::tempdir().expect("dir");
+    let source = seglog::Options::new()
+        .segment_size(1 << 20)
+        .retain_max_bytes(2 << 20)
+        .open(source_dir.path())
+        .expect("open");
+    let mut publisher = Publisher::new(client.clone(), source, common::orders(32)).expect("pub");
+    let mirror_dir = tempfile::tempdir().expect("dir");
+    let local = Log::open(mirror_dir.path()).expect("open mirror log");
+    let mut mirror = Mirror::new(client.clone(), local, mirror_config("billing")).expect("mirror");
+    let payload = vec![7u8; 20_000];
+    for round in 0..4u128 {
+        for k in 0..60 {
+            let event = seglog::EventData::new("Placed", payload.clone()).with_id(round * 100 + k);
+            let stream = format!("order-{}", k % 5);
+            let log = publisher.source();
+            log.append(&stream, seglog::ExpectedVersion::Any, &[event])
+                .expect("append");
+        }
+        publisher.publish_available().await.expect("publish");
+        mirror.mirror_available().await.expect("mirror");
+    }
+    let log = publisher.source();
+    assert!(log.apply_retention().expect("retention").segments > 0);
+    log.truncate_stream("order-1", 3).expect("truncate");
+    log.delete_stream("order-2").expect("delete");
+    publisher.publish_available().await.expect("publish");
+    mirror.mirror_available().await.expect("mirror");
+
+    let start = publisher.source().log_start();
+    let published: Vec<_> = publisher
+        .source()
+        .read_all(start)
+        .expect("read")
+        .map(|e| e.expect("event"))
+        .collect();
+    let system = |s: &str| s == seglog::AUDIT_STREAM || s == seglog::STREAMS_STREAM;
+    assert_eq!(published.iter().filter(|e| system(e.stream())).count(), 3);
+    let mirrored = common::events(mirror.log());
+    let tail: Vec<_> = mirrored[mirrored.len() - (published.len() - 3)..].to_vec();
+    let wanted: Vec<_> = published.iter().filter(|e| !system(e.stream())).collect();
+    assert_eq!(tail.len(), wanted.len());
+    for (m, s) in tail.iter().zip(&wanted) {
+        assert_eq!(
+            (m.stream(), m.version(), m.id()),
+            (s.stream(), s.version(), s.id())
+        );
+    }
+    assert!(!mirrored.iter().any(|e| system(e.stream())));
+
+    // A publisher to a fresh JetStream stream begins at the log's start.
+    let config = seglog_nats::PublisherConfig {
+        stream: "FRESH".into(),
+        prefix: "fresh".into(),
+        ..common::orders(32)
+    };
+    let reader = seglog::Reader::open(source_dir.path()).expect("reader");
+    let mut fresh = Publisher::new(client, reader, config).expect("publisher");
+    let sent = fresh
+        .publish_available()
+        .await
+        .expect("publish from the start");
+    assert_eq!(sent, published.len() as u64);
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_nats::jetstream;
 use bytes::Bytes;
 use seglog::limits::MAX_EVENTS_PER_APPEND;
-use seglog::{AppendRequest, EventData, ExpectedVersion, Position};
+use seglog::{AUDIT_STREAM, AppendRequest, EventData, ExpectedVersion, Position, STREAMS_STREAM};
 
 use super::Mirror;
 use crate::error::BridgeError;
@@ -106,7 +106,15 @@ impl Mirror {
                 reason: format!("an append of more than {MAX_EVENTS_PER_APPEND} events"),
             });
         }
-        let ready: Vec<Incoming> = self.held.events.drain(..complete).collect();
+        // The source's system streams record its own removals and
+        // deletions: they are not the mirror's to repeat (and only the
+        // engine may append to them).
+        let ready: Vec<Incoming> = self
+            .held
+            .events
+            .drain(..complete)
+            .filter(|e| e.stream != AUDIT_STREAM && e.stream != STREAMS_STREAM)
+            .collect();
         let groups = self.groups(ready)?;
         let requests: Vec<AppendRequest<'_>> = groups
             .iter()
