@@ -7,11 +7,14 @@
 //! Payloads are one JSON object each, written here by hand: numbers and
 //! escaped strings only, so the engine needs no serialiser for them.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
+use crate::append::AppendSide;
 use crate::error::Result;
 use crate::event::{EventData, ExpectedVersion};
-use crate::log::Log;
+use crate::log;
 use crate::position::Position;
 use crate::system::AUDIT_STREAM;
 
@@ -64,10 +67,14 @@ fn push_json_str(out: &mut String, s: &str) {
 
 /// Appends one audit event and makes it durable: the removal it announces
 /// may start once this returns. Its position names it.
-pub(crate) fn record(log: &Log, event_type: &str, payload: Bytes) -> Result<Position> {
+pub(crate) fn record(
+    append: &Arc<AppendSide>,
+    event_type: &str,
+    payload: Bytes,
+) -> Result<Position> {
     let event = EventData::new(event_type, payload).with_metadata("application/json");
-    let result = log.append_system(AUDIT_STREAM, ExpectedVersion::Any, &[event])?;
-    log.sync()?;
+    let result = log::append_unchecked(append, AUDIT_STREAM, ExpectedVersion::Any, &[event])?;
+    append.sync()?;
     Ok(result.first_position)
 }
 

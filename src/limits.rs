@@ -48,3 +48,7 @@ pub const DEFAULT_SNAPSHOTS_KEPT: usize = 3;
 /// Most snapshots [`Options::snapshots_kept`](crate::Options::snapshots_kept)
 /// may keep per stream: each is a file, and a load lists them all.
 pub const MAX_SNAPSHOTS_KEPT: usize = 64;
+
+/// How often retention runs in the background by default
+/// ([`Options::retention_interval`](crate::Options::retention_interval)).
+pub const DEFAULT_RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);

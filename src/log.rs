@@ -45,14 +45,14 @@ pub struct Log {
     pub(crate) append: Arc<AppendSide>,
     /// How many snapshots to keep, and the locks saves take.
     snapshots: Snapshots,
-    /// Taken by [`Log::apply_retention`]: one run at a time.
-    pub(crate) retention: std::sync::Mutex<()>,
+    /// Retention's runs, explicit and in the background (`retention.rs`).
+    pub(crate) retention: crate::retention::Retention,
     /// Held by the handle, not by the view: readers that outlive the handle
     /// keep their mappings but not the directory.
     _lock: File,
 }
 
-fn now_us(clock: Option<&dyn Clock>) -> u64 {
+pub(crate) fn now_us(clock: Option<&dyn Clock>) -> u64 {
     let now = clock.map_or_else(SystemTime::now, |c| c.now());
     // `as_micros` divides a u128, a noticeable share of an append to a
     // cold stream (perf).
@@ -130,6 +130,28 @@ fn validate(stream: &str, events: &[EventData], max_frame_bytes: u64) -> Result<
     Ok(())
 }
 
+/// An append through `append` without the check for the engine's own
+/// streams: [`Log::append`]'s path, for the engine's threads too.
+pub(crate) fn append_unchecked(
+    append: &Arc<AppendSide>,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: &[EventData],
+) -> Result<AppendResult> {
+    // Everything up to the lookup overlaps the miss on a cold stream.
+    let hash = append.prefetch(stream);
+    validate(stream, events, append.max_frame_bytes())?;
+    let now = now_us(append.options.clock.as_deref());
+    let request = AppendRequest {
+        stream,
+        expected,
+        events,
+    };
+    let (result, end) = append.append(hash, &request, now)?;
+    append.after_append(end)?;
+    Ok(result)
+}
+
 impl Log {
     /// Opens (or creates) the log in `dir` with the default [`Options`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Log> {
@@ -187,11 +209,12 @@ impl Log {
         };
         crate::read::deletions::refresh(&view)?;
         let append = Arc::new(AppendSide::new(Arc::clone(&view), parts));
+        let retention = crate::retention::Retention::start(&view, &append)?;
         Ok(Log {
             view,
             append,
             snapshots,
-            retention: std::sync::Mutex::new(()),
+            retention,
             _lock: lock_file,
         })
     }
@@ -230,19 +253,7 @@ impl Log {
         expected: ExpectedVersion,
         events: &[EventData],
     ) -> Result<AppendResult> {
-        let append = &self.append;
-        // Everything up to the lookup overlaps the miss on a cold stream.
-        let hash = append.prefetch(stream);
-        validate(stream, events, append.max_frame_bytes())?;
-        let now = now_us(append.options.clock.as_deref());
-        let request = AppendRequest {
-            stream,
-            expected,
-            events,
-        };
-        let (result, end) = append.append(hash, &request, now)?;
-        append.after_append(end)?;
-        Ok(result)
+        append_unchecked(&self.append, stream, expected, events)
     }
 
     /// Several appends, to any streams, under one acquisition of the tail
@@ -282,11 +293,6 @@ impl Log {
             append.append_many(requests, check, now_us(append.options.clock.as_deref()))?;
         append.after_append(end)?;
         Ok(results)
-    }
-
-    /// Now, as commit times count it (the options' clock).
-    pub(crate) fn now_us(&self) -> u64 {
-        now_us(self.append.options.clock.as_deref())
     }
 
     /// The last version of `stream`, or `None` for a stream never written.
@@ -420,6 +426,7 @@ impl Log {
     /// segment's index file so the next open scans nothing, and stops the
     /// threads.
     pub fn close(self) -> Result<()> {
+        self.retention.stop();
         self.append.shutdown()
     }
 }
@@ -564,6 +571,7 @@ impl Options {
 
 impl Drop for Log {
     fn drop(&mut self) {
+        self.retention.stop();
         if let Err(e) = self.append.shutdown() {
             log::warn!("seglog: closing {:?} on drop failed: {e}", self.view.dir);
         }

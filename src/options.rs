@@ -65,6 +65,8 @@ pub(crate) struct Retention {
     pub(crate) max_age: Option<Duration>,
     pub(crate) max_bytes: Option<u64>,
     pub(crate) for_consumers: bool,
+    /// How often the background thread runs (`None`: never).
+    pub(crate) interval: Option<Duration>,
 }
 
 impl Retention {
@@ -95,8 +97,21 @@ impl Options {
             upcasters: None,
             clock: None,
             snapshots_kept: limits::DEFAULT_SNAPSHOTS_KEPT,
-            retention: Retention::default(),
+            retention: Retention {
+                interval: Some(limits::DEFAULT_RETENTION_INTERVAL),
+                ..Retention::default()
+            },
         }
+    }
+
+    /// How often a background thread applies the retention options
+    /// (default [`DEFAULT_RETENTION_INTERVAL`](limits::DEFAULT_RETENTION_INTERVAL));
+    /// `Duration::ZERO`: never, only [`Log::apply_retention`](crate::Log::apply_retention)
+    /// does. The thread runs only with a retention option set; a run that
+    /// finds nothing past the limits costs a look at the segment list.
+    pub fn retention_interval(mut self, every: Duration) -> Self {
+        self.retention.interval = (!every.is_zero()).then_some(every);
+        self
     }
 
     /// Retention by age: [`Log::apply_retention`](crate::Log::apply_retention)

@@ -20,15 +20,17 @@
 //! that reaches one afterwards, or asks for a position before the start,
 //! gets [`Error::BeforeLogStart`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::append::AppendSide;
 use crate::audit::{self, JsonObject};
 use crate::consumer;
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::log::Log;
-use crate::options::Retention;
+use crate::log::{Log, now_us};
+use crate::options::Retention as Policy;
 use crate::position::Position;
 use crate::segment::{HEADER_BYTES, Segment, corrupt};
 use crate::start::{self, LogStart, StartStream};
@@ -63,32 +65,141 @@ impl Log {
     /// [`Options::retain_max_bytes`](crate::Options::retain_max_bytes)) let
     /// go, records the removal in [`AUDIT_STREAM`](crate::AUDIT_STREAM),
     /// and moves [`Log::log_start`]. Without those options it removes
-    /// nothing. Runs one at a time; appends and reads go on meanwhile.
+    /// nothing. A background thread does the same every
+    /// [`Options::retention_interval`](crate::Options::retention_interval);
+    /// runs take turns, and appends and reads go on meanwhile.
     ///
     /// The chain still proves everything after the start:
     /// [`verify`](crate::verify()) goes on from the link the `start` file
     /// keeps. A crash at any point leaves either the old start with every
     /// segment, or the new one (an open removes what is left below it).
     pub fn apply_retention(&self) -> Result<Retained> {
-        let _one_at_a_time = self.retention.lock().unwrap_or_else(|p| p.into_inner());
-        let policy = self.append.options.retention;
+        match &self.retention.runner {
+            Some(runner) => runner.run(),
+            None => Ok(Retained {
+                segments: 0,
+                bytes: 0,
+                log_start: self.log_start(),
+                audit: None,
+            }),
+        }
+    }
+}
+
+/// A log's retention: its policy's runner, and the thread that runs it
+/// every interval.
+#[derive(Debug)]
+pub(crate) struct Retention {
+    /// `None` without a policy.
+    runner: Option<Arc<Runner>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What a run needs: a log's two sides, its policy, and the turn.
+#[derive(Debug)]
+struct Runner {
+    view: Arc<LogView>,
+    append: Arc<AppendSide>,
+    policy: Policy,
+    one_at_a_time: Mutex<()>,
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Retention {
+    /// The retention of a log just opened: with a policy and an interval,
+    /// its thread started.
+    pub(crate) fn start(view: &Arc<LogView>, append: &Arc<AppendSide>) -> Result<Retention> {
+        let policy = append.options.retention;
+        let runner = policy.is_set().then(|| {
+            Arc::new(Runner {
+                view: Arc::clone(view),
+                append: Arc::clone(append),
+                policy,
+                one_at_a_time: Mutex::new(()),
+                stopped: Mutex::new(false),
+                wake: Condvar::new(),
+            })
+        });
+        let thread = match (&runner, policy.interval) {
+            (Some(runner), Some(every)) => {
+                let runner = Arc::clone(runner);
+                let thread = std::thread::Builder::new()
+                    .name("seglog-retention".into())
+                    .spawn(move || runner.run_every(every))
+                    .map_err(|e| Error::io(&view.dir, e))?;
+                Some(thread)
+            }
+            _ => None,
+        };
+        Ok(Retention {
+            runner,
+            thread: Mutex::new(thread),
+        })
+    }
+
+    /// Stops the thread, after the run it is in, if any.
+    pub(crate) fn stop(&self) {
+        let Some(runner) = &self.runner else { return };
+        *lock(&runner.stopped) = true;
+        runner.wake.notify_all();
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Runner {
+    /// The background thread: a run every `every` until stopped. A failed
+    /// run is a warning and the next one tries again; a log that refuses
+    /// writes (poisoned, closed) ends the thread.
+    fn run_every(&self, every: Duration) {
+        loop {
+            let stopped = lock(&self.stopped);
+            let (stopped, _) = self
+                .wake
+                .wait_timeout_while(stopped, every, |stopped| !*stopped)
+                .unwrap_or_else(|p| p.into_inner());
+            if *stopped {
+                return;
+            }
+            drop(stopped);
+            match self.run() {
+                Ok(_) => {}
+                Err(e @ (Error::Poisoned { .. } | Error::Closed)) => {
+                    log::warn!("seglog: retention stops: {e}");
+                    return;
+                }
+                Err(e) => log::warn!("seglog: a retention run failed, to be tried again: {e}"),
+            }
+        }
+    }
+
+    /// One run (see the module docs).
+    fn run(&self) -> Result<Retained> {
+        let _turn = lock(&self.one_at_a_time);
+        let view = &*self.view;
         let mut retained = Retained {
             segments: 0,
             bytes: 0,
-            log_start: self.log_start(),
+            log_start: view.log_start().position(),
             audit: None,
         };
-        if !policy.is_set() {
+        let now = now_us(self.append.options.clock.as_deref());
+        if !self.due(now) {
             return Ok(retained);
         }
-        let now = self.now_us();
-        if let Some(age) = policy.max_age {
+        if let Some(age) = self.policy.max_age {
             self.roll_if_aged(now, age)?;
         }
-        self.sync()?;
+        self.append.sync()?;
         self.append.link_and_record(&self.append.chain)?;
-        let pinned = self.pinned_by_consumers(policy)?;
-        let doomed = choose(&self.view.segments_snapshot(), policy, now, pinned);
+        let pinned = self.pinned_by_consumers()?;
+        let doomed = choose(&view.segments_snapshot(), self.policy, now, pinned);
         let Some(last) = doomed.last() else {
             return Ok(retained);
         };
@@ -97,11 +208,26 @@ impl Log {
         retained.bytes = doomed.iter().map(|s| s.size()).sum();
         retained.log_start = start.position();
         retained.audit = Some(self.audit_removal(&doomed, &retained)?);
-        let view = &*self.view;
         start::store(&*view.storage, &view.dir, view.log_id, &start)?;
         view.advance_start(start);
         remove_files(view, &doomed)?;
         Ok(retained)
+    }
+
+    /// Whether a run may remove anything: the active segment's events are
+    /// past the age, or a sealed segment is past the age or the size (its
+    /// chain record and the consumers are checked later). A run that is
+    /// not due syncs and links nothing.
+    fn due(&self, now: u64) -> bool {
+        let segs = self.view.segments_snapshot();
+        let cutoff = self
+            .policy
+            .max_age
+            .map(|age| now.saturating_sub(micros(age)));
+        let aged = |s: &Segment| cutoff.is_some_and(|c| s.times.last_us().is_some_and(|t| t < c));
+        let total: u64 = segs.iter().map(|s| s.size()).sum();
+        let big = self.policy.max_bytes.is_some_and(|max| total > max);
+        big || segs.iter().any(|s| aged(s))
     }
 
     /// Seals the active segment when its newest event is older than
@@ -120,8 +246,8 @@ impl Log {
 
     /// The log offset below which every named consumer has checkpointed,
     /// when the options keep segments for them (else no bound).
-    fn pinned_by_consumers(&self, policy: Retention) -> Result<u64> {
-        if !policy.for_consumers {
+    fn pinned_by_consumers(&self) -> Result<u64> {
+        if !self.policy.for_consumers {
             return Ok(u64::MAX);
         }
         let found = consumer::checkpoints(&self.view.dir, self.view.log_id)?;
@@ -137,19 +263,22 @@ impl Log {
         let newest = doomed.iter().filter_map(|s| s.times.last_us()).max();
         let payload = JsonObject::new()
             .num("log_start", retained.log_start.as_u64())
-            .num("previous_log_start", self.log_start().as_u64())
+            .num(
+                "previous_log_start",
+                self.view.log_start().position().as_u64(),
+            )
             .num("segments", retained.segments)
             .num("bytes", retained.bytes)
             .num("newest_removed_us", newest.unwrap_or(0))
-            .str("policy", &describe(self.append.options.retention))
+            .str("policy", &describe(self.policy))
             .finish();
-        audit::record(self, crate::system::RETENTION_EVENT, payload)
+        audit::record(&self.append, crate::system::RETENTION_EVENT, payload)
     }
 }
 
 /// The policy in words, for the audit trail: `max_age=2592000s
 /// max_bytes=none for_consumers=false`.
-fn describe(policy: Retention) -> String {
+fn describe(policy: Policy) -> String {
     let age = policy
         .max_age
         .map_or("none".to_string(), |a| format!("{}s", a.as_secs()));
@@ -170,7 +299,7 @@ fn micros(d: Duration) -> u64 {
 /// chain record (its seal durable, its frames linked), lies wholly before
 /// `pinned`, and is past the age or the size the policy allows. The first
 /// that is not ends the run: only the head of the log goes.
-fn choose(segs: &[Arc<Segment>], policy: Retention, now: u64, pinned: u64) -> Vec<Arc<Segment>> {
+fn choose(segs: &[Arc<Segment>], policy: Policy, now: u64, pinned: u64) -> Vec<Arc<Segment>> {
     let Some((_active, sealed)) = segs.split_last() else {
         return Vec::new();
     };

@@ -361,3 +361,34 @@ fn appending_to_the_audit_stream_is_the_engines_alone() {
     assert!(matches!(results[0], Err(Error::ReservedStreamName { .. })));
     assert_eq!(log.stream_version(AUDIT_STREAM), None);
 }
+
+#[test]
+fn the_background_thread_applies_the_policy_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || {
+        Options::new()
+            .segment_size(MIB)
+            .retain_max_bytes(2 * MIB)
+            .retention_interval(Duration::from_millis(20))
+    };
+    let log = options().open(dir.path()).unwrap();
+    for round in 0..4 {
+        fill(&log, &format!("r{round}"), 3);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while log.log_start() == Position::START {
+        assert!(std::time::Instant::now() < deadline, "retention never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let audit = log.read_stream(AUDIT_STREAM, 0).unwrap().count();
+    assert!(audit >= 1);
+    let start = log.log_start();
+    log.close().unwrap();
+    // Without the thread, only an explicit call removes anything.
+    let log = options()
+        .retention_interval(Duration::ZERO)
+        .open(dir.path())
+        .unwrap();
+    assert_eq!(log.log_start(), start);
+    assert!(log.verify(None).unwrap().is_intact());
+}

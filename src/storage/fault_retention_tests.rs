@@ -17,6 +17,7 @@ fn options(storage: &Arc<FaultStorage>) -> Options {
     Options::new()
         .segment_size(SEGMENT)
         .retain_max_bytes(2 * SEGMENT)
+        .retention_interval(std::time::Duration::ZERO)
         .storage(Arc::clone(storage) as Arc<dyn super::Storage>)
 }
 
