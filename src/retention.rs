@@ -24,17 +24,23 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::append::AppendSide;
 use crate::audit::{self, JsonObject};
 use crate::consumer;
 use crate::error::{Error, Result};
+use crate::event::{EventData, ExpectedVersion, RecordedEvent};
 use crate::layout;
-use crate::log::{Log, now_us};
+use crate::limits::MAX_EVENTS_PER_APPEND;
+use crate::log::{Log, append_unchecked, now_us};
 use crate::options::Retention as Policy;
 use crate::position::Position;
+use crate::read::ReadStream;
 use crate::segment::{HEADER_BYTES, Segment, corrupt};
 use crate::start::{self, LogStart, StartStream};
 use crate::streams::Head;
+use crate::system::AUDIT_STREAM;
 use crate::view::LogView;
 use crate::walk::{Check, FrameCursor, Step};
 
@@ -207,6 +213,7 @@ impl Runner {
         retained.segments = doomed.len() as u64;
         retained.bytes = doomed.iter().map(|s| s.size()).sum();
         retained.log_start = start.position();
+        self.carry_audit(start.base)?;
         retained.audit = Some(self.audit_removal(&doomed, &retained)?);
         start::store(&*view.storage, &view.dir, view.log_id, &start)?;
         view.advance_start(start);
@@ -258,6 +265,31 @@ impl Runner {
             .unwrap_or(u64::MAX))
     }
 
+    /// Appends again the `$audit` events below log offset `below`, which
+    /// the run removes: the trail outlives the removals it records. Each
+    /// copy's JSON payload begins with where and when the event was first
+    /// recorded (`carried_from`, `recorded_us`), kept through later runs.
+    /// A run cut short by a crash after this may carry an event twice.
+    fn carry_audit(&self, below: u64) -> Result<()> {
+        let Some((id, head)) = self.view.stream_head(AUDIT_STREAM) else {
+            return Ok(());
+        };
+        let first = self.view.log_start().first_version(id);
+        let read = ReadStream::new(Arc::clone(&self.view), Some((id, head)), first, false)?;
+        let mut carried = Vec::new();
+        for event in read.stored_only() {
+            let event = event?;
+            if event.position().frame_offset() >= below {
+                break;
+            }
+            carried.push(carried_copy(&event));
+        }
+        for batch in carried.chunks(MAX_EVENTS_PER_APPEND) {
+            append_unchecked(&self.append, AUDIT_STREAM, ExpectedVersion::Any, batch)?;
+        }
+        Ok(())
+    }
+
     /// Appends the `$audit` event of a removal and makes it durable.
     fn audit_removal(&self, doomed: &[Arc<Segment>], retained: &Retained) -> Result<Position> {
         let newest = doomed.iter().filter_map(|s| s.times.last_us()).max();
@@ -274,6 +306,29 @@ impl Runner {
             .finish();
         audit::record(&self.append, crate::system::RETENTION_EVENT, payload)
     }
+}
+
+/// An `$audit` event to append again: its payload says where and when it
+/// was first recorded, once (a copy of a copy keeps the original's).
+fn carried_copy(event: &RecordedEvent) -> EventData {
+    let payload = event.payload();
+    let payload = match payload.strip_prefix(b"{") {
+        Some(rest) if !payload.starts_with(b"{\"carried_from\":") => {
+            let mut out = format!(
+                "{{\"carried_from\":{},\"recorded_us\":{}",
+                event.position().as_u64(),
+                event.timestamp_micros()
+            )
+            .into_bytes();
+            if rest != b"}" {
+                out.push(b',');
+            }
+            out.extend_from_slice(rest);
+            Bytes::from(out)
+        }
+        _ => payload.clone(),
+    };
+    EventData::new(event.event_type(), payload).with_metadata(event.metadata().clone())
 }
 
 /// The policy in words, for the audit trail: `max_age=2592000s

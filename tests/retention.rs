@@ -45,6 +45,17 @@ fn fill(log: &Log, tag: &str, streams: usize) -> Vec<(String, u64, Position)> {
     appended
 }
 
+/// The `$audit` events the log holds, from the first one kept.
+fn audit_events(log: &Log) -> Vec<seglog::RecordedEvent> {
+    let read = match log.read_stream(AUDIT_STREAM, 0) {
+        Err(Error::StreamBeforeLogStart { first_version, .. }) => {
+            log.read_stream(AUDIT_STREAM, first_version)
+        }
+        other => other,
+    };
+    read.unwrap().map(|e| e.unwrap()).collect()
+}
+
 fn positions(log: &Log, from: Position) -> Vec<Position> {
     log.read_all(from)
         .unwrap()
@@ -380,15 +391,60 @@ fn the_background_thread_applies_the_policy_without_being_asked() {
         assert!(std::time::Instant::now() < deadline, "retention never ran");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let audit = log.read_stream(AUDIT_STREAM, 0).unwrap().count();
-    assert!(audit >= 1);
-    let start = log.log_start();
+    assert!(!audit_events(&log).is_empty());
     log.close().unwrap();
     // Without the thread, only an explicit call removes anything.
     let log = options()
         .retention_interval(Duration::ZERO)
         .open(dir.path())
         .unwrap();
-    assert_eq!(log.log_start(), start);
+    let start = log.log_start();
+    assert!(start > Position::START);
+    for round in 4..7 {
+        fill(&log, &format!("r{round}"), 3);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(log.log_start(), start, "no thread ran");
+    assert!(log.apply_retention().unwrap().segments > 0);
+    assert!(log.log_start() > start);
+    assert!(log.verify(None).unwrap().is_intact());
+}
+
+#[test]
+fn the_audit_trail_outlives_the_segments_it_was_written_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Options::new()
+        .segment_size(MIB)
+        .retain_max_bytes(2 * MIB)
+        .retention_interval(Duration::ZERO)
+        .open(dir.path())
+        .unwrap();
+    let mut runs = Vec::new();
+    for round in 0..6 {
+        fill(&log, &format!("r{round}"), 3);
+        let retained = log.apply_retention().unwrap();
+        if let Some(at) = retained.audit {
+            runs.push((at, retained.log_start));
+        }
+    }
+    assert!(runs.len() >= 3, "{runs:?}");
+    let trail = audit_events(&log);
+    // Every run is there once: the older ones as copies that say where
+    // they were first recorded (a copy may come after a later original).
+    assert_eq!(trail.len(), runs.len(), "{trail:?}");
+    for (at, start) in &runs {
+        let carried = format!("{{\"carried_from\":{},", at.as_u64());
+        let found: Vec<&str> = trail
+            .iter()
+            .filter(|e| {
+                let text = std::str::from_utf8(e.payload()).unwrap();
+                e.position() == *at || text.starts_with(&carried)
+            })
+            .map(|e| std::str::from_utf8(e.payload()).unwrap())
+            .collect();
+        assert_eq!(found.len(), 1, "the run at {at}: {found:?}");
+        assert!(found[0].contains(&format!("\"log_start\":{}", start.as_u64())));
+        assert!(found[0].matches("carried_from").count() <= 1);
+    }
     assert!(log.verify(None).unwrap().is_intact());
 }
