@@ -25,7 +25,11 @@ pub const AUDIT_STREAM: &str = "$audit";
 /// `T` is the commit time (µs since the epoch) of the newest removed event.
 pub const RETENTION_EVENT: &str = "seglog.retention";
 
-/// The event type of a subject's key destroyed (`Log::forget`). Payload: `{"subject":"S"}`.
+/// The event type of a subject's key destroyed (`Log::forget`). Payload:
+/// `{"key_id":N,"subject_hash":"H"}`: `N` the key store's id of the key
+/// (each envelope starts with it), `H` the subject's keyed hash
+/// ([`Log::subject_hash`](crate::Log::subject_hash)), never the subject
+/// itself, which may be personal data the forget was asked to erase.
 pub const FORGET_EVENT: &str = "seglog.forget";
 
 /// Whether only the engine may append to `stream`.

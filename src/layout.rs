@@ -10,6 +10,7 @@
 //! | `{base:020}.idx` | that segment's index file (derived data) |
 //! | `quarantine` | the ranges a repair skipped |
 //! | `consumer-{hex}.ckpt` | a durable consumer's checkpoint |
+//! | `keys` | the subjects' keys, sealed under the master key (crypto-shredding) |
 //! | any of these + `.tmp` | written, synced, then renamed over the name |
 //! | `snapshots/{stream key}/{version:020}.snap` | a stream's snapshot (`.tmp` while written) |
 
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub(crate) const LOCK_FILE: &str = "seglog.lock";
 /// The quarantine list.
 pub(crate) const QUARANTINE_FILE: &str = "quarantine";
+/// The key store (`shred/keystore.rs`).
+pub(crate) const KEYS_FILE: &str = "keys";
 
 const SEGMENT_SUFFIX: &str = ".seg";
 const INDEX_SUFFIX: &str = ".idx";
@@ -129,7 +132,10 @@ pub(crate) fn is_engine_tmp(name: &str) -> bool {
     let base = target
         .strip_suffix(SEGMENT_SUFFIX)
         .or_else(|| target.strip_suffix(INDEX_SUFFIX));
-    base.and_then(parse_base).is_some() || target == QUARANTINE_FILE || is_checkpoint_file(target)
+    base.and_then(parse_base).is_some()
+        || target == QUARANTINE_FILE
+        || target == KEYS_FILE
+        || is_checkpoint_file(target)
 }
 
 #[cfg(test)]
@@ -152,6 +158,7 @@ mod tests {
             format!("{}.tmp", segment_file(1 << 20)),
             format!("{}.tmp", index_file(0)),
             "quarantine.tmp".to_string(),
+            "keys.tmp".to_string(),
             format!("{}.tmp", checkpoint_file("billing")),
         ] {
             assert!(is_engine_tmp(&ours), "{ours}");

@@ -32,6 +32,7 @@ use crate::position::Position;
 use crate::quarantine::Quarantined;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::recovery;
+use crate::shred::{self, KeyRing};
 use crate::snapshot::{self, Rebuilt, Snapshot, Snapshots};
 use crate::storage::{Storage, filesystem};
 use crate::subscribe::Subscription;
@@ -159,6 +160,16 @@ impl Log {
         let end = active.base() + writer.cursor();
         let lookahead = streams.lookahead();
         let snapshots = Snapshots::new(options.snapshots_kept);
+        let keys = match &options.master_key {
+            Some(master) => Some(Arc::new(KeyRing::open(
+                &dir,
+                Arc::clone(&options.storage),
+                log_id,
+                master,
+                true,
+            )?)),
+            None => None,
+        };
         sealed.push(Arc::clone(&active));
         let view = Arc::new(LogView::new(ViewParts {
             dir,
@@ -170,6 +181,7 @@ impl Log {
             streams,
             end,
             upcasters: options.upcasters.clone(),
+            keys,
         }));
         let parts = AppendParts {
             options,
@@ -227,6 +239,11 @@ impl Log {
         let append = &self.append;
         // Everything up to the lookup overlaps the miss on a cold stream.
         let hash = append.prefetch(stream);
+        validate_stream(stream, events)?;
+        // Sealed before the locks: a new subject's key is durable in the
+        // key store before its first event can be acknowledged.
+        let sealed = shred::seal_batch(self.view.keys.as_deref(), stream, events)?;
+        let events = sealed.as_deref().unwrap_or(events);
         validate(stream, events, append.max_frame_bytes())?;
         let now = now_us(append.options.clock.as_deref());
         let request = AppendRequest {
@@ -262,6 +279,22 @@ impl Log {
                 max: limits::MAX_APPENDS_PER_CALL,
             });
         }
+        let sealed = self.seal_requests(requests)?;
+        let sealed_requests: Vec<AppendRequest<'_>>;
+        let requests = match &sealed {
+            Some(events) => {
+                sealed_requests = requests
+                    .iter()
+                    .zip(events)
+                    .map(|(r, sealed)| AppendRequest {
+                        events: sealed.as_deref().unwrap_or(r.events),
+                        ..*r
+                    })
+                    .collect();
+                &sealed_requests[..]
+            }
+            None => requests,
+        };
         let append = &self.append;
         let max_frame = append.max_frame_bytes();
         let check = |r: &AppendRequest<'_>| {
@@ -276,6 +309,77 @@ impl Log {
             append.append_many(requests, check, now_us(append.options.clock.as_deref()))?;
         append.after_append(end)?;
         Ok(results)
+    }
+
+    /// The events of `requests` sealed, when any asks to be: each
+    /// request's events (`None`: as given), after one key store rewrite
+    /// for every new subject among them all.
+    #[allow(clippy::type_complexity)]
+    fn seal_requests(
+        &self,
+        requests: &[AppendRequest<'_>],
+    ) -> Result<Option<Vec<Option<Vec<EventData>>>>> {
+        if requests
+            .iter()
+            .all(|r| r.events.iter().all(|e| e.seal.is_none()))
+        {
+            return Ok(None);
+        }
+        let keys = self.view.keys.as_deref().ok_or(Error::NoMasterKey)?;
+        let subjects = requests
+            .iter()
+            .filter(|r| validate_stream(r.stream, r.events).is_ok())
+            .flat_map(|r| shred::subjects(r.stream, r.events));
+        keys.ensure(subjects)?;
+        let sealed = requests
+            .iter()
+            .map(|r| match validate_stream(r.stream, r.events) {
+                // Refused whole by its own check, under the lock.
+                Err(_) => Ok(None),
+                Ok(()) => shred::seal_batch(Some(keys), r.stream, r.events),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(sealed))
+    }
+
+    /// Destroys `subject`'s key (a stream's name for events appended
+    /// [`encrypted`](EventData::encrypted), or the name given to
+    /// [`encrypted_for`](EventData::encrypted_for)): from then on its
+    /// events read in place, with their positions, versions, types, ids,
+    /// times and plain metadata, but their payloads (and encrypted
+    /// metadata) read as empty, [`PayloadState::Erased`](crate::PayloadState::Erased).
+    /// The hash chain is untouched: [`Log::verify`] still succeeds.
+    ///
+    /// First records a [`FORGET_EVENT`](crate::FORGET_EVENT) in the
+    /// [`AUDIT_STREAM`](crate::AUDIT_STREAM) and makes it durable (its
+    /// position is returned), then rewrites the key store without the key,
+    /// durably. Once this returns `Ok` the key is gone, after a crash too;
+    /// a call that fails after the audit event may leave the key: call it
+    /// again. A later append for the same subject gets a new key, which
+    /// this forget does not touch.
+    ///
+    /// Errors: [`Error::NoMasterKey`], [`Error::UnknownSubject`] for a
+    /// subject with no key (never used, or forgotten already: nothing is
+    /// written). See docs/ARCHITECTURE.md "Crypto-shredding" for what
+    /// stays on the disk.
+    pub fn forget(&self, subject: &str) -> Result<Position> {
+        let keys = self.view.keys.as_deref().ok_or(Error::NoMasterKey)?;
+        keys.forget(subject, |key_id| {
+            let payload = audit::JsonObject::new()
+                .num("key_id", key_id)
+                .str("subject_hash", &keys.subject_hash(subject))
+                .finish();
+            audit::record(self, audit::FORGET_EVENT, payload)
+        })
+    }
+
+    /// The keyed hash of `subject` a [`FORGET_EVENT`](crate::FORGET_EVENT)
+    /// records (64 hex digits): BLAKE3 keyed with a key derived from the
+    /// master key, so the audit trail names a forgotten subject only to
+    /// whoever holds the master key. [`Error::NoMasterKey`] without one.
+    pub fn subject_hash(&self, subject: &str) -> Result<String> {
+        let keys = self.view.keys.as_deref().ok_or(Error::NoMasterKey)?;
+        Ok(keys.subject_hash(subject))
     }
 
     /// The last version of `stream`, or `None` for a stream never written.

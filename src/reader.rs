@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::shred::KeyRing;
 use crate::chain::{Chain, Digest};
 use crate::commit::lock;
 use crate::consumer::Consumer;
@@ -119,7 +120,10 @@ impl Reader {
     }
 
     /// [`Reader::open`] with the options that apply to reading: the
-    /// [upcasters](Options::upcasters). The others (segment size,
+    /// [upcasters](Options::upcasters) and the [master key](Options::master_key)
+    /// (the key store is read, never written, and read again when the
+    /// writer rewrote it: each read sees the keys made and forgotten
+    /// before it). The others (segment size,
     /// durability, repair, ...) are the writer's and are not used here.
     pub fn open_with(dir: impl AsRef<Path>, options: &Options) -> Result<Reader> {
         let dir = dir.as_ref().to_path_buf();
@@ -129,6 +133,16 @@ impl Reader {
         let quarantine = quarantine::load(&dir)?;
         let sealed = is_sealed(&open);
         let seg = open.into_followed();
+        let keys = match &options.master_key {
+            Some(master) => Some(Arc::new(KeyRing::open(
+                &dir,
+                Arc::new(RealStorage),
+                log_id,
+                master,
+                false,
+            )?)),
+            None => None,
+        };
         let shared = Arc::new(LogView::new(ViewParts {
             dir,
             log_id,
@@ -141,6 +155,7 @@ impl Reader {
             segments: vec![Arc::clone(&seg)],
             streams: Streams::new(Options::new().index_interval),
             upcasters: options.upcasters.clone(),
+            keys,
         }));
         let follower = Arc::new(Follower {
             checksum: Checksum::new(log_id),
@@ -422,6 +437,10 @@ impl Follower {
     /// Applies every frame published since the last call, segment after
     /// segment, then lets this process's readers and subscribers see them.
     fn apply(&self) -> Result<()> {
+        // Keys the writer made or forgot since: one `stat` of the store.
+        if let Some(keys) = &self.shared.keys {
+            keys.refresh()?;
+        }
         let mut at = lock(&self.at);
         loop {
             let Some(seg) = self.shared.segment_at(at.index) else {

@@ -19,6 +19,7 @@ use crate::frame::{self, Checksum, Frame};
 use crate::position::Position;
 use crate::quarantine::Quarantined;
 use crate::segment::{Segment, corrupt};
+use crate::shred::KeyRing;
 use crate::storage::Storage;
 use crate::streams::{Head, IndexEntry, Names, Streams};
 use crate::upcast::Upcasters;
@@ -47,6 +48,9 @@ pub(crate) struct LogView {
     pub(crate) consumers: Mutex<HashSet<String>>,
     /// What every read applies ([`Options::upcasters`](crate::Options::upcasters)).
     pub(crate) upcasters: Option<Upcasters>,
+    /// The subjects' keys every read opens envelopes with (`None`: no
+    /// [`Options::master_key`](crate::Options::master_key)).
+    pub(crate) keys: Option<Arc<KeyRing>>,
 }
 
 /// What a [`LogView`] starts from.
@@ -61,6 +65,7 @@ pub(crate) struct ViewParts {
     /// The published end at the start.
     pub(crate) end: u64,
     pub(crate) upcasters: Option<Upcasters>,
+    pub(crate) keys: Option<Arc<KeyRing>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -87,6 +92,7 @@ impl LogView {
             watch: Watch::new(parts.end),
             consumers: Mutex::new(HashSet::new()),
             upcasters: parts.upcasters,
+            keys: parts.keys,
         }
     }
 

@@ -230,6 +230,7 @@ impl ReadStream {
             from_version
         };
         let shared_upcasters = shared.upcasters.clone();
+        let types = TypeCache::new(&shared);
         let mut read = ReadStream {
             shared,
             id,
@@ -246,7 +247,7 @@ impl ReadStream {
             upcast: Pending::new(shared_upcasters.clone(), backward),
             cache: SegmentBytes::default(),
             frame: None,
-            types: TypeCache::new(shared_upcasters),
+            types,
             done: done || (!backward && from_version > last_version),
         };
         if backward && !read.done {
