@@ -10,6 +10,8 @@
 //! seam) and the steps the append and read paths call.
 //! docs/ARCHITECTURE.md, "Crypto-shredding", says what is and is not erased.
 
+#[cfg(test)]
+mod crash_tests;
 pub(crate) mod envelope;
 pub(crate) mod keystore;
 
@@ -351,10 +353,9 @@ impl KeyRing {
 
     /// Destroys `subject`'s key: `announce(key id)` first (the `$audit`
     /// event, durable before anything is removed), then the store
-    /// rewritten without it, then the key dropped from memory. Dropped
-    /// from memory even when the rewrite fails: the forget was announced,
-    /// and no new event may be sealed with a key that may be gone from
-    /// disk.
+    /// rewritten without it, then the key dropped from memory. A rewrite
+    /// that fails leaves the key in memory, as it may still be on disk:
+    /// the caller tries the forget again.
     pub(crate) fn forget(
         &self,
         subject: &str,
@@ -368,16 +369,16 @@ impl KeyRing {
             });
         };
         let position = announce(id)?;
-        let written = {
+        let bytes = {
             let keys = self.read();
-            self.encode(&keys, keys.next_id, Some(id), &[])
-                .and_then(|bytes| self.replace(&bytes))
+            self.encode(&keys, keys.next_id, Some(id), &[])?
         };
+        self.replace(&bytes)?;
         let mut keys = self.write_keys();
         keys.ids.remove(subject);
         keys.keys.remove(&id);
         keys.stamp = Stamp::of(&self.path);
-        written.map(|()| position)
+        Ok(position)
     }
 }
 
