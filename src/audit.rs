@@ -9,9 +9,9 @@
 
 use bytes::Bytes;
 
+use crate::error::Result;
 use crate::event::{EventData, ExpectedVersion};
 use crate::log::Log;
-use crate::error::Result;
 use crate::position::Position;
 
 /// The system stream the engine records its own removals in. Only the

@@ -1,7 +1,8 @@
 //! What goes in (`EventData`, `ExpectedVersion`) and what comes out
-//! (`AppendResult`, `RecordedEvent`, `EventRef`).
+//! (`AppendResult`, `RecordedEvent`, `EventRef`, `PayloadState`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -9,7 +10,6 @@ use bytestring::ByteString;
 use compact_str::CompactString;
 
 use crate::position::Position;
-use crate::shred::{PayloadState, Seal};
 
 /// An event's type name, as [`EventData::new`] takes it (from a `&str`, a
 /// `String`, ...).
@@ -76,6 +76,30 @@ impl std::fmt::Display for EventType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What became of an event's payload on its way out of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadState {
+    /// Stored as given: the event was not encrypted.
+    Plain,
+    /// Stored encrypted and decrypted with its subject's key: the payload
+    /// (and the metadata, if it was encrypted too) is what was appended.
+    Decrypted,
+    /// Stored encrypted under a key that was destroyed
+    /// ([`Log::forget`](crate::Log::forget)): the payload (and the
+    /// metadata, if it was encrypted too) reads as empty. Stream, version,
+    /// position, type, id, time and plain metadata are still there.
+    Erased,
+}
+
+/// How an event is to be sealed ([`EventData::encrypted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seal {
+    /// The subject whose key seals it; `None`: the stream's name.
+    pub(crate) subject: Option<Arc<str>>,
+    /// The metadata is sealed too.
+    pub(crate) metadata: bool,
 }
 
 /// An event to append: a type name, a payload, and optional metadata and id.

@@ -90,7 +90,8 @@ pub use crate::chain::{Digest, SignedDigest};
 pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};
 pub use crate::event::{
-    AppendRequest, AppendResult, EventData, EventRef, EventType, ExpectedVersion, RecordedEvent,
+    AppendRequest, AppendResult, EventData, EventRef, EventType, ExpectedVersion, PayloadState,
+    RecordedEvent,
 };
 pub use crate::log::Log;
 pub use crate::options::{Clock, Durability, Options, Preallocate};
@@ -98,7 +99,7 @@ pub use crate::position::Position;
 pub use crate::quarantine::Quarantined;
 pub use crate::read::{AsOf, ReadAll, ReadStream};
 pub use crate::reader::Reader;
-pub use crate::shred::{MasterKey, PayloadState};
+pub use crate::shred::MasterKey;
 pub use crate::snapshot::{Rebuilt, Snapshot};
 pub use crate::subscribe::{Filter, Subscription};
 pub use crate::upcast::{UpcastInput, UpcastResult, Upcasted, Upcasters, UpcastersBuilder};

@@ -35,7 +35,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::shred::KeyRing;
 use crate::chain::{Chain, Digest};
 use crate::commit::lock;
 use crate::consumer::Consumer;
@@ -49,6 +48,7 @@ use crate::position::Position;
 use crate::quarantine;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment, corrupt};
+use crate::shred::KeyRing;
 use crate::snapshot::{self, Rebuilt, Snapshot};
 use crate::storage::RealStorage;
 use crate::streams::{Names, Streams};

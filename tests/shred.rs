@@ -83,9 +83,30 @@ fn expected_mix() -> Vec<Seen> {
     };
     vec![
         s("order-1", 0, "Placed", b"plain", b"m0", PayloadState::Plain),
-        s("order-1", 1, "Paid", b"by card 4242", b"m1", PayloadState::Decrypted),
-        s("order-2", 0, "Placed", b"order two", b"secret-meta", PayloadState::Decrypted),
-        s("customer-42", 0, "Moved", b"12 Rue X", b"", PayloadState::Decrypted),
+        s(
+            "order-1",
+            1,
+            "Paid",
+            b"by card 4242",
+            b"m1",
+            PayloadState::Decrypted,
+        ),
+        s(
+            "order-2",
+            0,
+            "Placed",
+            b"order two",
+            b"secret-meta",
+            PayloadState::Decrypted,
+        ),
+        s(
+            "customer-42",
+            0,
+            "Moved",
+            b"12 Rue X",
+            b"",
+            PayloadState::Decrypted,
+        ),
     ]
 }
 
@@ -109,10 +130,17 @@ fn encrypted_and_plain_events_read_back_on_every_path() {
 
     let mut replayed = Vec::new();
     log.replay(Position::START, |e| {
-        replayed.push((e.payload().to_vec(), e.metadata().to_vec(), e.payload_state()))
+        replayed.push((
+            e.payload().to_vec(),
+            e.metadata().to_vec(),
+            e.payload_state(),
+        ))
     })
     .unwrap();
-    let want: Vec<_> = expected_mix().into_iter().map(|s| (s.3, s.4, s.5)).collect();
+    let want: Vec<_> = expected_mix()
+        .into_iter()
+        .map(|s| (s.3, s.4, s.5))
+        .collect();
     assert_eq!(replayed, want);
 
     let forward: Vec<_> = log
@@ -143,8 +171,17 @@ fn encrypted_and_plain_events_read_back_on_every_path() {
     // Neither a payload, encrypted metadata nor a subject reaches a segment.
     let bytes = segment_bytes(dir.path());
     assert!(contains(&bytes, b"plain"));
-    for secret in [&b"by card 4242"[..], b"secret-meta", b"12 Rue X", b"customer:42"] {
-        assert!(!contains(&bytes, secret), "{:?} on disk", String::from_utf8_lossy(secret));
+    for secret in [
+        &b"by card 4242"[..],
+        b"secret-meta",
+        b"12 Rue X",
+        b"customer:42",
+    ] {
+        assert!(
+            !contains(&bytes, secret),
+            "{:?} on disk",
+            String::from_utf8_lossy(secret)
+        );
     }
     let keys = dir.path().join("keys");
     let mode = std::fs::metadata(&keys).unwrap().permissions().mode();
@@ -158,42 +195,83 @@ fn forget_erases_in_place_and_the_chain_still_verifies() {
     let log = options().open(dir.path()).unwrap();
     append_mix(&log);
     let digest = log.digest().unwrap();
-    let before = log.read_all(Position::START).unwrap().map(Result::unwrap).collect::<Vec<_>>();
+    let before = log
+        .read_all(Position::START)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
 
     let audit_at = log.forget("customer:42").unwrap();
-    let after: Vec<_> = log.read_all(Position::START).unwrap().map(Result::unwrap).collect();
+    let after: Vec<_> = log
+        .read_all(Position::START)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(after.len(), before.len() + 1, "the $audit event follows");
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(
-            (b.stream(), b.version(), b.position(), b.event_type(), b.id(), b.timestamp_micros()),
-            (a.stream(), a.version(), a.position(), a.event_type(), a.id(), a.timestamp_micros())
+            (
+                b.stream(),
+                b.version(),
+                b.position(),
+                b.event_type(),
+                b.id(),
+                b.timestamp_micros()
+            ),
+            (
+                a.stream(),
+                a.version(),
+                a.position(),
+                a.event_type(),
+                a.id(),
+                a.timestamp_micros()
+            )
         );
     }
-    let states: Vec<_> = after.iter().map(|e| (e.payload_state(), e.payload().to_vec())).collect();
-    assert_eq!(states[..4], [
-        (PayloadState::Plain, b"plain".to_vec()),
-        (PayloadState::Erased, Vec::new()),
-        (PayloadState::Decrypted, b"order two".to_vec()),
-        (PayloadState::Erased, Vec::new()),
-    ]);
+    let states: Vec<_> = after
+        .iter()
+        .map(|e| (e.payload_state(), e.payload().to_vec()))
+        .collect();
+    assert_eq!(
+        states[..4],
+        [
+            (PayloadState::Plain, b"plain".to_vec()),
+            (PayloadState::Erased, Vec::new()),
+            (PayloadState::Decrypted, b"order two".to_vec()),
+            (PayloadState::Erased, Vec::new()),
+        ]
+    );
     assert_eq!(after[1].metadata().as_ref(), b"m1", "plain metadata stays");
     assert!(after[1].is_erased() && !after[2].is_erased());
 
     let audit = &after[4];
-    assert_eq!((audit.stream(), audit.event_type(), audit.position()), (AUDIT_STREAM, FORGET_EVENT, audit_at));
+    assert_eq!(
+        (audit.stream(), audit.event_type(), audit.position()),
+        (AUDIT_STREAM, FORGET_EVENT, audit_at)
+    );
     let hash = log.subject_hash("customer:42").unwrap();
     assert_eq!(hash.len(), 64);
     let text = std::str::from_utf8(audit.payload()).unwrap();
-    assert_eq!(text, format!("{{\"key_id\":1,\"subject_hash\":\"{hash}\"}}"));
+    assert_eq!(
+        text,
+        format!("{{\"key_id\":1,\"subject_hash\":\"{hash}\"}}")
+    );
 
     let mut erased = 0;
-    log.replay(Position::START, |e| erased += usize::from(e.is_erased())).unwrap();
+    log.replay(Position::START, |e| erased += usize::from(e.is_erased()))
+        .unwrap();
     assert_eq!(erased, 2);
     let report = log.verify(Some(&digest)).unwrap();
     assert!(report.is_intact(), "{:?}", report.failure);
 
-    assert!(matches!(log.forget("customer:42"), Err(Error::UnknownSubject { .. })));
-    assert!(matches!(log.forget("nobody"), Err(Error::UnknownSubject { .. })));
+    assert!(matches!(
+        log.forget("customer:42"),
+        Err(Error::UnknownSubject { .. })
+    ));
+    assert!(matches!(
+        log.forget("nobody"),
+        Err(Error::UnknownSubject { .. })
+    ));
     // A returning customer gets a new key.
     log.append(
         "customer-42",
@@ -215,11 +293,19 @@ fn forget_erases_in_place_and_the_chain_still_verifies() {
 fn a_reader_sees_keys_made_and_forgotten_after_it_opened() {
     let dir = common::tempdir();
     let log = options().open(dir.path()).unwrap();
-    log.append("a", ExpectedVersion::Any, &[EventData::new("T", &b"first"[..]).encrypted()])
-        .unwrap();
+    log.append(
+        "a",
+        ExpectedVersion::Any,
+        &[EventData::new("T", &b"first"[..]).encrypted()],
+    )
+    .unwrap();
     let reader = Reader::open_with(dir.path(), &options()).unwrap();
-    log.append("b", ExpectedVersion::Any, &[EventData::new("T", &b"second"[..]).encrypted()])
-        .unwrap();
+    log.append(
+        "b",
+        ExpectedVersion::Any,
+        &[EventData::new("T", &b"second"[..]).encrypted()],
+    )
+    .unwrap();
     let payloads = |r: &Reader| -> Vec<(Vec<u8>, PayloadState)> {
         r.read_all(Position::START)
             .unwrap()
@@ -228,17 +314,25 @@ fn a_reader_sees_keys_made_and_forgotten_after_it_opened() {
             .map(|e| (e.payload().to_vec(), e.payload_state()))
             .collect()
     };
-    assert_eq!(payloads(&reader), [
-        (b"first".to_vec(), PayloadState::Decrypted),
-        (b"second".to_vec(), PayloadState::Decrypted),
-    ]);
+    assert_eq!(
+        payloads(&reader),
+        [
+            (b"first".to_vec(), PayloadState::Decrypted),
+            (b"second".to_vec(), PayloadState::Decrypted),
+        ]
+    );
     log.forget("a").unwrap();
-    assert_eq!(payloads(&reader), [
-        (Vec::new(), PayloadState::Erased),
-        (b"second".to_vec(), PayloadState::Decrypted),
-    ]);
+    assert_eq!(
+        payloads(&reader),
+        [
+            (Vec::new(), PayloadState::Erased),
+            (b"second".to_vec(), PayloadState::Decrypted),
+        ]
+    );
     let mut seen = Vec::new();
-    reader.replay(Position::START, |e| seen.push(e.payload_state())).unwrap();
+    reader
+        .replay(Position::START, |e| seen.push(e.payload_state()))
+        .unwrap();
     assert_eq!(seen[..2], [PayloadState::Erased, PayloadState::Decrypted]);
 }
 
@@ -249,18 +343,36 @@ fn keys_that_do_not_fit_are_errors_that_say_so() {
     append_mix(&log);
     log.close().unwrap();
 
-    let wrong = Options::new().master_key(MasterKey::from_bytes([1; 32])).open(dir.path());
-    assert!(matches!(wrong, Err(Error::WrongMasterKey { ref path }) if path.ends_with("keys")), "{wrong:?}");
-    let wrong = Reader::open_with(dir.path(), &Options::new().master_key(MasterKey::from_bytes([1; 32])));
+    let wrong = Options::new()
+        .master_key(MasterKey::from_bytes([1; 32]))
+        .open(dir.path());
+    assert!(
+        matches!(wrong, Err(Error::WrongMasterKey { ref path }) if path.ends_with("keys")),
+        "{wrong:?}"
+    );
+    let wrong = Reader::open_with(
+        dir.path(),
+        &Options::new().master_key(MasterKey::from_bytes([1; 32])),
+    );
     assert!(matches!(wrong, Err(Error::WrongMasterKey { .. })));
 
     let plain = Log::open(dir.path()).unwrap();
     let (events, error) = common::try_read_from(&plain, Position::START);
-    assert_eq!(events.len(), 1, "the plain event before the first encrypted one");
+    assert_eq!(
+        events.len(),
+        1,
+        "the plain event before the first encrypted one"
+    );
     assert!(matches!(error, Some(Error::NoMasterKey)), "{error:?}");
     let sealed = [EventData::new("T", &b"x"[..]).encrypted()];
-    assert!(matches!(plain.append("s", ExpectedVersion::Any, &sealed), Err(Error::NoMasterKey)));
-    assert!(matches!(plain.forget("customer:42"), Err(Error::NoMasterKey)));
+    assert!(matches!(
+        plain.append("s", ExpectedVersion::Any, &sealed),
+        Err(Error::NoMasterKey)
+    ));
+    assert!(matches!(
+        plain.forget("customer:42"),
+        Err(Error::NoMasterKey)
+    ));
     plain.close().unwrap();
 
     let keys = dir.path().join("keys");
@@ -277,7 +389,10 @@ fn keys_that_do_not_fit_are_errors_that_say_so() {
 fn bad_subjects_are_refused_and_nothing_is_written() {
     let dir = common::tempdir();
     let log = options().open(dir.path()).unwrap();
-    for subject in [String::new(), "x".repeat(seglog::limits::MAX_SUBJECT_BYTES + 1)] {
+    for subject in [
+        String::new(),
+        "x".repeat(seglog::limits::MAX_SUBJECT_BYTES + 1),
+    ] {
         let e = [EventData::new("T", &b"x"[..]).encrypted_for(&subject)];
         assert!(matches!(
             log.append("s", ExpectedVersion::Any, &e),
@@ -298,18 +413,33 @@ fn append_many_seals_each_request() {
     let a = [EventData::new("T", &b"one"[..]).encrypted()];
     let b = [EventData::new("T", &b"two"[..]).encrypted_for("p:1")];
     let requests = [
-        seglog::AppendRequest { stream: "a", expected: ExpectedVersion::Any, events: &a },
-        seglog::AppendRequest { stream: "b", expected: ExpectedVersion::Any, events: &b },
-        seglog::AppendRequest { stream: "", expected: ExpectedVersion::Any, events: &b },
+        seglog::AppendRequest {
+            stream: "a",
+            expected: ExpectedVersion::Any,
+            events: &a,
+        },
+        seglog::AppendRequest {
+            stream: "b",
+            expected: ExpectedVersion::Any,
+            events: &b,
+        },
+        seglog::AppendRequest {
+            stream: "",
+            expected: ExpectedVersion::Any,
+            events: &b,
+        },
     ];
     let results = log.append_many(&requests).unwrap();
     assert!(results[0].is_ok() && results[1].is_ok());
     assert!(matches!(results[2], Err(Error::EmptyStreamName)));
     let payloads: Vec<_> = all(&log).into_iter().map(|s| (s.3, s.5)).collect();
-    assert_eq!(payloads, [
-        (b"one".to_vec(), PayloadState::Decrypted),
-        (b"two".to_vec(), PayloadState::Decrypted),
-    ]);
+    assert_eq!(
+        payloads,
+        [
+            (b"one".to_vec(), PayloadState::Decrypted),
+            (b"two".to_vec(), PayloadState::Decrypted),
+        ]
+    );
     log.forget("p:1").unwrap();
     assert_eq!(all(&log)[1].5, PayloadState::Erased);
 }
@@ -329,8 +459,12 @@ fn upcasters_see_plaintext_and_skip_erased_events() {
         .unwrap();
     let log = options().upcasters(upcasters).open(dir.path()).unwrap();
     for s in ["a", "b"] {
-        log.append(s, ExpectedVersion::Any, &[EventData::new("T", &b"p"[..]).encrypted()])
-            .unwrap();
+        log.append(
+            s,
+            ExpectedVersion::Any,
+            &[EventData::new("T", &b"p"[..]).encrypted()],
+        )
+        .unwrap();
     }
     log.forget("a").unwrap();
     let got: Vec<_> = all(&log)
@@ -338,12 +472,17 @@ fn upcasters_see_plaintext_and_skip_erased_events() {
         .filter(|s| s.0 != AUDIT_STREAM)
         .map(|s| (s.3, s.5))
         .collect();
-    assert_eq!(got, [
-        (Vec::new(), PayloadState::Erased),
-        (b"p+v2".to_vec(), PayloadState::Decrypted),
-    ]);
+    assert_eq!(
+        got,
+        [
+            (Vec::new(), PayloadState::Erased),
+            (b"p+v2".to_vec(), PayloadState::Decrypted),
+        ]
+    );
     let mut replayed = Vec::new();
-    log.replay(Position::START, |e| replayed.push((e.payload().to_vec(), e.schema_version())))
-        .unwrap();
+    log.replay(Position::START, |e| {
+        replayed.push((e.payload().to_vec(), e.schema_version()))
+    })
+    .unwrap();
     assert_eq!(replayed[..2], [(Vec::new(), 1), (b"p+v2".to_vec(), 2)]);
 }

@@ -8,10 +8,11 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::error::Result;
+use crate::event::PayloadState;
 use crate::event::RecordedEvent;
 use crate::frame::{self, DecodeError};
 use crate::segment::{HEADER_BYTES, Segment, corrupt};
-use crate::shred::{PayloadState, Unsealer};
+use crate::shred::Unsealer;
 use crate::upcast::Upcasters;
 use crate::view::LogView;
 use crate::walk::FrameInfo;

@@ -11,12 +11,13 @@ use super::stream::ReadStream;
 use super::walker::Walker;
 use crate::error::Result;
 use crate::event::EventRef;
+use crate::event::PayloadState;
 use crate::frame::{
     EVENT_FLAG_METADATA_SEALED, EVENT_FLAG_PAYLOAD_SEALED, EVENT_FLAGS_SEALED, EventIter,
 };
 use crate::position::Position;
 use crate::segment::{Segment, corrupt};
-use crate::shred::{PayloadState, Unsealer};
+use crate::shred::Unsealer;
 use crate::view::LogView;
 use crate::walk::{Check, FrameInfo, Step};
 
@@ -159,9 +160,10 @@ where
         } else {
             PayloadState::Plain
         };
-        let (event_type, upcast, unsealed) = types
-            .check_with(raw.event_type, raw.schema_version)
-            .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
+        let (event_type, upcast, unsealed) =
+            types
+                .check_with(raw.event_type, raw.schema_version)
+                .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
         let mut event = EventRef {
             stream,
             version: info.first_version + i as u64,

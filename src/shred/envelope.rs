@@ -112,7 +112,9 @@ pub(crate) fn open_into(
         })
 }
 
+// Tests index what they built themselves.
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -136,7 +138,10 @@ mod tests {
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert!(open_into(&KEY, 1, Part::Payload, &bad, &mut out).is_err(), "byte {i}");
+            assert!(
+                open_into(&KEY, 1, Part::Payload, &bad, &mut out).is_err(),
+                "byte {i}"
+            );
             assert!(out.is_empty());
         }
         for n in 0..OVERHEAD_BYTES {

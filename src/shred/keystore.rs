@@ -84,7 +84,8 @@ pub(crate) fn encode<'a>(
         plain.extend_from_slice(key);
     }
     let sealed_len = u32::try_from(plain.len().checked_add(TAG_BYTES)?).ok()?;
-    let mut out = Vec::with_capacity(HEADER_BYTES + sealed_len as usize + CRC_BYTES);
+    let mut out =
+        Vec::with_capacity((sealed_len as usize).saturating_add(HEADER_BYTES + CRC_BYTES));
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
@@ -144,7 +145,11 @@ pub(crate) fn decode(
     let crc_at = bytes.len().saturating_sub(CRC_BYTES);
     let sealed_len = word(HEADER_BYTES - 8 - 4) as usize;
     if rest.len() != sealed_len.saturating_add(CRC_BYTES) || sealed_len < TAG_BYTES {
-        return Err(corrupt(path, HEADER_BYTES - 4, "length does not match the file's"));
+        return Err(corrupt(
+            path,
+            HEADER_BYTES - 4,
+            "length does not match the file's",
+        ));
     }
     let stored_crc = bytes.get(crc_at..).and_then(|b| b.try_into().ok());
     let body = bytes.get(..crc_at).unwrap_or_default();
@@ -248,7 +253,9 @@ fn parse_entries(plain: &[u8]) -> Result<Contents, &'static str> {
     Ok(Contents { next_id, entries })
 }
 
+// Tests index what they built themselves.
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -265,7 +272,11 @@ mod tests {
         let bytes = sample();
         let got = decode(&bytes, Path::new("keys"), &store_key(&[5; 32]), LOG).unwrap();
         assert_eq!(got.next_id, 4);
-        let seen: Vec<_> = got.entries.iter().map(|e| (e.id, &*e.subject, *e.key)).collect();
+        let seen: Vec<_> = got
+            .entries
+            .iter()
+            .map(|e| (e.id, &*e.subject, *e.key))
+            .collect();
         assert_eq!(seen, [(1, "order-1", [1; 32]), (3, "customer:42", [2; 32])]);
     }
 

@@ -26,7 +26,7 @@ use chacha20poly1305::aead::rand_core::RngCore;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::event::{EventData, RecordedEvent};
+use crate::event::{EventData, PayloadState, RecordedEvent};
 use crate::frame::{EVENT_FLAG_METADATA_SEALED, EVENT_FLAG_PAYLOAD_SEALED};
 use crate::layout;
 use crate::limits::MAX_SUBJECTS;
@@ -64,30 +64,6 @@ impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MasterKey(..)")
     }
-}
-
-/// What became of an event's payload on its way out of the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PayloadState {
-    /// Stored as given: the event was not encrypted.
-    Plain,
-    /// Stored encrypted and decrypted with its subject's key: the payload
-    /// (and the metadata, if it was encrypted too) is what was appended.
-    Decrypted,
-    /// Stored encrypted under a key that was destroyed
-    /// ([`Log::forget`](crate::Log::forget)): the payload (and the
-    /// metadata, if it was encrypted too) reads as empty. Stream, version,
-    /// position, type, id, time and plain metadata are still there.
-    Erased,
-}
-
-/// How an event is to be sealed ([`EventData::encrypted`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Seal {
-    /// The subject whose key seals it; `None`: the stream's name.
-    pub(crate) subject: Option<Arc<str>>,
-    /// The metadata is sealed too.
-    pub(crate) metadata: bool,
 }
 
 /// Random bytes from the operating system.
@@ -131,6 +107,9 @@ struct Keys {
     /// The file these were read from or last written as.
     stamp: Option<Stamp>,
 }
+
+/// A key being added: `(id, subject, key)`.
+type NewKey = (u64, Box<str>, Zeroizing<[u8; 32]>);
 
 /// A subject's key, or what became of it.
 pub(crate) enum Lookup {
@@ -246,7 +225,7 @@ impl KeyRing {
         keys: &Keys,
         next_id: u64,
         leaving: Option<u64>,
-        adding: &[(u64, Box<str>, Zeroizing<[u8; 32]>)],
+        adding: &[NewKey],
     ) -> Result<Vec<u8>> {
         let mut entries: Vec<(u64, &str, &[u8; 32])> = keys
             .keys
@@ -257,8 +236,14 @@ impl KeyRing {
             .collect();
         entries.sort_unstable_by_key(|e| e.0);
         let nonce = random()?;
-        keystore::encode(&self.store_key, self.log_id, &nonce, next_id, entries.into_iter())
-            .ok_or(Error::TooManySubjects { max: MAX_SUBJECTS })
+        keystore::encode(
+            &self.store_key,
+            self.log_id,
+            &nonce,
+            next_id,
+            entries.into_iter(),
+        )
+        .ok_or(Error::TooManySubjects { max: MAX_SUBJECTS })
     }
 
     /// Replaces the store on disk: temporary file, fsync, rename, fsync of
@@ -282,7 +267,7 @@ impl KeyRing {
         let _writing = self.lock_write();
         let (bytes, adding, next_id) = {
             let keys = self.read();
-            let mut adding: Vec<(u64, Box<str>, Zeroizing<[u8; 32]>)> = Vec::new();
+            let mut adding: Vec<NewKey> = Vec::new();
             let mut next_id = keys.next_id;
             for s in subjects {
                 if keys.ids.contains_key(s) || adding.iter().any(|(_, a, _)| &**a == s) {
@@ -408,9 +393,11 @@ pub(crate) fn subjects<'a>(
     stream: &'a str,
     events: &'a [EventData],
 ) -> impl Iterator<Item = &'a str> + Clone {
-    events
-        .iter()
-        .filter_map(move |e| e.seal.as_ref().map(|s| s.subject.as_deref().unwrap_or(stream)))
+    events.iter().filter_map(move |e| {
+        e.seal
+            .as_ref()
+            .map(|s| s.subject.as_deref().unwrap_or(stream))
+    })
 }
 
 /// One event sealed, if it asks to be.
@@ -508,8 +495,9 @@ impl Unsealer {
             }
             let id = envelope::key_id(sealed).ok_or(Unseal::Damaged("envelope too short"))?;
             match ring.lookup(id).map_err(Unseal::Failed)? {
-                Lookup::Key(key) => envelope::open_into(&key, log_id, part, sealed, out)
-                    .map_err(Unseal::Damaged)?,
+                Lookup::Key(key) => {
+                    envelope::open_into(&key, log_id, part, sealed, out).map_err(Unseal::Damaged)?
+                }
                 Lookup::Forgotten => state = PayloadState::Erased,
             }
         }
