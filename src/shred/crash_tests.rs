@@ -157,6 +157,13 @@ fn a_failed_key_store_write_fails_the_append_or_the_forget_and_nothing_is_lost()
     log.append("s", ExpectedVersion::Any, &event(b"one"))
         .unwrap();
 
+    // The preparer renames and syncs its spare segment too: once it is
+    // ready, the next directory sync is the key store's.
+    let started = std::time::Instant::now();
+    while !matches!(*log.append.spare_state(), crate::append::Spare::Ready(_)) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "no spare");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     storage.fail(Op::SyncDir, 0, EIO, false);
     assert!(matches!(log.forget("s"), Err(Error::Io { .. })));
     let payloads = || -> Vec<(Vec<u8>, PayloadState)> {
