@@ -161,7 +161,10 @@ fn a_failed_key_store_write_fails_the_append_or_the_forget_and_nothing_is_lost()
     // ready, the next directory sync is the key store's.
     let started = std::time::Instant::now();
     while !matches!(*log.append.spare_state(), crate::append::Spare::Ready(_)) {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "no spare");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no spare"
+        );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     storage.fail(Op::SyncDir, 0, EIO, false);
