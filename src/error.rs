@@ -363,6 +363,47 @@ pub enum Error {
         stream: String,
     },
 
+    /// An encrypted event was appended or read, or a subject forgotten,
+    /// on a handle opened without [`Options::master_key`](crate::Options::master_key).
+    /// Nothing was written; a read ends at the event.
+    #[error("the event is encrypted and no master key was given (Options::master_key)")]
+    NoMasterKey,
+
+    /// The log's key store does not open with the master key given: it
+    /// was sealed under another one. Nothing was read or written.
+    #[error("the key store {path:?} does not open with this master key")]
+    WrongMasterKey {
+        /// The key store file.
+        path: PathBuf,
+    },
+
+    /// A subject named for encryption is empty or longer than
+    /// [`MAX_SUBJECT_BYTES`](crate::limits::MAX_SUBJECT_BYTES). Nothing was written.
+    #[error("subject of {len} bytes: a subject is 1 to {max} bytes")]
+    InvalidSubject {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// The key store already holds [`MAX_SUBJECTS`](crate::limits::MAX_SUBJECTS)
+    /// subjects' keys. Nothing was written.
+    #[error("the key store holds the maximum number of subjects ({max})")]
+    TooManySubjects {
+        /// The limit.
+        max: usize,
+    },
+
+    /// [`Log::forget`](crate::Log::forget) named a subject that has no key:
+    /// none of its events was ever encrypted, or it was forgotten already.
+    /// Nothing was written.
+    #[error("no key for subject {subject:?} (never used, or already forgotten)")]
+    UnknownSubject {
+        /// The subject named.
+        subject: Box<str>,
+    },
+
     /// An option was out of its documented range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

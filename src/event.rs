@@ -1,7 +1,8 @@
 //! What goes in (`EventData`, `ExpectedVersion`) and what comes out
-//! (`AppendResult`, `RecordedEvent`, `EventRef`).
+//! (`AppendResult`, `RecordedEvent`, `EventRef`, `PayloadState`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -77,6 +78,30 @@ impl std::fmt::Display for EventType {
     }
 }
 
+/// What became of an event's payload on its way out of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadState {
+    /// Stored as given: the event was not encrypted.
+    Plain,
+    /// Stored encrypted and decrypted with its subject's key: the payload
+    /// (and the metadata, if it was encrypted too) is what was appended.
+    Decrypted,
+    /// Stored encrypted under a key that was destroyed
+    /// ([`Log::forget`](crate::Log::forget)): the payload (and the
+    /// metadata, if it was encrypted too) reads as empty. Stream, version,
+    /// position, type, id, time and plain metadata are still there.
+    Erased,
+}
+
+/// How an event is to be sealed ([`EventData::encrypted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seal {
+    /// The subject whose key seals it; `None`: the stream's name.
+    pub(crate) subject: Option<Arc<str>>,
+    /// The metadata is sealed too.
+    pub(crate) metadata: bool,
+}
+
 /// An event to append: a type name, a payload, and optional metadata and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventData {
@@ -85,6 +110,10 @@ pub struct EventData {
     pub(crate) metadata: Bytes,
     pub(crate) schema_version: u16,
     pub(crate) id: Option<u128>,
+    /// Asked to be sealed ([`EventData::encrypted`]); `None` once sealed.
+    pub(crate) seal: Option<Seal>,
+    /// The envelope flags of a sealed event, as framed.
+    pub(crate) envelopes: u8,
 }
 
 impl EventData {
@@ -96,7 +125,47 @@ impl EventData {
             metadata: Bytes::new(),
             schema_version: 1,
             id: None,
+            seal: None,
+            envelopes: 0,
         }
+    }
+
+    /// Encrypts the payload under the key of the subject named by the
+    /// stream appended to, before it is framed: [`Log::forget`](crate::Log::forget)
+    /// of the stream's name erases it. The log needs
+    /// [`Options::master_key`](crate::Options::master_key)
+    /// ([`Error::NoMasterKey`](crate::Error::NoMasterKey) otherwise).
+    /// Metadata stays plain unless [`EventData::encrypt_metadata`] asks.
+    pub fn encrypted(mut self) -> Self {
+        self.seal = Some(Seal {
+            subject: None,
+            metadata: self.seal.is_some_and(|s| s.metadata),
+        });
+        self
+    }
+
+    /// Encrypts the payload under the key of `subject`, a name the caller
+    /// chooses (`customer:42`): every event of that subject, in any
+    /// stream, is erased by one [`Log::forget`](crate::Log::forget). The
+    /// subject is never written into a segment (a key id is); it is 1 to
+    /// [`MAX_SUBJECT_BYTES`](crate::limits::MAX_SUBJECT_BYTES) bytes.
+    pub fn encrypted_for(mut self, subject: &str) -> Self {
+        self.seal = Some(Seal {
+            subject: Some(subject.into()),
+            metadata: self.seal.is_some_and(|s| s.metadata),
+        });
+        self
+    }
+
+    /// Encrypts the metadata too, under the same key as the payload (the
+    /// stream's subject unless [`EventData::encrypted_for`] named one).
+    pub fn encrypt_metadata(mut self) -> Self {
+        let subject = self.seal.and_then(|s| s.subject);
+        self.seal = Some(Seal {
+            subject,
+            metadata: true,
+        });
+        self
     }
 
     /// Attaches metadata (correlation ids, causation, headers: opaque bytes).
@@ -209,6 +278,7 @@ pub struct RecordedEvent {
     pub(crate) timestamp_us: u64,
     pub(crate) metadata: Bytes,
     pub(crate) payload: Bytes,
+    pub(crate) payload_state: PayloadState,
 }
 
 impl RecordedEvent {
@@ -236,6 +306,7 @@ impl RecordedEvent {
             timestamp_us: self.timestamp_us,
             metadata: &self.metadata,
             payload: &self.payload,
+            payload_state: self.payload_state,
         }
     }
 
@@ -315,9 +386,23 @@ impl RecordedEvent {
         &self.metadata
     }
 
-    /// The payload.
+    /// The payload: as appended (decrypted, for an encrypted event), or
+    /// empty for an erased one ([`RecordedEvent::is_erased`]).
     pub fn payload(&self) -> &Bytes {
         &self.payload
+    }
+
+    /// Whether the payload was stored plain, decrypted, or erased by
+    /// [`Log::forget`](crate::Log::forget).
+    pub fn payload_state(&self) -> PayloadState {
+        self.payload_state
+    }
+
+    /// Whether its subject's key was destroyed: the payload (and the
+    /// metadata, if it was encrypted) reads as empty; everything else of
+    /// the event is as stored.
+    pub fn is_erased(&self) -> bool {
+        self.payload_state == PayloadState::Erased
     }
 }
 
@@ -337,6 +422,7 @@ pub struct EventRef<'a> {
     pub(crate) timestamp_us: u64,
     pub(crate) metadata: &'a [u8],
     pub(crate) payload: &'a [u8],
+    pub(crate) payload_state: PayloadState,
 }
 
 impl<'a> EventRef<'a> {
@@ -407,8 +493,22 @@ impl<'a> EventRef<'a> {
         self.metadata
     }
 
-    /// The payload.
+    /// The payload: as appended (decrypted, for an encrypted event: the
+    /// replay decrypts into a buffer of its own, reused from one event to
+    /// the next, so this view lasts as long as the callback), or empty for
+    /// an erased one.
     pub fn payload(&self) -> &'a [u8] {
         self.payload
+    }
+
+    /// Whether the payload was stored plain, decrypted, or erased; see
+    /// [`RecordedEvent::payload_state`].
+    pub fn payload_state(&self) -> PayloadState {
+        self.payload_state
+    }
+
+    /// Whether its subject's key was destroyed; see [`RecordedEvent::is_erased`].
+    pub fn is_erased(&self) -> bool {
+        self.payload_state == PayloadState::Erased
     }
 }

@@ -11,6 +11,7 @@
 //! | `quarantine` | the ranges a repair skipped |
 //! | `start` | where the log starts after retention removed segments |
 //! | `consumer-{hex}.ckpt` | a durable consumer's checkpoint |
+//! | `keys` | the subjects' keys, sealed under the master key (crypto-shredding) |
 //! | any of these + `.tmp` | written, synced, then renamed over the name |
 //! | `snapshots/{stream key}/{version:020}.snap` | a stream's snapshot (`.tmp` while written) |
 
@@ -22,6 +23,8 @@ pub(crate) const LOCK_FILE: &str = "seglog.lock";
 pub(crate) const QUARANTINE_FILE: &str = "quarantine";
 /// Where the log starts once retention has removed segments (`start.rs`).
 pub(crate) const START_FILE: &str = "start";
+/// The key store (`shred/keystore.rs`).
+pub(crate) const KEYS_FILE: &str = "keys";
 
 const SEGMENT_SUFFIX: &str = ".seg";
 const INDEX_SUFFIX: &str = ".idx";
@@ -148,6 +151,7 @@ pub(crate) fn is_engine_tmp(name: &str) -> bool {
     base.and_then(parse_base).is_some()
         || target == QUARANTINE_FILE
         || target == START_FILE
+        || target == KEYS_FILE
         || is_checkpoint_file(target)
 }
 
@@ -172,6 +176,7 @@ mod tests {
             format!("{}.tmp", index_file(0)),
             "quarantine.tmp".to_string(),
             "start.tmp".to_string(),
+            "keys.tmp".to_string(),
             format!("{}.tmp", checkpoint_file("billing")),
         ] {
             assert!(is_engine_tmp(&ours), "{ours}");

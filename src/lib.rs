@@ -50,6 +50,7 @@ mod consumer;
 mod delete;
 mod error;
 mod event;
+mod forget;
 mod frame;
 mod history;
 // Test scaffolding (the `testing` feature): never in an embedder's build.
@@ -69,6 +70,7 @@ mod reader;
 mod recovery;
 mod retention;
 mod segment;
+mod shred;
 mod snapshot;
 mod start;
 mod storage;
@@ -92,7 +94,8 @@ pub use crate::chain::{Digest, SignedDigest};
 pub use crate::consumer::Consumer;
 pub use crate::error::{Error, Result};
 pub use crate::event::{
-    AppendRequest, AppendResult, EventData, EventRef, EventType, ExpectedVersion, RecordedEvent,
+    AppendRequest, AppendResult, EventData, EventRef, EventType, ExpectedVersion, PayloadState,
+    RecordedEvent,
 };
 pub use crate::log::Log;
 pub use crate::options::{Clock, Durability, Options, Preallocate};
@@ -101,6 +104,7 @@ pub use crate::quarantine::Quarantined;
 pub use crate::read::{AsOf, ReadAll, ReadStream};
 pub use crate::reader::Reader;
 pub use crate::retention::Retained;
+pub use crate::shred::MasterKey;
 pub use crate::snapshot::{Rebuilt, Snapshot};
 pub use crate::subscribe::{Filter, Subscription};
 pub use crate::system::{

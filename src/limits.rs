@@ -29,6 +29,15 @@ pub const MAX_INDEX_INTERVAL: u64 = 65_536;
 /// checkpoint file, which must fit a file name (255 bytes).
 pub const MAX_CONSUMER_NAME_BYTES: usize = 100;
 
+/// Longest subject a key is kept for ([`EventData::encrypted_for`](crate::EventData::encrypted_for)),
+/// in bytes of UTF-8: as long as a stream name, which is the default subject.
+pub const MAX_SUBJECT_BYTES: usize = 256;
+/// Most subjects' keys one log's key store holds. The store is rewritten
+/// whole for each new subject and each forget (a temporary file, two
+/// fsyncs), so its size bounds what a new subject costs: about 64 bytes
+/// a subject, 6 MiB at this limit.
+pub const MAX_SUBJECTS: usize = 100_000;
+
 /// Most steps an upcaster chain may take from a stored event to its current
 /// version (v1 → v2 is one step); a longer chain is refused when the
 /// upcasters are built.

@@ -31,6 +31,7 @@ use crate::position::Position;
 use crate::quarantine::Quarantined;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::recovery;
+use crate::shred::{self, KeyRing};
 use crate::snapshot::{self, Rebuilt, Snapshot, Snapshots};
 use crate::storage::{Storage, filesystem};
 use crate::subscribe::Subscription;
@@ -140,6 +141,11 @@ pub(crate) fn append_unchecked(
 ) -> Result<AppendResult> {
     // Everything up to the lookup overlaps the miss on a cold stream.
     let hash = append.prefetch(stream);
+    validate_stream(stream, events)?;
+    // Sealed before the locks: a new subject's key is durable in the key
+    // store before its first event can be acknowledged.
+    let sealed = shred::seal_batch(append.view.keys.as_deref(), stream, events)?;
+    let events = sealed.as_deref().unwrap_or(events);
     validate(stream, events, append.max_frame_bytes())?;
     let now = now_us(append.options.clock.as_deref());
     let request = AppendRequest {
@@ -184,6 +190,16 @@ impl Log {
         let end = active.base() + writer.cursor();
         let lookahead = streams.lookahead();
         let snapshots = Snapshots::new(options.snapshots_kept);
+        let keys = match &options.master_key {
+            Some(master) => Some(Arc::new(KeyRing::open(
+                &dir,
+                Arc::clone(&options.storage),
+                log_id,
+                master,
+                true,
+            )?)),
+            None => None,
+        };
         sealed.push(Arc::clone(&active));
         let view = Arc::new(LogView::new(ViewParts {
             dir,
@@ -196,6 +212,7 @@ impl Log {
             end,
             upcasters: options.upcasters.clone(),
             start,
+            keys,
         }));
         let parts = AppendParts {
             options,
@@ -279,6 +296,22 @@ impl Log {
                 max: limits::MAX_APPENDS_PER_CALL,
             });
         }
+        let sealed = self.seal_requests(requests)?;
+        let sealed_requests: Vec<AppendRequest<'_>>;
+        let requests = match &sealed {
+            Some(events) => {
+                sealed_requests = requests
+                    .iter()
+                    .zip(events)
+                    .map(|(r, sealed)| AppendRequest {
+                        events: sealed.as_deref().unwrap_or(r.events),
+                        ..*r
+                    })
+                    .collect();
+                &sealed_requests[..]
+            }
+            None => requests,
+        };
         let append = &self.append;
         let max_frame = append.max_frame_bytes();
         let check = |r: &AppendRequest<'_>| {
@@ -293,6 +326,37 @@ impl Log {
             append.append_many(requests, check, now_us(append.options.clock.as_deref()))?;
         append.after_append(end)?;
         Ok(results)
+    }
+
+    /// The events of `requests` sealed, when any asks to be: each
+    /// request's events (`None`: as given), after one key store rewrite
+    /// for every new subject among them all.
+    #[allow(clippy::type_complexity)]
+    fn seal_requests(
+        &self,
+        requests: &[AppendRequest<'_>],
+    ) -> Result<Option<Vec<Option<Vec<EventData>>>>> {
+        if requests
+            .iter()
+            .all(|r| r.events.iter().all(|e| e.seal.is_none()))
+        {
+            return Ok(None);
+        }
+        let keys = self.view.keys.as_deref().ok_or(Error::NoMasterKey)?;
+        let subjects = requests
+            .iter()
+            .filter(|r| validate_stream(r.stream, r.events).is_ok())
+            .flat_map(|r| shred::subjects(r.stream, r.events));
+        keys.ensure(subjects)?;
+        let sealed = requests
+            .iter()
+            .map(|r| match validate_stream(r.stream, r.events) {
+                // Refused whole by its own check, under the lock.
+                Err(_) => Ok(None),
+                Ok(()) => shred::seal_batch(Some(keys), r.stream, r.events),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(sealed))
     }
 
     /// The last version of `stream`, or `None` for a stream never written.

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::shred::MasterKey;
 pub use crate::storage::Preallocate;
 use crate::storage::{RealStorage, Storage};
 use crate::upcast::Upcasters;
@@ -55,6 +56,8 @@ pub struct Options {
     pub(crate) clock: Option<Arc<dyn Clock>>,
     /// Snapshots kept per stream ([`Options::snapshots_kept`]).
     pub(crate) snapshots_kept: usize,
+    /// Opens the key store ([`Options::master_key`]).
+    pub(crate) master_key: Option<MasterKey>,
     /// What [`Log::apply_retention`](crate::Log::apply_retention) removes.
     pub(crate) retention: Retention,
 }
@@ -97,6 +100,7 @@ impl Options {
             upcasters: None,
             clock: None,
             snapshots_kept: limits::DEFAULT_SNAPSHOTS_KEPT,
+            master_key: None,
             retention: Retention {
                 interval: Some(limits::DEFAULT_RETENTION_INTERVAL),
                 ..Retention::default()
@@ -141,6 +145,20 @@ impl Options {
     /// [`Error::BeforeLogStart`] and decides where to go on.
     pub fn retain_for_consumers(mut self, keep: bool) -> Self {
         self.retention.for_consumers = keep;
+        self
+    }
+
+    /// The application's master key, which seals the log's key store
+    /// (`keys` in its directory): with it, events appended
+    /// [encrypted](crate::EventData::encrypted) are sealed under their
+    /// subject's key, reads decrypt them (a [`Reader`](crate::Reader) too,
+    /// through [`Reader::open_with`](crate::Reader::open_with)), and
+    /// [`Log::forget`](crate::Log::forget) erases a subject. Keep it out of
+    /// the log's directory and its backups: whoever holds both reads every
+    /// subject not yet forgotten. A store sealed under another key is
+    /// [`Error::WrongMasterKey`] at open.
+    pub fn master_key(mut self, key: MasterKey) -> Self {
+        self.master_key = Some(key);
         self
     }
 

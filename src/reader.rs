@@ -48,6 +48,7 @@ use crate::position::Position;
 use crate::quarantine;
 use crate::read::{self, ReadAll, ReadStream};
 use crate::segment::{HEADER_BYTES, OpenSegment, SLOT_SEALED, Segment, corrupt};
+use crate::shred::KeyRing;
 use crate::snapshot::{self, Rebuilt, Snapshot};
 use crate::start::{self, LogStart};
 use crate::storage::RealStorage;
@@ -120,7 +121,10 @@ impl Reader {
     }
 
     /// [`Reader::open`] with the options that apply to reading: the
-    /// [upcasters](Options::upcasters). The others (segment size,
+    /// [upcasters](Options::upcasters) and the [master key](Options::master_key)
+    /// (the key store is read, never written, and read again when the
+    /// writer rewrote it: each read sees the keys made and forgotten
+    /// before it). The others (segment size,
     /// durability, repair, ...) are the writer's and are not used here.
     pub fn open_with(dir: impl AsRef<Path>, options: &Options) -> Result<Reader> {
         let dir = dir.as_ref().to_path_buf();
@@ -138,6 +142,16 @@ impl Reader {
                 offset: 0,
                 reason,
             })?;
+        let keys = match &options.master_key {
+            Some(master) => Some(Arc::new(KeyRing::open(
+                &dir,
+                Arc::new(RealStorage),
+                log_id,
+                master,
+                false,
+            )?)),
+            None => None,
+        };
         let shared = Arc::new(LogView::new(ViewParts {
             dir,
             log_id,
@@ -151,6 +165,7 @@ impl Reader {
             streams,
             upcasters: options.upcasters.clone(),
             start,
+            keys,
         }));
         let follower = Arc::new(Follower {
             checksum: Checksum::new(log_id),
@@ -471,6 +486,10 @@ impl Follower {
     /// Applies every frame published since the last call, segment after
     /// segment, then lets this process's readers and subscribers see them.
     fn apply(&self) -> Result<()> {
+        // Keys the writer made or forgot since: one `stat` of the store.
+        if let Some(keys) = &self.shared.keys {
+            keys.refresh()?;
+        }
         let mut at = lock(&self.at);
         loop {
             let Some(seg) = self.shared.segment_at(at.index) else {

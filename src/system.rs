@@ -17,7 +17,11 @@ pub const AUDIT_STREAM: &str = "$audit";
 /// newest removed commit time, µs since the epoch) and `policy`.
 pub const RETENTION_EVENT: &str = "seglog.retention";
 
-/// The event type of a subject's key destroyed (`Log::forget`).
+/// The event type of a subject's key destroyed ([`Log::forget`](crate::Log::forget)).
+/// Payload: `{"key_id":N,"subject_hash":"H"}`: `N` the key store's id of
+/// the key (each envelope starts with it), `H` the subject's keyed hash
+/// ([`Log::subject_hash`](crate::Log::subject_hash)), never the subject
+/// itself, which may be personal data the forget was asked to erase.
 pub const FORGET_EVENT: &str = "seglog.forget";
 
 /// The system stream deletions are recorded in.

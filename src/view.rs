@@ -19,6 +19,7 @@ use crate::frame::{self, Checksum, Frame};
 use crate::position::Position;
 use crate::quarantine::Quarantined;
 use crate::segment::{Segment, corrupt};
+use crate::shred::KeyRing;
 use crate::start::LogStart;
 use crate::storage::Storage;
 use crate::streams::deleted::Deleted;
@@ -53,6 +54,9 @@ pub(crate) struct LogView {
     pub(crate) consumers: Mutex<HashSet<String>>,
     /// What every read applies ([`Options::upcasters`](crate::Options::upcasters)).
     pub(crate) upcasters: Option<Upcasters>,
+    /// The subjects' keys every read opens envelopes with (`None`: no
+    /// [`Options::master_key`](crate::Options::master_key)).
+    pub(crate) keys: Option<Arc<KeyRing>>,
 }
 
 /// What a [`LogView`] starts from.
@@ -68,6 +72,8 @@ pub(crate) struct ViewParts {
     pub(crate) end: u64,
     pub(crate) upcasters: Option<Upcasters>,
     pub(crate) start: LogStart,
+    /// The key store, when the options carry a master key.
+    pub(crate) keys: Option<Arc<KeyRing>>,
 }
 
 /// The segments a handle holds, oldest first. A segment's index (what
@@ -114,6 +120,7 @@ impl LogView {
             deleted,
             consumers: Mutex::new(HashSet::new()),
             upcasters: parts.upcasters,
+            keys: parts.keys,
         }
     }
 

@@ -314,16 +314,16 @@ fn wrong_magic_is_unsupported_format() {
 fn future_format_version_is_unsupported_format() {
     let tmp = tempdir();
     let (seg, events) = closed_log(tmp.path());
-    assert_eq!(read_at(&seg, 8, 4), 2u32.to_le_bytes());
-    write_at(&seg, 8, &3u32.to_le_bytes());
+    assert_eq!(read_at(&seg, 8, 4), 3u32.to_le_bytes());
+    write_at(&seg, 8, &4u32.to_le_bytes());
     match Log::open(tmp.path()) {
         Err(Error::UnsupportedFormat { path, reason }) => {
             assert_eq!(path, seg);
-            assert!(reason.contains("version 3"), "{reason}");
+            assert!(reason.contains("version 4"), "{reason}");
         }
         other => panic!("expected UnsupportedFormat, got {other:?}"),
     }
-    write_at(&seg, 8, &2u32.to_le_bytes());
+    write_at(&seg, 8, &3u32.to_le_bytes());
     let log = open(tmp.path());
     assert_eq!(snapshot(&log), events);
 }

@@ -107,11 +107,12 @@ pub(crate) fn encode_batch(
     c.put(&meta.timestamp_us.to_le_bytes());
     c.put(name.as_bytes());
     for event in events {
-        let flags = if event.id.is_some() {
+        let id_flag = if event.id.is_some() {
             EVENT_FLAG_HAS_ID
         } else {
             0
         };
+        let flags = id_flag | event.envelopes;
         c.put(&(event.event_type.as_str().len() as u16).to_le_bytes());
         c.put(&event.schema_version.to_le_bytes());
         c.put(&[flags, 0, 0, 0]);

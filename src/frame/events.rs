@@ -17,6 +17,9 @@ pub(crate) struct RawEvent<'a> {
     /// which caches it per type.
     pub(crate) event_type: &'a [u8],
     pub(crate) schema_version: u16,
+    /// The event's flags: which of its fields are envelopes
+    /// ([`EVENT_FLAGS_SEALED`](super::EVENT_FLAGS_SEALED)).
+    pub(crate) flags: u8,
     pub(crate) id: Option<u128>,
     pub(crate) metadata: &'a [u8],
     pub(crate) payload: &'a [u8],
@@ -132,6 +135,7 @@ pub(crate) fn parse_event(b: &[u8], at: usize) -> Result<(RawEvent<'_>, usize), 
         RawEvent {
             event_type,
             schema_version,
+            flags,
             id,
             metadata,
             payload,

@@ -29,7 +29,7 @@ pub(crate) use decode::{
     plausible, verify,
 };
 pub(crate) use encode::{BatchMeta, batch_len, encode_batch, encode_end};
-pub(crate) use events::{EventIter, parse_event};
+pub(crate) use events::{EventIter, RawEvent, parse_event};
 
 /// Bytes of the fixed part of an events frame.
 pub(crate) const HEADER_BYTES: usize = 48;
@@ -50,6 +50,12 @@ const KIND_EVENTS: u8 = 1;
 const KIND_END: u8 = 2;
 const FLAG_DEFINES_STREAM: u8 = 1;
 const EVENT_FLAG_HAS_ID: u8 = 1;
+/// Event flag: the stored payload is an envelope (`shred/envelope.rs`).
+pub(crate) const EVENT_FLAG_PAYLOAD_SEALED: u8 = 2;
+/// Event flag: the stored metadata is an envelope.
+pub(crate) const EVENT_FLAG_METADATA_SEALED: u8 = 4;
+/// Either envelope flag.
+pub(crate) const EVENT_FLAGS_SEALED: u8 = EVENT_FLAG_PAYLOAD_SEALED | EVENT_FLAG_METADATA_SEALED;
 
 /// Rounds a frame length up to the next frame boundary.
 #[inline]

@@ -68,7 +68,7 @@ pub(crate) struct LogCursor {
 impl LogCursor {
     pub(crate) fn new(shared: Arc<LogView>, from: Position) -> LogCursor {
         LogCursor {
-            types: TypeCache::new(shared.upcasters.clone()),
+            types: TypeCache::new(&shared),
             walker: Walker::new(shared, from),
             cache: SegmentBytes::default(),
             frame: None,

@@ -8,9 +8,11 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::error::Result;
+use crate::event::PayloadState;
 use crate::event::RecordedEvent;
 use crate::frame::{self, DecodeError};
 use crate::segment::{HEADER_BYTES, Segment, corrupt};
+use crate::shred::Unsealer;
 use crate::upcast::Upcasters;
 use crate::view::LogView;
 use crate::walk::FrameInfo;
@@ -19,6 +21,8 @@ use crate::walk::FrameInfo;
 /// events cost a short compare instead of a validation. With upcasters, it
 /// also remembers whether a step applies to that type at the last schema
 /// version asked about, so the lookup runs once per change of either.
+/// It travels with the read's [`Unsealer`] (the keys encrypted events
+/// open with), which every event of the read passes by as well.
 #[derive(Debug, Default)]
 pub(super) struct TypeCache {
     last: String,
@@ -26,16 +30,45 @@ pub(super) struct TypeCache {
     /// For `last`: the schema version last asked about and whether a step
     /// applies to it.
     step: Option<(u16, bool)>,
+    pub(super) unseal: Unsealer,
+    log_id: u128,
 }
 
 impl TypeCache {
-    /// A cache for a read that applies `upcasters`.
-    pub(super) fn new(upcasters: Option<Upcasters>) -> TypeCache {
+    /// A cache for a read of `view`, with its upcasters and keys.
+    pub(super) fn new(view: &LogView) -> TypeCache {
         TypeCache {
             last: String::new(),
-            upcasters,
+            upcasters: view.upcasters.clone(),
             step: None,
+            unseal: Unsealer::new(view.keys.clone()),
+            log_id: view.log_id,
         }
+    }
+
+    /// Opens the envelopes of `raw` into the unsealer's buffers; the
+    /// error located in the frame at `at` of `seg`.
+    #[cold]
+    pub(super) fn open(
+        &mut self,
+        raw: &frame::RawEvent<'_>,
+        seg: &Segment,
+        at: u64,
+    ) -> Result<PayloadState> {
+        self.unseal
+            .open(raw.flags, self.log_id, raw.payload, raw.metadata)
+            .map_err(|e| e.at(seg, at))
+    }
+
+    /// [`TypeCache::check`], and the unsealer its event's plaintexts are in.
+    #[inline]
+    pub(super) fn check_with(
+        &mut self,
+        raw: &[u8],
+        version: u16,
+    ) -> Option<(&str, bool, &Unsealer)> {
+        let applies = self.check(raw, version)?.1;
+        Some((&self.last, applies, &self.unseal))
     }
 
     /// `raw` as a `&str` if it is UTF-8, and whether an upcaster step
@@ -201,7 +234,7 @@ impl OwnedFrame {
                 )));
             };
             let slice = |start: usize, len: usize| self.bytes.slice(start..start + len);
-            return Some(Ok(RecordedEvent {
+            let mut event = RecordedEvent {
                 stream: self.stream.clone(),
                 version,
                 position: self.info.position(index),
@@ -215,7 +248,15 @@ impl OwnedFrame {
                 timestamp_us: self.info.timestamp_us,
                 metadata: slice(raw.metadata_start, raw.metadata.len()),
                 payload: slice(raw.payload_start, raw.payload.len()),
-            }));
+                payload_state: PayloadState::Plain,
+            };
+            if raw.flags & frame::EVENT_FLAGS_SEALED != 0
+                && let Err(e) = types.unseal.open_owned(raw.flags, types.log_id, &mut event)
+            {
+                self.index = u16::MAX;
+                return Some(Err(e.at(&self.seg, self.info.start)));
+            }
+            return Some(Ok(event));
         }
     }
 }

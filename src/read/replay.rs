@@ -11,9 +11,13 @@ use super::stream::ReadStream;
 use super::walker::Walker;
 use crate::error::Result;
 use crate::event::EventRef;
-use crate::frame::EventIter;
+use crate::event::PayloadState;
+use crate::frame::{
+    EVENT_FLAG_METADATA_SEALED, EVENT_FLAG_PAYLOAD_SEALED, EVENT_FLAGS_SEALED, EventIter,
+};
 use crate::position::Position;
 use crate::segment::{Segment, corrupt};
+use crate::shred::Unsealer;
 use crate::view::LogView;
 use crate::walk::{Check, FrameInfo, Step};
 
@@ -94,7 +98,7 @@ where
     if read.done {
         return Ok(from_version);
     }
-    let mut types = TypeCache::new(shared.upcasters.clone());
+    let mut types = TypeCache::new(shared);
     let mut info = FrameInfo::EMPTY;
     while let Some(seg) = read.next_frame_into(&mut info)? {
         frame_refs(shared, read.segs.get(seg), &info, &mut types, &mut f)?;
@@ -150,10 +154,17 @@ where
         if index < info.skip {
             continue;
         }
-        let (event_type, upcast) = types
-            .check(raw.event_type, raw.schema_version)
-            .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
-        let event = EventRef {
+        let sealed = raw.flags & EVENT_FLAGS_SEALED != 0;
+        let state = if sealed {
+            types.open(&raw, seg, info.start)?
+        } else {
+            PayloadState::Plain
+        };
+        let (event_type, upcast, unsealed) =
+            types
+                .check_with(raw.event_type, raw.schema_version)
+                .ok_or_else(|| corrupt(seg, info.start, "event type not UTF-8"))?;
+        let mut event = EventRef {
             stream,
             version: info.first_version + i as u64,
             position: info.position(index),
@@ -166,13 +177,29 @@ where
             timestamp_us: info.timestamp_us,
             metadata: raw.metadata,
             payload: raw.payload,
+            payload_state: state,
         };
+        if sealed {
+            unsealed_ref(&mut event, raw.flags, unsealed);
+        }
         match upcasters {
-            Some(u) if upcast => u.upcast_ref(event, f)?,
+            Some(u) if upcast && state != PayloadState::Erased => u.upcast_ref(event, f)?,
             _ => f(event),
         }
     }
     Ok(())
+}
+
+/// Points a borrowed event's sealed fields at their plaintexts (empty
+/// when erased).
+#[cold]
+fn unsealed_ref<'a>(event: &mut EventRef<'a>, flags: u8, unsealed: &'a Unsealer) {
+    if flags & EVENT_FLAG_PAYLOAD_SEALED != 0 {
+        event.payload = &unsealed.payload;
+    }
+    if flags & EVENT_FLAG_METADATA_SEALED != 0 {
+        event.metadata = &unsealed.metadata;
+    }
 }
 
 /// The borrowed replay path behind [`Log::replay`](crate::Log::replay).
@@ -185,7 +212,7 @@ where
 {
     shared.check_from(from)?;
     let mut walker = Walker::new(Arc::clone(shared), from);
-    let mut types = TypeCache::new(shared.upcasters.clone());
+    let mut types = TypeCache::new(shared);
     let Some(next) = replay_frames(shared, &mut walker, &mut types, &mut f, Some(1))? else {
         return Ok(from);
     };
@@ -223,7 +250,7 @@ pub(crate) fn replay_with<F>(shared: &LogView, walker: &mut Walker, mut f: F) ->
 where
     F: FnMut(EventRef<'_>),
 {
-    let mut types = TypeCache::new(shared.upcasters.clone());
+    let mut types = TypeCache::new(shared);
     replay_frames(shared, walker, &mut types, &mut f, None).map(|_| ())
 }
 

@@ -259,6 +259,7 @@ impl ReadStream {
             shared.check_stream_from(&name(), id, next_version)?;
         }
         let shared_upcasters = shared.upcasters.clone();
+        let types = TypeCache::new(&shared);
         let mut read = ReadStream {
             shared,
             id,
@@ -276,7 +277,7 @@ impl ReadStream {
             upcast: Pending::new(shared_upcasters.clone(), backward),
             cache: SegmentBytes::default(),
             frame: None,
-            types: TypeCache::new(shared_upcasters),
+            types,
             floor,
             done,
         };

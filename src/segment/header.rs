@@ -12,8 +12,12 @@ use crate::limits;
 /// so header slot writes never share a page with frames.
 pub(crate) const HEADER_BYTES: u64 = 4096;
 pub(super) const MAGIC: [u8; 8] = *b"SEGLOG\r\n";
-/// The on-disk format this build writes: 2 adds the chain record.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The on-disk format this build writes: 2 adds the chain record, 3 the
+/// envelope flags of encrypted events (docs/FORMAT.md, "Event"). A build
+/// that reads only 1 and 2 ignores unknown event flags and would hand an
+/// envelope out as a payload; version 3 makes it refuse the segment
+/// instead. Version 1 and 2 segments read as before.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 /// The oldest format this build reads (a version 1 segment has no chain
 /// record until a writer of this build seals or records it).
 pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;

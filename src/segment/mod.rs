@@ -198,7 +198,8 @@ mod tests {
         let path = seg.segment().path().to_path_buf();
         drop(seg);
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        file.write_all_at(&3u32.to_le_bytes(), 8).unwrap();
+        let future = super::header::FORMAT_VERSION + 1;
+        file.write_all_at(&future.to_le_bytes(), 8).unwrap();
         let err = OpenSegment::open(&real(), &path, 0).unwrap_err();
         assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err}");
         file.write_all_at(b"NOTSEGLG", 0).unwrap();

@@ -124,6 +124,10 @@ pub(crate) struct FaultStorage {
 pub(crate) struct Image {
     files: HashMap<PathBuf, (Vec<u8>, bool)>,
     dirs: HashMap<PathBuf, bool>,
+    /// Files renamed over a durable name whose directory was not synced
+    /// since: the old file keeps the name until it is (a rename is atomic,
+    /// so a crash leaves one or the other, never neither).
+    renamed_over: HashMap<PathBuf, Vec<u8>>,
 }
 
 impl FaultStorage {
@@ -351,16 +355,35 @@ impl Image {
             }
             Change::Rename { from, to } => {
                 if let Some((content, _)) = self.files.remove(from) {
-                    self.files.insert(to.clone(), (content, false));
+                    match self.files.get(to) {
+                        Some((_, true)) => {
+                            self.renamed_over.insert(to.clone(), content);
+                        }
+                        _ => {
+                            self.files.insert(to.clone(), (content, false));
+                        }
+                    }
                 }
             }
             Change::Remove { path } => {
                 self.files.remove(path);
+                self.renamed_over.remove(path);
             }
             Change::Dir { path } => {
                 self.dirs.entry(path.clone()).or_insert(false);
             }
             Change::Names { dir } => {
+                let landed: Vec<PathBuf> = self
+                    .renamed_over
+                    .keys()
+                    .filter(|p| p.parent() == Some(dir.as_path()))
+                    .cloned()
+                    .collect();
+                for path in landed {
+                    if let Some(content) = self.renamed_over.remove(&path) {
+                        self.files.insert(path, (content, true));
+                    }
+                }
                 for (path, (_, named)) in &mut self.files {
                     if path.parent() == Some(dir.as_path()) {
                         *named = true;

@@ -446,8 +446,8 @@ fn every_power_cut_keeps_the_last_checkpoint() {
             .unwrap();
         let found = log.consumer("billing").unwrap().checkpointed();
         // While a checkpoint is under way its new name is durable only with
-        // its directory. (The model drops a renamed-over file until then,
-        // so `None` appears too; a real rename keeps the old file.)
+        // its directory; until then the old file keeps the name, as a
+        // rename does. (`None`: before the first checkpoint's name is.)
         assert!(
             [None, Some(positions[1]), Some(positions[3])].contains(&found),
             "point {point}: {found:?}"
