@@ -233,31 +233,65 @@ impl OwnedFrame {
                     DecodeError::Malformed("event type not UTF-8"),
                 )));
             };
-            let slice = |start: usize, len: usize| self.bytes.slice(start..start + len);
-            let mut event = RecordedEvent {
-                stream: self.stream.clone(),
-                version,
-                position: self.info.position(index),
-                next_position: self.info.next_position(index),
-                event_type: slice(raw.event_type_start, raw.event_type.len()),
-                schema_version: raw.schema_version,
-                stored_schema_version: raw.schema_version,
-                // (0, 0): not upcast yet; the read's `Pending` does it.
-                output: (0, u16::from(!upcast)),
-                id: raw.id,
-                timestamp_us: self.info.timestamp_us,
-                metadata: slice(raw.metadata_start, raw.metadata.len()),
-                payload: slice(raw.payload_start, raw.payload.len()),
-                payload_state: PayloadState::Plain,
-            };
-            if raw.flags & frame::EVENT_FLAGS_SEALED != 0
-                && let Err(e) = types.unseal.open_owned(raw.flags, types.log_id, &mut event)
-            {
-                self.index = u16::MAX;
-                return Some(Err(e.at(&self.seg, self.info.start)));
+            // A sealed event goes its own way: built in place here, the
+            // plain event is returned without a stop in memory (with the
+            // sealed branch beside it, owned replay ran about 6% slower).
+            if raw.flags & frame::EVENT_FLAGS_SEALED != 0 {
+                let sealed = self.sealed(types, &raw, version, index, upcast);
+                if sealed.is_err() {
+                    self.index = u16::MAX;
+                }
+                return Some(sealed);
             }
-            return Some(Ok(event));
+            return Some(Ok(self.build(&raw, version, index, upcast)));
         }
+    }
+
+    /// The event `raw`, the `index`th of the frame, as stored.
+    #[inline(always)]
+    fn build(
+        &self,
+        raw: &frame::RawEvent<'_>,
+        version: u64,
+        index: u16,
+        upcast: bool,
+    ) -> RecordedEvent {
+        let slice = |start: usize, len: usize| self.bytes.slice(start..start + len);
+        RecordedEvent {
+            stream: self.stream.clone(),
+            version,
+            position: self.info.position(index),
+            next_position: self.info.next_position(index),
+            event_type: slice(raw.event_type_start, raw.event_type.len()),
+            schema_version: raw.schema_version,
+            stored_schema_version: raw.schema_version,
+            // (0, 0): not upcast yet; the read's `Pending` does it.
+            output: (0, u16::from(!upcast)),
+            id: raw.id,
+            timestamp_us: self.info.timestamp_us,
+            metadata: slice(raw.metadata_start, raw.metadata.len()),
+            payload: slice(raw.payload_start, raw.payload.len()),
+            payload_state: PayloadState::Plain,
+        }
+    }
+
+    /// A sealed event, its envelopes opened (or erased).
+    #[cold]
+    #[inline(never)]
+    fn sealed(
+        &self,
+        types: &mut TypeCache,
+        raw: &frame::RawEvent<'_>,
+        version: u64,
+        index: u16,
+        upcast: bool,
+    ) -> Result<RecordedEvent> {
+        let mut event = self.build(raw, version, index, upcast);
+        types
+            .unseal
+            .open_owned(raw.flags, types.log_id, &mut event)
+            .map_err(|e| e.at(&self.seg, self.info.start))?;
+        Ok(event)
     }
 }
 
