@@ -12,9 +12,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::append::AppendSide;
+use crate::append::checked::append_unchecked;
 use crate::error::Result;
 use crate::event::{EventData, ExpectedVersion};
-use crate::log;
 use crate::position::Position;
 use crate::system::AUDIT_STREAM;
 
@@ -73,7 +73,7 @@ pub(crate) fn record(
     payload: Bytes,
 ) -> Result<Position> {
     let event = EventData::new(event_type, payload).with_metadata("application/json");
-    let result = log::append_unchecked(append, AUDIT_STREAM, ExpectedVersion::Any, &[event])?;
+    let result = append_unchecked(append, AUDIT_STREAM, ExpectedVersion::Any, &[event])?;
     append.sync()?;
     Ok(result.first_position)
 }

@@ -27,13 +27,14 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::append::AppendSide;
+use crate::append::checked::{append_unchecked, now_us};
 use crate::audit::{self, JsonObject};
 use crate::consumer;
 use crate::error::{Error, Result};
 use crate::event::{EventData, ExpectedVersion, RecordedEvent};
 use crate::layout;
 use crate::limits::MAX_EVENTS_PER_APPEND;
-use crate::log::{Log, append_unchecked, now_us};
+use crate::log::Log;
 use crate::options::Retention as Policy;
 use crate::position::Position;
 use crate::read::ReadStream;

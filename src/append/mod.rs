@@ -22,6 +22,7 @@ use crate::streams::{Lookahead, NameHash, Streams};
 use crate::view::LogView;
 
 mod background;
+pub(crate) mod checked;
 mod hasher;
 mod retry;
 mod spare;
