@@ -194,22 +194,6 @@ impl LogView {
         Ok(())
     }
 
-    /// Refuses a read of stream `id` (named `stream`) from `version` when
-    /// retention removed that version.
-    pub(crate) fn check_stream_from(&self, stream: &str, id: u32, version: u64) -> Result<()> {
-        let start = self.log_start();
-        let first_version = start.first_version(id);
-        if version < first_version {
-            return Err(Error::StreamBeforeLogStart {
-                stream: stream.to_string(),
-                version,
-                first_version,
-                log_start: start.position(),
-            });
-        }
-        Ok(())
-    }
-
     /// The newest commit time of the log (0 when it holds no event).
     pub(crate) fn last_commit_us(&self) -> u64 {
         read(&self.segments)

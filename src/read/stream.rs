@@ -234,7 +234,8 @@ impl ReadStream {
         } else {
             from_version
         };
-        let start_base = shared.log_start().base;
+        let start = shared.log_start();
+        let start_base = start.base;
         let deletion = stream.and_then(|(id, _)| shared.deleted.get(id));
         let name = || {
             shared
@@ -255,8 +256,16 @@ impl ReadStream {
             next_version.max(floor)
         };
         let done = done || next_version < floor || next_version > last_version;
-        if !done {
-            shared.check_stream_from(&name(), id, next_version)?;
+        // Retention may have removed the versions asked for: an error that
+        // names the stream (its name copied only then).
+        let first_version = start.first_version(id);
+        if !done && next_version < first_version {
+            return Err(Error::StreamBeforeLogStart {
+                stream: name(),
+                version: next_version,
+                first_version,
+                log_start: start.position(),
+            });
         }
         let shared_upcasters = shared.upcasters.clone();
         let types = TypeCache::new(&shared);

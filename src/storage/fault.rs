@@ -592,3 +592,13 @@ impl Storage for FaultStorage {
         RealStorage.try_lock(file, path)
     }
 }
+
+/// A coin flip from the xorshift state `seed`: which unsynced pages a
+/// simulated power cut keeps (`Image::write_to`), reproducible per seed.
+#[cfg(test)]
+pub(crate) fn coin(seed: &mut u64) -> bool {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    seed.is_multiple_of(2)
+}

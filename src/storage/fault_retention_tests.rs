@@ -118,12 +118,7 @@ fn every_power_cut_across_retention_keeps_a_consistent_start() {
         }
         let crash = dir.path().join(format!("crash-{point}"));
         image
-            .write_to(&log_dir, &crash, current, |_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed.is_multiple_of(2)
-            })
+            .write_to(&log_dir, &crash, current, |_| super::fault::coin(&mut seed))
             .unwrap();
         check(&crash, point, &acks, new_start);
         moved += usize::from(!crash.join(crate::layout::segment_file(0)).exists());

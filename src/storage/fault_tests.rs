@@ -340,12 +340,7 @@ fn every_power_cut_keeps_what_was_acknowledged() {
         let crash = dir.path().join(format!("crash-{point}"));
         torn += usize::from(current.is_some());
         image
-            .write_to(&log_dir, &crash, current, |_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed.is_multiple_of(2)
-            })
+            .write_to(&log_dir, &crash, current, |_| super::fault::coin(&mut seed))
             .unwrap();
         records += check_crash_state(&crash, point, &acks);
         std::fs::remove_dir_all(&crash).unwrap();
