@@ -9,6 +9,7 @@ use crate::event::RecordedEvent;
 use crate::frame::{self, Frame};
 use crate::position::Position;
 use crate::segment::{Segment, corrupt};
+use crate::start::LogStart;
 use crate::streams::IndexEntry;
 use crate::upcast::Pending;
 use crate::view::{LogView, frame_bytes, not_the_stream};
@@ -217,6 +218,51 @@ impl std::fmt::Debug for ReadStream {
     }
 }
 
+/// Where a read of `stream` (its id and head; `None`: empty) from
+/// `next_version` starts once deletions and retention are accounted for:
+/// that version, the soft delete's cut (reads hide what is below it), and
+/// whether nothing is left to read. A deleted stream, or versions
+/// retention removed, are errors that name the stream (its name copied
+/// only then).
+fn kept_range(
+    shared: &LogView,
+    start: &LogStart,
+    stream: Option<(u32, crate::streams::Head)>,
+    next_version: u64,
+    backward: bool,
+) -> Result<(u64, u64, bool)> {
+    let Some((id, _)) = stream else {
+        return Ok((next_version, 0, true));
+    };
+    let deletion = shared.deleted.get(id);
+    let name = || {
+        shared
+            .names
+            .get(id as usize)
+            .map_or("", |n| &**n)
+            .to_string()
+    };
+    if deletion.is_some_and(|d| d.tombstone) {
+        return Err(Error::StreamDeleted { stream: name() });
+    }
+    let floor = deletion.map_or(0, |d| d.before);
+    let next_version = if backward {
+        next_version
+    } else {
+        next_version.max(floor)
+    };
+    let first_version = start.first_version(id);
+    if next_version >= floor && next_version < first_version {
+        return Err(Error::StreamBeforeLogStart {
+            stream: name(),
+            version: next_version,
+            first_version,
+            log_start: start.position(),
+        });
+    }
+    Ok((next_version, floor, next_version < floor))
+}
+
 impl ReadStream {
     /// A read of stream `id` whose head was `head` (`None`: empty stream).
     pub(crate) fn new(
@@ -225,9 +271,9 @@ impl ReadStream {
         from_version: u64,
         backward: bool,
     ) -> Result<ReadStream> {
-        let (id, head_frame, last_version, done) = match stream {
-            Some((id, head)) => (id, head.last_frame, head.last_version, false),
-            None => (0, frame::NO_PREV_FRAME, 0, true),
+        let (id, head_frame, last_version) = match stream {
+            Some((id, head)) => (id, head.last_frame, head.last_version),
+            None => (0, frame::NO_PREV_FRAME, 0),
         };
         let next_version = if backward {
             from_version.min(last_version)
@@ -236,37 +282,9 @@ impl ReadStream {
         };
         let start = shared.log_start();
         let start_base = start.base;
-        let deletion = stream.and_then(|(id, _)| shared.deleted.get(id));
-        let name = || {
-            shared
-                .names
-                .get(id as usize)
-                .map_or("", |n| &**n)
-                .to_string()
-        };
-        if deletion.is_some_and(|d| d.tombstone) {
-            return Err(Error::StreamDeleted { stream: name() });
-        }
-        // A soft delete hides the versions below its cut: a read from one
-        // starts at the cut.
-        let floor = deletion.map_or(0, |d| d.before);
-        let next_version = if backward {
-            next_version
-        } else {
-            next_version.max(floor)
-        };
-        let done = done || next_version < floor || next_version > last_version;
-        // Retention may have removed the versions asked for: an error that
-        // names the stream (its name copied only then).
-        let first_version = start.first_version(id);
-        if !done && next_version < first_version {
-            return Err(Error::StreamBeforeLogStart {
-                stream: name(),
-                version: next_version,
-                first_version,
-                log_start: start.position(),
-            });
-        }
+        let (next_version, floor, done) =
+            kept_range(&shared, &start, stream, next_version, backward)?;
+        let done = done || next_version > last_version;
         let shared_upcasters = shared.upcasters.clone();
         let types = TypeCache::new(&shared);
         let mut read = ReadStream {
