@@ -188,14 +188,21 @@ impl Iterator for ReadAll {
             if let Some(output) = self.pending.pop() {
                 return Some(Ok(output));
             }
-            match self.next_stored()? {
-                Ok(event) if event.needs_upcast() => match self.pending.upcast(event) {
-                    Ok(Some(output)) => return Some(Ok(output)),
-                    // Dropped by an upcaster.
-                    Ok(None) => {}
-                    Err(e) => return Some(Err(e)),
-                },
-                other => return Some(other),
+            // An event with nothing to upcast is returned straight from
+            // here: matched together with the upcast guard, it was copied
+            // into the result through a `memcpy` call per event.
+            let event = match self.next_stored()? {
+                Ok(event) => event,
+                Err(e) => return Some(Err(e)),
+            };
+            if !event.needs_upcast() {
+                return Some(Ok(event));
+            }
+            match self.pending.upcast(event) {
+                Ok(Some(output)) => return Some(Ok(output)),
+                // Dropped by an upcaster.
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
             }
         }
     }
