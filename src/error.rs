@@ -203,6 +203,15 @@ pub enum Error {
         position: Position,
     },
 
+    /// A text read as a [`Position`] (`FRAME_OFFSET:INDEX`) is not one.
+    #[error("{text:?} is not a position (FRAME_OFFSET:INDEX, as printed): {reason}")]
+    ParsePosition {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// The log handle a subscription follows was closed (or stopped
     /// publishing after a failed sync, which reports
     /// [`Error::Poisoned`] instead): every event it published has been

@@ -72,9 +72,67 @@ impl fmt::Display for Position {
     }
 }
 
+/// Reads a position as [`Display`](fmt::Display) writes it,
+/// `FRAME_OFFSET:INDEX` (`4096:2`), or `FRAME_OFFSET` alone for the first
+/// event of a frame: what an operator copies from the tool's output.
+/// Whether the log holds an event there is for the read to say.
+impl std::str::FromStr for Position {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> Result<Position, crate::Error> {
+        let invalid = |reason| crate::Error::ParsePosition {
+            text: text.to_string(),
+            reason,
+        };
+        let (offset, index) = text.split_once(':').unwrap_or((text, "0"));
+        let offset: u64 = offset
+            .parse()
+            .map_err(|_| invalid("the frame offset is not a number"))?;
+        let index: u16 = index
+            .parse()
+            .map_err(|_| invalid("the index is not a number from 0 to 65535"))?;
+        if offset % (1 << ALIGN_SHIFT) != 0 {
+            return Err(invalid("frames start at multiples of 8"));
+        }
+        if offset >= MAX_LOG_OFFSET {
+            return Err(invalid("the frame offset is past the largest log"));
+        }
+        Ok(Position::new(offset, index))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `Display` writes reads back; each malformed text is refused
+    /// with its reason.
+    #[test]
+    fn positions_read_back_from_their_text() {
+        let p = Position::new(4096, 2);
+        assert_eq!(p.to_string().parse::<Position>().ok(), Some(p));
+        assert_eq!(
+            "4096".parse::<Position>().ok(),
+            Some(Position::new(4096, 0))
+        );
+        for (text, reason) in [
+            ("", "the frame offset is not a number"),
+            ("x:1", "the frame offset is not a number"),
+            ("8:70000", "the index is not a number from 0 to 65535"),
+            ("12:0", "frames start at multiples of 8"),
+            (
+                "18446744073709551608",
+                "the frame offset is past the largest log",
+            ),
+        ] {
+            match text.parse::<Position>() {
+                Err(crate::Error::ParsePosition { reason: r, .. }) => {
+                    assert_eq!(r, reason, "{text}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn order_follows_frame_then_index() {

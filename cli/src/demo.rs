@@ -8,7 +8,7 @@ use clap::Args;
 use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position, Preallocate};
 
 use crate::args::{DurabilityArg, PreallocateArg};
-use crate::progress::bar;
+use crate::out::bar;
 use crate::workdir::with_dir;
 
 // The flags of `seglog demo` (its help line is the variant's doc comment in

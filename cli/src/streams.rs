@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::Args;
 use seglog::{Durability, EventData, ExpectedVersion, Log, Options};
 
-use crate::progress::bar;
+use crate::out::bar;
 use crate::workdir::with_dir;
 
 // The flags of `seglog streams` (its help line is the variant's doc comment
