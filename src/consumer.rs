@@ -210,6 +210,38 @@ impl Consumer {
         }
     }
 
+    /// Moves the consumer, durably, to resume after `to` (an event's
+    /// position, as [`Consumer::ack`] takes), or from the log's start with
+    /// `None`: backwards too, to process events again, or forwards, to
+    /// skip them. What an operator does to a consumer that is stopped; a
+    /// running one would overwrite it at its next checkpoint.
+    pub fn reset(&mut self, to: Option<Position>) -> Result<()> {
+        match to {
+            Some(position) => {
+                if !crate::read::is_event(&self.shared, position) {
+                    return Err(Error::InvalidPosition { position });
+                }
+                self.acked = Some(position);
+                self.checkpointed = None;
+                self.checkpoint()
+            }
+            None => {
+                let storage = &*self.shared.storage;
+                match storage.remove(&self.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&self.path, e)),
+                }
+                storage
+                    .sync_dir(&self.shared.dir)
+                    .map_err(|e| Error::io(&self.shared.dir, e))?;
+                self.acked = None;
+                self.checkpointed = None;
+                Ok(())
+            }
+        }
+    }
+
     /// Makes the acknowledged position durable: write a new file, fsync it,
     /// rename it over the old, fsync the directory. Nothing to do when it
     /// was checkpointed already.

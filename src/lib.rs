@@ -58,6 +58,7 @@ mod history;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+pub mod inspect;
 mod layout;
 pub mod limits;
 mod log;

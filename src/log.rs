@@ -392,6 +392,19 @@ impl Log {
         &self.view.dir
     }
 
+    /// A summary of the log: segments, streams, events counted, times,
+    /// disk use (see [`LogInfo`](crate::inspect::LogInfo)). It costs a
+    /// look at each segment and stream, not a walk of events.
+    pub fn info(&self) -> Result<crate::inspect::LogInfo> {
+        crate::inspect::info(&self.view)
+    }
+
+    /// Every durable consumer's checkpoint, by name, and how far behind
+    /// the published end it is.
+    pub fn consumers(&self) -> Result<Vec<crate::inspect::ConsumerInfo>> {
+        crate::inspect::consumers(&self.view)
+    }
+
     /// Number of streams in the log.
     pub fn stream_count(&self) -> usize {
         self.view.registry().len()

@@ -224,6 +224,19 @@ impl Reader {
         Ok(Position::new(self.shared().watch.end(), 0))
     }
 
+    /// A summary of the log as published now: segments, streams, events
+    /// counted, times, disk use (see [`LogInfo`](crate::inspect::LogInfo)).
+    /// It costs a look at each segment and stream, not a walk of events.
+    pub fn info(&self) -> Result<crate::inspect::LogInfo> {
+        crate::inspect::info(self.applied()?)
+    }
+
+    /// Every durable consumer's checkpoint, by name, and how far behind
+    /// the published end it is.
+    pub fn consumers(&self) -> Result<Vec<crate::inspect::ConsumerInfo>> {
+        crate::inspect::consumers(self.applied()?)
+    }
+
     /// Like [`Log::read_all`](crate::Log::read_all), over everything
     /// published when called.
     pub fn read_all(&self, from: Position) -> Result<ReadAll> {
