@@ -91,7 +91,7 @@ impl std::str::FromStr for Position {
         let index: u16 = index
             .parse()
             .map_err(|_| invalid("the index is not a number from 0 to 65535"))?;
-        if offset % (1 << ALIGN_SHIFT) != 0 {
+        if !offset.is_multiple_of(1 << ALIGN_SHIFT) {
             return Err(invalid("frames start at multiples of 8"));
         }
         if offset >= MAX_LOG_OFFSET {
