@@ -12,17 +12,19 @@
 
 mod args;
 mod bridge;
+mod consumers;
 mod demo;
 mod durable;
 mod failure;
 mod inspect;
+mod meta;
 mod out;
 mod streams;
 mod workdir;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +42,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// What is in a log: segments, positions, events and streams
+    /// counted, time range, chain head, disk use, consumers.
+    ///
+    /// Reads DIR (beside a running writer; changes nothing). Its cost
+    /// grows with segments and streams, not events.
+    Info(inspect::info::InfoCommand),
     /// Check a log end to end: exit 0 when intact, 1 at damage.
     ///
     /// Reads DIR (beside a running writer; changes nothing): every
@@ -59,6 +67,19 @@ enum Command {
     /// counts, timings and memory. `--reopen-only` skips the append phase
     /// and opens an existing `--dir`.
     Streams(streams::StreamsCommand),
+    /// The durable consumers: list, show, reset.
+    ///
+    /// `list` and `show` read DIR beside a running writer; `reset` moves a
+    /// consumer's checkpoint and needs the writer's lock (stop the
+    /// service first), and --yes.
+    #[command(subcommand_required = true)]
+    Consumers(consumers::ConsumersCommand),
+    /// Print a completion script for a shell (bash, zsh, fish).
+    ///
+    /// E.g. `seglog completions bash > /etc/bash_completion.d/seglog`.
+    Completions(meta::CompletionsCommand),
+    /// Print the man page (roff), e.g. `seglog man | man -l -`.
+    Man,
     /// The NATS JetStream bridge: `publish` a log, `mirror` a stream.
     ///
     /// Run beside a service until Ctrl-C or SIGTERM: `publish` sends a
@@ -72,7 +93,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = out::Out::new(cli.json);
     let result = match cli.command {
+        Command::Info(command) => command.run(&mut out),
         Command::Verify(command) => command.run(&mut out),
+        Command::Consumers(command) => command.run(&mut out),
+        Command::Completions(command) => command.run(&mut Cli::command()),
+        Command::Man => meta::man(Cli::command()),
         Command::Demo(command) => command.run().map_err(failure::Failure::failed),
         Command::Durable(command) => command.run().map_err(failure::Failure::failed),
         Command::Streams(command) => command.run().map_err(failure::Failure::failed),

@@ -2,6 +2,7 @@
 //! a [`seglog::Reader`], which takes no lock, so they run beside the
 //! service that writes it.
 
+pub(crate) mod info;
 pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
