@@ -61,7 +61,7 @@ pub(crate) fn read_master_key(file: &Path) -> Result<MasterKey, Failure> {
 
 /// The bytes `text` spells in hex, if it does.
 pub(crate) fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
