@@ -112,7 +112,7 @@ pub use crate::system::{
     AUDIT_STREAM, FORGET_EVENT, RETENTION_EVENT, STREAMS_STREAM, TOMBSTONE_EVENT, TRUNCATE_EVENT,
 };
 pub use crate::upcast::{UpcastInput, UpcastResult, Upcasted, Upcasters, UpcastersBuilder};
-pub use crate::verify::{Failure, FailureKind, Verification, verify};
+pub use crate::verify::{Failure, FailureKind, Verification, verify, verify_with_progress};
 /// The Ed25519 crate this one signs digests with ([`Digest::sign`]), so
 /// callers name the same key types.
 pub use ed25519_dalek;

@@ -303,8 +303,18 @@ impl Reader {
     /// Like [`Log::verify`](crate::Log::verify), beside the writer: up to
     /// the end published when it starts.
     pub fn verify(&self, against: Option<&Digest>) -> Result<crate::Verification> {
+        self.verify_with_progress(against, &mut |_, _| {})
+    }
+
+    /// [`Reader::verify`], calling `progress(bytes checked, bytes to
+    /// check)` after each segment.
+    pub fn verify_with_progress(
+        &self,
+        against: Option<&Digest>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<crate::Verification> {
         self.follower.apply()?;
-        crate::verify::verify_view(self.shared(), against)
+        crate::verify::verify_view(self.shared(), against, progress)
     }
 
     /// Like [`Log::subscribe_all`](crate::Log::subscribe_all): history,

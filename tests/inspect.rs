@@ -175,3 +175,30 @@ fn a_segment_file_reads_alone_and_its_damage_is_located() {
         Err(Error::UnsupportedFormat { .. })
     ));
 }
+
+#[test]
+fn verification_reports_its_progress_segment_by_segment() {
+    let dir = tempdir();
+    let log = small_log(dir.path());
+    fill(&log, 3000);
+    log.close().expect("close");
+    let mut calls = Vec::new();
+    let report = seglog::verify_with_progress(dir.path(), None, &mut |done, total| {
+        calls.push((done, total))
+    })
+    .expect("verify");
+    assert!(report.is_intact());
+    assert_eq!(calls.len() as u64, report.segments);
+    assert!(
+        calls
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 == w[1].1)
+    );
+    let (done, total) = *calls.last().expect("a call");
+    assert_eq!(done, total);
+    assert!(
+        total >= report.bytes,
+        "{total} bytes walked, {} in frames",
+        report.bytes
+    );
+}

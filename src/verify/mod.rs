@@ -30,8 +30,18 @@ use index::SegmentFacts;
 /// verification's failure, located; other errors (no log there, I/O) are
 /// errors.
 pub fn verify(dir: impl AsRef<Path>, against: Option<&Digest>) -> Result<Verification> {
+    verify_with_progress(dir, against, &mut |_, _| {})
+}
+
+/// [`verify`], calling `progress(bytes checked, bytes to check)` after
+/// each segment: for a progress bar over a long verification.
+pub fn verify_with_progress(
+    dir: impl AsRef<Path>,
+    against: Option<&Digest>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Verification> {
     match Reader::open(dir.as_ref()) {
-        Ok(reader) => reader.verify(against),
+        Ok(reader) => reader.verify_with_progress(against, progress),
         Err(error) => report::failed_open(error),
     }
 }
@@ -47,8 +57,14 @@ struct Walk<'a> {
 }
 
 /// Verifies `view` (see the module docs).
-pub(crate) fn verify_view(view: &LogView, against: Option<&Digest>) -> Result<Verification> {
+pub(crate) fn verify_view(
+    view: &LogView,
+    against: Option<&Digest>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Verification> {
     let segments = view.segments_snapshot();
+    let total: u64 = segments.iter().map(|s| s.published() - HEADER_BYTES).sum();
+    let mut done = 0;
     let first = segments.first().map_or(0, |s| s.base());
     // The walk goes on from the link the start file keeps: what was
     // before it is gone, and that link is all that still commits to it.
@@ -78,7 +94,10 @@ pub(crate) fn verify_view(view: &LogView, against: Option<&Digest>) -> Result<Ve
             break;
         }
         expected_base = seg.base() + seg.size();
-        if !walk.segment(seg)? {
+        let go_on = walk.segment(seg)?;
+        done += seg.published() - HEADER_BYTES;
+        progress(done.min(total), total);
+        if !go_on {
             break;
         }
     }

@@ -11,7 +11,7 @@ use seglog::{Digest, SignedDigest, Verification};
 use serde_json::json;
 
 use crate::failure::{Failure, check_log_dir};
-use crate::out::{Out, Paint, units};
+use crate::out::{Out, Paint, Progress, units};
 
 use super::hex;
 
@@ -36,8 +36,14 @@ impl VerifyCommand {
     pub(crate) fn run(&self, out: &mut Out) -> Result<(), Failure> {
         let against = self.against()?;
         check_log_dir(&self.dir)?;
-        let report = seglog::verify(&self.dir, against.as_ref())
+        let mut progress = Progress::bytes(0, "verify");
+        let report =
+            seglog::verify_with_progress(&self.dir, against.as_ref(), &mut |done, total| {
+                progress.set_len(total);
+                progress.set(done);
+            })
             .map_err(|e| Failure::from_log(&self.dir, e))?;
+        progress.finish();
         if out.json() {
             out.object(&to_json(&report))?;
         } else {

@@ -43,6 +43,24 @@ impl Progress {
         }
     }
 
+    /// Progress over bytes (of a log, of a file), shown in binary units.
+    pub(crate) fn bytes(len: u64, what: &str) -> Progress {
+        let progress = Progress::new(len, what);
+        progress.bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>8} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        progress
+    }
+
+    /// The work turned out to be `len` units.
+    pub(crate) fn set_len(&self, len: u64) {
+        self.bar.set_length(len);
+    }
+
     /// Work has reached `at`.
     pub(crate) fn set(&mut self, at: u64) {
         self.bar.set_position(at);
