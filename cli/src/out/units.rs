@@ -26,7 +26,7 @@ pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -66,7 +66,9 @@ pub(crate) fn parse_from(text: &str) -> Result<From, String> {
     if text.contains('-') {
         parse_time(text).map(From::Time)
     } else {
-        parse_position(text).map(From::Position)
+        parse_position(text)
+            .map(From::Position)
+            .map_err(|e| format!("{e}; or a time like 2026-12-06T10:00:00Z"))
     }
 }
 
