@@ -2,6 +2,11 @@
 //! a [`seglog::Reader`], which takes no lock, so they run beside the
 //! service that writes it.
 
+pub(crate) mod dump;
+mod event;
+mod filter;
+pub(crate) mod get;
+pub(crate) mod stream;
 pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
@@ -60,7 +65,7 @@ pub(crate) fn read_master_key(file: &Path) -> Result<MasterKey, Failure> {
 
 /// The bytes `text` spells in hex, if it does.
 pub(crate) fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
