@@ -1,5 +1,5 @@
 //! The `seglog` command-line tool. For the people who run a service built
-//! on seglog: `verify`, `dump`, `get` and `stream` read a log
+//! on seglog: `verify`, `dump`, `get`, `stream` and `tail` read a log
 //! beside its writer (`inspect/`); for measurements: `seglog demo` appends
 //! a million events into a temporary directory, syncs, replays them and
 //! prints the rates;
@@ -69,6 +69,13 @@ enum Command {
     /// Reads DIR (beside a running writer; changes nothing) through the
     /// stream's index: its cost grows with the stream, not the log.
     Stream(inspect::stream::StreamCommand),
+    /// Print a log's last events; with -f, each new one as it is appended.
+    ///
+    /// Reads DIR (beside a running writer; changes nothing, never slows
+    /// it): the newest segments only, not the whole log. -f follows until
+    /// Ctrl-C, SIGTERM or the reader of the output leaves, writing each
+    /// event out at once.
+    Tail(inspect::tail::TailCommand),
     /// Append events over many streams, sync, replay them, print the rates.
     Demo(demo::DemoCommand),
     /// Durable appends (Durability::Sync) from several thread counts: events/s
@@ -97,6 +104,7 @@ fn main() -> ExitCode {
         Command::Dump(command) => command.run(&mut out),
         Command::Get(command) => command.run(&mut out),
         Command::Stream(command) => command.run(&mut out),
+        Command::Tail(command) => command.run(&mut out),
         Command::Demo(command) => command.run().map_err(failure::Failure::failed),
         Command::Durable(command) => command.run().map_err(failure::Failure::failed),
         Command::Streams(command) => command.run().map_err(failure::Failure::failed),

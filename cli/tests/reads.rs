@@ -1,13 +1,20 @@
 //! The reading commands (`dump`, `get`, `stream`, `tail`) run as a person
 //! or a script runs them: the built `seglog` against logs made with the
-//! library, their output compared exactly (issue 29, items 1, 3 and 4).
+//! library, their output compared exactly, and beside a live writer in
+//! another process (issue 29, items 1 to 4).
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
-use seglog::{Clock, EventData, ExpectedVersion, Log, Options, Position};
+use seglog::{
+    Clock, Durability, EventData, ExpectedVersion, Log, Options, Position, Reader, RecordedEvent,
+};
 use serde_json::{Value, json};
 
 /// A clock the test sets: commit times are exact, so outputs are too.
@@ -541,4 +548,407 @@ fn erased_events_show_as_erased() {
         got.contains("payload:  (erased: its key was destroyed)\n"),
         "{got}"
     );
+}
+
+/// A log over several 1 MiB segments: `n` events of about 1 KiB, one
+/// append each, over streams `s-0` to `s-9`, typed `Even` and `Odd` by
+/// their index. Returns every event, in log order.
+fn segmented_log(n: usize) -> (tempfile::TempDir, Vec<RecordedEvent>) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let log = Options::new()
+        .segment_size(1 << 20)
+        .durability(Durability::None)
+        .open(dir.path())
+        .expect("open");
+    let pad = "p".repeat(1000);
+    for i in 0..n {
+        let kind = if i % 2 == 0 { "Even" } else { "Odd" };
+        let payload = format!(r#"{{"i":{i},"pad":"{pad}"}}"#);
+        log.append(
+            &format!("s-{}", i % 10),
+            ExpectedVersion::Any,
+            &[EventData::new(kind, payload.into_bytes())],
+        )
+        .expect("append");
+    }
+    log.close().expect("close");
+    let reader = Reader::open(dir.path()).expect("reader");
+    let all = reader
+        .read_all(Position::START)
+        .expect("read")
+        .collect::<seglog::Result<Vec<_>>>()
+        .expect("events");
+    (dir, all)
+}
+
+/// `got` and `want` hold the same positions; on a difference, says where
+/// (rather than print thousands of positions).
+fn assert_positions(got: &[Value], want: &[Value]) {
+    assert_eq!(got.len(), want.len(), "how many");
+    let first = got.iter().zip(want).position(|(g, w)| g != w);
+    assert_eq!(first, None, "first difference at this index");
+}
+
+fn positions_of<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Vec<Value> {
+    events
+        .into_iter()
+        .map(|e| json!(e.position().to_string()))
+        .collect()
+}
+
+#[test]
+fn tail_shows_the_last_events_reading_back_segment_by_segment() {
+    let (dir, all) = segmented_log(3_000);
+    let path = dir.path().to_str().expect("UTF-8");
+    let segments = std::fs::read_dir(dir.path())
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .count();
+    assert!(
+        segments >= 4,
+        "{segments} segments: the walk back is not tested"
+    );
+    let tail = |args: &[&str]| {
+        let mut every = vec!["tail", path, "--json"];
+        every.extend_from_slice(args);
+        column(&json_lines(&ok(&every)), "position")
+    };
+    // Across segment boundaries: the last 1,500 span two or three.
+    assert_positions(&tail(&["-n", "1500"]), &positions_of(&all[1_500..]));
+    assert_positions(&tail(&[]), &positions_of(&all[2_990..]));
+    assert_positions(&tail(&["-n", "5000"]), &positions_of(&all));
+    assert_eq!(tail(&["-n", "0"]), Vec::<Value>::new());
+    let odd: Vec<&RecordedEvent> = all.iter().filter(|e| e.event_type() == "Odd").collect();
+    assert_eq!(
+        tail(&["-n", "3", "--type", "Odd"]),
+        positions_of(odd[odd.len() - 3..].to_vec())
+    );
+    let s3: Vec<&RecordedEvent> = all.iter().filter(|e| e.stream() == "s-3").collect();
+    assert_eq!(
+        tail(&["--events", "4", "--stream", "s-3"]),
+        positions_of(s3[s3.len() - 4..].to_vec())
+    );
+    assert_eq!(
+        tail(&["-n", "2", "--stream", "s-3", "--type", "Even"]),
+        Vec::<Value>::new(),
+        "s-3 holds only odd indexes"
+    );
+    // The table: a heading and ten rows.
+    assert_eq!(ok(&["tail", path]).lines().count(), 11);
+    assert_eq!(ok(&["tail", path, "-n", "0"]), "no events\n");
+    let err = fails(&["tail", path, "--stream", "s-99"], 3);
+    assert_eq!(err, format!("seglog: no stream s-99 in {path}\n"));
+    fails(&["tail", path, "-n", "2000000"], 2);
+}
+
+/// A `seglog` running in the background, its output read line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// The reader of its stdout, handed back once `wanted` lines are read.
+    reader: Option<std::thread::JoinHandle<BufReader<std::process::ChildStdout>>>,
+}
+
+impl Running {
+    /// Starts `seglog ARGS`; a thread reads the first `wanted` lines of
+    /// its stdout, then stops reading (keeping the pipe open).
+    fn start(args: &[&str], wanted: usize) -> Running {
+        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_seglog"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start seglog");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            for _ in 0..wanted {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || send.send(line).is_err() {
+                    break;
+                }
+            }
+            reader
+        });
+        Running {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// The next line, within 30 s.
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a line from seglog within 30 s")
+    }
+
+    /// Its exit status, within 10 s (killed and failed past that), and
+    /// its stderr.
+    fn wait(mut self) -> (ExitStatus, String) {
+        let status = wait_for(&mut self.child, Duration::from_secs(10));
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut stderr).expect("stderr");
+        }
+        (status, stderr)
+    }
+
+    /// SIGTERM, with the pipe still open: it must stop by the signal.
+    fn terminate(mut self) -> (ExitStatus, String) {
+        let _open = self.reader.take().map(|r| r.join().expect("reader"));
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        self.wait()
+    }
+
+    /// Closes its stdout (a `| head` that had enough): it must stop.
+    fn close_output(mut self) -> (ExitStatus, String) {
+        drop(self.reader.take().map(|r| r.join().expect("reader")));
+        self.wait()
+    }
+}
+
+/// `child`'s exit status within `limit`; killed, and the test failed,
+/// past it.
+fn wait_for(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn tail_follow_shows_each_new_event_and_stops_cleanly() {
+    let s = sample();
+    let tail = Running::start(
+        &[
+            "tail",
+            s.dir(),
+            "-f",
+            "-n",
+            "1",
+            "--json",
+            "--stream",
+            "order-1",
+            "--type",
+            "Paid",
+        ],
+        2,
+    );
+    let first: Value = serde_json::from_str(&tail.line()).expect("JSON");
+    assert_eq!(first["position"], json!(s.p(4)));
+    let log = Log::open(s.dir.path()).expect("open");
+    // Another stream, another type: passed over.
+    log.append(
+        "order-2",
+        ExpectedVersion::Any,
+        &[EventData::new("Paid", &b"{}"[..])],
+    )
+    .expect("append");
+    log.append(
+        "order-1",
+        ExpectedVersion::Any,
+        &[EventData::new("Noted", &b"{}"[..])],
+    )
+    .expect("append");
+    let paid = log
+        .append(
+            "order-1",
+            ExpectedVersion::Any,
+            &[EventData::new("Paid", &br#"{"again":true}"#[..])],
+        )
+        .expect("append");
+    let live: Value = serde_json::from_str(&tail.line()).expect("JSON");
+    assert_eq!(live["position"], json!(paid.first_position.to_string()));
+    assert_eq!(live["payload"], json!({"again": true}));
+    let (status, stderr) = tail.terminate();
+    assert!(status.success(), "SIGTERM: {status} {stderr}");
+    assert_eq!(stderr, "");
+
+    // A reader that leaves (`| head -1`) on a quiet log stops it too.
+    let tail = Running::start(&["tail", s.dir(), "-f", "-n", "1"], 1);
+    let heading = tail.line();
+    assert!(heading.starts_with("position"), "{heading}");
+    let (status, stderr) = tail.close_output();
+    assert!(status.success(), "closed pipe: {status} {stderr}");
+    log.close().expect("close");
+}
+
+/// The writer of `reads_run_beside_a_live_writer_in_another_process`:
+/// this test binary run again with this test alone. It appends until the
+/// stop file appears (or two minutes pass), ten events per millisecond at
+/// most, then prints how many it appended and its slowest append.
+#[test]
+#[ignore = "the appending child of reads_run_beside_a_live_writer_in_another_process"]
+fn appending_child() {
+    let (Some(dir), Some(stop)) = (
+        std::env::var_os("SEGLOG_TEST_WRITER_DIR"),
+        std::env::var_os("SEGLOG_TEST_WRITER_STOP"),
+    ) else {
+        return;
+    };
+    let log = Options::new()
+        .segment_size(1 << 20)
+        .durability(Durability::None)
+        .open(&dir)
+        .expect("open");
+    let started = Instant::now();
+    let (mut appended, mut slowest) = (0u64, Duration::ZERO);
+    while !Path::new(&stop).exists() && started.elapsed() < Duration::from_secs(120) {
+        for _ in 0..10 {
+            let payload = format!(r#"{{"n":{appended}}}"#);
+            let t = Instant::now();
+            log.append(
+                &format!("live-{}", appended % 10),
+                ExpectedVersion::Any,
+                &[EventData::new("Tick", payload.into_bytes())],
+            )
+            .expect("append");
+            slowest = slowest.max(t.elapsed());
+            appended += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    log.close().expect("close");
+    println!("appended {appended} slowest_ms {}", slowest.as_millis());
+}
+
+/// Kills a child left running by a failed assertion.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Positions of JSON lines, in order.
+fn parsed_positions(lines: &[Value]) -> Vec<Position> {
+    lines
+        .iter()
+        .map(|l| {
+            l["position"]
+                .as_str()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no position in {l}"))
+        })
+        .collect()
+}
+
+#[test]
+fn reads_run_beside_a_live_writer_in_another_process() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let log_dir = dir.path().join("log");
+    let stop = dir.path().join("stop");
+    let writer = StdCommand::new(std::env::current_exe().expect("test binary"))
+        .args(["appending_child", "--exact", "--ignored", "--nocapture"])
+        .env("SEGLOG_TEST_WRITER_DIR", &log_dir)
+        .env("SEGLOG_TEST_WRITER_STOP", &stop)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the writer");
+    let mut writer = KillOnDrop(writer);
+    let reader = wait_for_appends(&log_dir, 200);
+    // A real writer: it holds the log's lock.
+    assert!(matches!(
+        Log::open(&log_dir),
+        Err(seglog::Error::Locked { .. })
+    ));
+    let path = log_dir.to_str().expect("UTF-8");
+    let before = reader.refresh().expect("refresh");
+
+    let dumped = json_lines(&ok(&["dump", path, "--json"]));
+    assert!(dumped.len() >= 2_000, "{} events dumped", dumped.len());
+    assert!(dumped.iter().all(|l| l["type"] == json!("Tick")));
+    assert!(parsed_positions(&dumped).windows(2).all(|w| w[0] < w[1]));
+    let last = parsed_positions(&json_lines(&ok(&["tail", path, "-n", "5", "--json"])));
+    assert_eq!(last.len(), 5);
+    assert!(last.windows(2).all(|w| w[0] < w[1]) && last[0] > parsed_positions(&dumped)[0]);
+    let verified = ok(&["verify", path]);
+    assert!(verified.contains("intact"), "{verified}");
+
+    // Live: only events appended after it started.
+    let started_at = reader.refresh().expect("refresh");
+    let tail = Running::start(
+        &["tail", path, "-f", "-n", "0", "--json", "--type", "Tick"],
+        3,
+    );
+    let live: Vec<Value> = (0..3)
+        .map(|_| serde_json::from_str(&tail.line()).expect("JSON"))
+        .collect();
+    let live = parsed_positions(&live);
+    assert!(
+        live[0] >= started_at && live.windows(2).all(|w| w[0] < w[1]),
+        "{live:?}"
+    );
+    let (status, stderr) = tail.terminate();
+    assert!(status.success(), "tail -f at SIGTERM: {status} {stderr}");
+
+    // The writer went on appending all along, never blocked by a reader.
+    assert!(reader.refresh().expect("refresh") > before);
+    assert!(
+        writer.0.try_wait().expect("writer").is_none(),
+        "the writer stopped early"
+    );
+    std::fs::write(&stop, b"").expect("stop file");
+    let status = wait_for(&mut writer.0, Duration::from_secs(60));
+    let mut report = String::new();
+    if let Some(mut out) = writer.0.stdout.take() {
+        std::io::Read::read_to_string(&mut out, &mut report).expect("writer output");
+    }
+    assert!(status.success(), "writer: {status} {report}");
+    let (appended, slowest_ms) = writer_report(&report);
+    assert!(slowest_ms < 2_000, "an append waited {slowest_ms} ms");
+    let kept = Reader::open(&log_dir)
+        .expect("reader")
+        .read_all(Position::START)
+        .expect("read");
+    assert_eq!(kept.count() as u64, appended);
+}
+
+/// A reader of the log the child writes, once it holds `per_stream`
+/// events in each of its ten streams (within 60 s).
+fn wait_for_appends(dir: &Path, per_stream: u64) -> Reader {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(reader) = Reader::open(dir)
+            && reader
+                .stream_version("live-9")
+                .is_ok_and(|v| v.is_some_and(|v| v + 1 >= per_stream))
+        {
+            return reader;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer appended too little in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `appended N slowest_ms M` from the writer's output.
+fn writer_report(output: &str) -> (u64, u64) {
+    let line = output
+        .lines()
+        .find_map(|l| l.strip_prefix("appended "))
+        .unwrap_or_else(|| panic!("no report in {output:?}"));
+    let mut words = line.split_whitespace();
+    let appended = words.next().and_then(|w| w.parse().ok()).expect("count");
+    let slowest = words.nth(1).and_then(|w| w.parse().ok()).expect("slowest");
+    (appended, slowest)
 }
