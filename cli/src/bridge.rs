@@ -6,7 +6,8 @@
 mod display;
 mod mirror;
 mod publish;
-mod stop;
+// Also `seglog tail -f`'s stop signal.
+pub(crate) mod stop;
 
 use async_nats::ServerAddr;
 use clap::{Args, Subcommand};

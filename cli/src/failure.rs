@@ -98,6 +98,30 @@ impl Failure {
             Error::Io { path, source } if source.kind() == io::ErrorKind::NotFound => {
                 Failure::failed(format!("{}: no such file or directory", path.display()))
             }
+            Error::Io { path, source } => Failure::failed(format!("{}: {source}", path.display())),
+            Error::InvalidPosition { position } => Failure::failed(format!(
+                "no event at position {position} in {}: give a position as the tool prints it (`seglog dump`)",
+                dir.display()
+            )),
+            Error::BeforeLogStart {
+                position,
+                log_start,
+            } => Failure::failed(format!(
+                "position {position} was removed by retention: the log in {} now starts at {log_start}",
+                dir.display()
+            )),
+            Error::StreamBeforeLogStart {
+                stream,
+                version,
+                first_version,
+                ..
+            } => Failure::failed(format!(
+                "version {version} of stream {stream} was removed by retention: its first version kept is {first_version} (give --from-version {first_version})"
+            )),
+            Error::StreamDeleted { stream } => Failure::failed(format!(
+                "stream {stream} in {} is deleted: it is read no more (`seglog dump` shows its events until retention removes them)",
+                dir.display()
+            )),
             other => Failure::failed(other.to_string()),
         }
     }

@@ -1,5 +1,5 @@
 //! The `seglog` command-line tool. For the people who run a service built
-//! on seglog: `verify` and the other inspection commands read a log
+//! on seglog: `verify`, `dump`, `get`, `stream` and `tail` read a log
 //! beside its writer (`inspect/`); for measurements: `seglog demo` appends
 //! a million events into a temporary directory, syncs, replays them and
 //! prints the rates;
@@ -56,6 +56,34 @@ enum Command {
     /// log still holds exactly what an earlier digest committed to. The
     /// first damage is printed with its segment, offset and position.
     Verify(inspect::verify::VerifyCommand),
+    /// Print a log's events in log order, chosen by position or time,
+    /// stream and type.
+    ///
+    /// Reads DIR (beside a running writer; changes nothing), up to the end
+    /// the log had when the dump started: a table for people (long
+    /// payloads cut, see `get`), one JSON object per event with --json
+    /// (payloads whole). Payloads show as JSON when they are JSON, else as
+    /// UTF-8 text, else in hex (--payload).
+    Dump(inspect::dump::DumpCommand),
+    /// Print the one event at a position, every field, payload whole.
+    ///
+    /// Reads DIR (beside a running writer; changes nothing). A position
+    /// that names no event exits with status 3, saying where the next
+    /// event is.
+    Get(inspect::get::GetCommand),
+    /// Print one stream's events: forward or backward, from a version, or
+    /// as the stream was at a version, a position or a time.
+    ///
+    /// Reads DIR (beside a running writer; changes nothing) through the
+    /// stream's index: its cost grows with the stream, not the log.
+    Stream(inspect::stream::StreamCommand),
+    /// Print a log's last events; with -f, each new one as it is appended.
+    ///
+    /// Reads DIR (beside a running writer; changes nothing, never slows
+    /// it): the newest segments only, not the whole log. -f follows until
+    /// Ctrl-C, SIGTERM or the reader of the output leaves, writing each
+    /// event out at once.
+    Tail(inspect::tail::TailCommand),
     /// Append events over many streams, sync, replay them, print the rates.
     Demo(demo::DemoCommand),
     /// Durable appends (Durability::Sync) from several thread counts: events/s
@@ -95,6 +123,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(command) => command.run(&mut out),
         Command::Verify(command) => command.run(&mut out),
+        Command::Dump(command) => command.run(&mut out),
+        Command::Get(command) => command.run(&mut out),
+        Command::Stream(command) => command.run(&mut out),
+        Command::Tail(command) => command.run(&mut out),
         Command::Consumers(command) => command.run(&mut out),
         Command::Completions(command) => command.run(&mut Cli::command()),
         Command::Man => meta::man(Cli::command()),

@@ -2,7 +2,13 @@
 //! a [`seglog::Reader`], which takes no lock, so they run beside the
 //! service that writes it.
 
+pub(crate) mod dump;
+mod event;
+mod filter;
+pub(crate) mod get;
 pub(crate) mod info;
+pub(crate) mod stream;
+pub(crate) mod tail;
 pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,11 @@ pub(crate) struct Table {
     headings: Vec<&'static str>,
     right: Vec<bool>,
     rows: Vec<Vec<String>>,
+    /// Each column's least width: a chunk after the first keeps the
+    /// columns of the chunks before it.
+    min_widths: Vec<usize>,
+    /// Whether the heading row is printed (only in the first chunk).
+    heading: bool,
 }
 
 impl Table {
@@ -19,7 +24,42 @@ impl Table {
                 .collect(),
             right: headings.iter().map(|h| h.starts_with('>')).collect(),
             rows: Vec::new(),
+            min_widths: Vec::new(),
+            heading: true,
         }
+    }
+
+    /// The next chunk of a table too long to hold whole (a dump of a
+    /// whole log): the same columns, no heading row, each column at least
+    /// as wide as in the chunks printed before it, so the columns stay
+    /// aligned unless a later row is wider.
+    pub(crate) fn next_chunk(&self) -> Table {
+        Table {
+            headings: self.headings.clone(),
+            right: self.right.clone(),
+            rows: Vec::new(),
+            min_widths: self.widths(),
+            heading: false,
+        }
+    }
+
+    /// Rows added so far.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Each column's width: its widest cell, heading or least width.
+    fn widths(&self) -> Vec<usize> {
+        let mut widths: Vec<usize> = self.headings.iter().map(|h| h.chars().count()).collect();
+        for (width, least) in widths.iter_mut().zip(&self.min_widths) {
+            *width = (*width).max(*least);
+        }
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        widths
     }
 
     /// Adds a row (one cell per column; missing cells print empty).
@@ -30,15 +70,12 @@ impl Table {
     /// The table as text, the headings passed through `heading` (bold on a
     /// terminal). Cells are measured in characters.
     pub(crate) fn render(&self, heading: impl Fn(&str) -> String) -> String {
-        let mut widths: Vec<usize> = self.headings.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
+        let widths = self.widths();
         let mut out = String::new();
-        let headings: Vec<String> = self.headings.iter().map(|h| h.to_string()).collect();
-        self.line(&mut out, &widths, &headings, Some(&heading));
+        if self.heading {
+            let headings: Vec<String> = self.headings.iter().map(|h| h.to_string()).collect();
+            self.line(&mut out, &widths, &headings, Some(&heading));
+        }
         for row in &self.rows {
             self.line(&mut out, &widths, row, None);
         }
@@ -88,5 +125,14 @@ mod tests {
             t.render(|h| h.to_string()),
             "name    events\norders       7\na        1,024\n"
         );
+    }
+
+    #[test]
+    fn a_next_chunk_keeps_the_columns_and_drops_the_heading() {
+        let mut t = Table::new(&["name", ">events"]);
+        t.row(vec!["orders".into(), "7".into()]);
+        let mut next = t.next_chunk();
+        next.row(vec!["a".into(), "1".into()]);
+        assert_eq!(next.render(|h| h.to_string()), "a            1\n");
     }
 }

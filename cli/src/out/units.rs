@@ -66,7 +66,9 @@ pub(crate) fn parse_from(text: &str) -> Result<From, String> {
     if text.contains('-') {
         parse_time(text).map(From::Time)
     } else {
-        parse_position(text).map(From::Position)
+        parse_position(text)
+            .map(From::Position)
+            .map_err(|e| format!("{e}; or a time like 2026-12-06T10:00:00Z"))
     }
 }
 
