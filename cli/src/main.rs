@@ -1,8 +1,9 @@
 //! The `seglog` command-line tool. For the people who run a service built
 //! on seglog: `verify` and the other inspection commands read a log
-//! beside its writer (`inspect/`); for measurements: `seglog demo` appends
-//! a million events into a temporary directory, syncs, replays them and
-//! prints the rates;
+//! beside its writer (`inspect/`); `export` and `import` move events out
+//! of a log and into another (`transfer/`); for measurements:
+//! `seglog demo` appends a million events into a temporary directory,
+//! syncs, replays them and prints the rates;
 //! `seglog durable` measures durable appends; `seglog streams` builds a log of
 //! many short streams, reopens it and reads a few (with `--reopen-only`, it
 //! only opens an existing log: run it under `/usr/bin/time -v` to measure the
@@ -18,6 +19,7 @@ mod failure;
 mod inspect;
 mod out;
 mod streams;
+mod transfer;
 mod workdir;
 
 use std::process::ExitCode;
@@ -48,6 +50,17 @@ enum Command {
     /// log still holds exactly what an earlier digest committed to. The
     /// first damage is printed with its segment, offset and position.
     Verify(inspect::verify::VerifyCommand),
+    /// Write a log's events as JSON lines, one event a line.
+    ///
+    /// Reads DIR (beside a running writer; changes nothing) from --from, or
+    /// the log's start, up to the end it has when the export starts: stream,
+    /// version, type, schema version, id, commit time, position, metadata
+    /// and payload of each event (text as a string, other bytes in base64),
+    /// with the deletions of $streams for an import to apply, and $audit
+    /// only with --include-system. The lines
+    /// go to stdout, or to --output FILE with a summary on stdout that says
+    /// where the next export continues (--from NEXT). Format: cli/README.md.
+    Export(transfer::export::ExportCommand),
     /// Append events over many streams, sync, replay them, print the rates.
     Demo(demo::DemoCommand),
     /// Durable appends (Durability::Sync) from several thread counts: events/s
@@ -73,6 +86,7 @@ fn main() -> ExitCode {
     let mut out = out::Out::new(cli.json);
     let result = match cli.command {
         Command::Verify(command) => command.run(&mut out),
+        Command::Export(command) => command.run(&mut out),
         Command::Demo(command) => command.run().map_err(failure::Failure::failed),
         Command::Durable(command) => command.run().map_err(failure::Failure::failed),
         Command::Streams(command) => command.run().map_err(failure::Failure::failed),
