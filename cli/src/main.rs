@@ -61,6 +61,19 @@ enum Command {
     /// go to stdout, or to --output FILE with a summary on stdout that says
     /// where the next export continues (--from NEXT). Format: cli/README.md.
     Export(transfer::export::ExportCommand),
+    /// Append the events of an export into a log, keeping stream versions.
+    ///
+    /// Reads FILE (or stdin) and writes DIR as its writer: the log is created
+    /// when missing, and a log held by another writer (a running service) is
+    /// refused. Each line's version decides: one the stream holds is skipped
+    /// (a different event id there is a conflict, exit 1), the next one is
+    /// appended with its id, type, schema version, metadata and payload, a
+    /// later one is a gap (exit 1). Running it again is safe: it appends only
+    /// what is missing, so an import that failed or was stopped is resumed
+    /// by running it again. Deletions of streams ($streams) are applied
+    /// again, other events of $audit and $streams skipped; erased events
+    /// are erased again here (needs --master-key-file).
+    Import(transfer::import::ImportCommand),
     /// Append events over many streams, sync, replay them, print the rates.
     Demo(demo::DemoCommand),
     /// Durable appends (Durability::Sync) from several thread counts: events/s
@@ -87,6 +100,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(command) => command.run(&mut out),
         Command::Export(command) => command.run(&mut out),
+        Command::Import(command) => command.run(&mut out),
         Command::Demo(command) => command.run().map_err(failure::Failure::failed),
         Command::Durable(command) => command.run().map_err(failure::Failure::failed),
         Command::Streams(command) => command.run().map_err(failure::Failure::failed),

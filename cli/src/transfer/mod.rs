@@ -9,5 +9,14 @@
 //! Export reads through a `Reader` (no lock, beside a live service);
 //! import is the target's writer, so it needs the service stopped.
 
+mod deletions;
 pub(crate) mod export;
+pub(crate) mod import;
 mod line;
+
+/// Whether `stream` is one of the engine's own streams, which only the
+/// engine appends to: an import appends none of their events (it applies
+/// the deletions of `$streams` again, `deletions.rs`).
+fn is_system(stream: &str) -> bool {
+    stream == seglog::AUDIT_STREAM || stream == seglog::STREAMS_STREAM
+}
