@@ -3,7 +3,7 @@
 //! | status | meaning |
 //! |---|---|
 //! | 0 | done; for `verify`, the log is intact |
-//! | 1 | damage found: `verify`'s findings, or a read that met a damaged frame |
+//! | 1 | damage found: `verify`'s findings, a read that met a damaged frame, or bad data in an `import`'s input (a malformed or overlong line, a gap in a stream's versions, a conflicting event id) |
 //! | 2 | usage: a flag, a position or a time that does not parse |
 //! | 3 | the command could not run: no such directory, not a log, a log held by a writer, an I/O error, something asked for that is not there |
 

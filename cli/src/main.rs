@@ -1,8 +1,9 @@
 //! The `seglog` command-line tool. For the people who run a service built
-//! on seglog: `verify`, `dump`, `get`, `stream` and `tail` read a log
-//! beside its writer (`inspect/`); for measurements: `seglog demo` appends
-//! a million events into a temporary directory, syncs, replays them and
-//! prints the rates;
+//! on seglog: `info`, `verify`, `dump`, `get`, `stream` and `tail` read a
+//! log beside its writer (`inspect/`); `export` and `import` move events
+//! out of a log and into another (`transfer/`); for measurements:
+//! `seglog demo` appends a million events into a temporary directory,
+//! syncs, replays them and prints the rates;
 //! `seglog durable` measures durable appends; `seglog streams` builds a log of
 //! many short streams, reopens it and reads a few (with `--reopen-only`, it
 //! only opens an existing log: run it under `/usr/bin/time -v` to measure the
@@ -20,6 +21,7 @@ mod inspect;
 mod meta;
 mod out;
 mod streams;
+mod transfer;
 mod workdir;
 
 use std::process::ExitCode;
@@ -84,6 +86,30 @@ enum Command {
     /// Ctrl-C, SIGTERM or the reader of the output leaves, writing each
     /// event out at once.
     Tail(inspect::tail::TailCommand),
+    /// Write a log's events as JSON lines, one event a line.
+    ///
+    /// Reads DIR (beside a running writer; changes nothing) from --from, or
+    /// the log's start, up to the end it has when the export starts: stream,
+    /// version, type, schema version, id, commit time, position, metadata
+    /// and payload of each event (text as a string, other bytes in base64),
+    /// with the deletions of $streams for an import to apply, and $audit
+    /// only with --include-system. The lines
+    /// go to stdout, or to --output FILE with a summary on stdout that says
+    /// where the next export continues (--from NEXT). Format: cli/README.md.
+    Export(transfer::export::ExportCommand),
+    /// Append the events of an export into a log, keeping stream versions.
+    ///
+    /// Reads FILE (or stdin) and writes DIR as its writer: the log is created
+    /// when missing, and a log held by another writer (a running service) is
+    /// refused. Each line's version decides: one the stream holds is skipped
+    /// (a different event id there is a conflict, exit 1), the next one is
+    /// appended with its id, type, schema version, metadata and payload, a
+    /// later one is a gap (exit 1). Running it again is safe: it appends only
+    /// what is missing, so an import that failed or was stopped is resumed
+    /// by running it again. Deletions of streams ($streams) are applied
+    /// again, other events of $audit and $streams skipped; erased events
+    /// are erased again here (needs --master-key-file).
+    Import(transfer::import::ImportCommand),
     /// Append events over many streams, sync, replay them, print the rates.
     Demo(demo::DemoCommand),
     /// Durable appends (Durability::Sync) from several thread counts: events/s
@@ -130,6 +156,8 @@ fn main() -> ExitCode {
         Command::Consumers(command) => command.run(&mut out),
         Command::Completions(command) => command.run(&mut Cli::command()),
         Command::Man => meta::man(Cli::command()),
+        Command::Export(command) => command.run(&mut out),
+        Command::Import(command) => command.run(&mut out),
         Command::Demo(command) => command.run().map_err(failure::Failure::failed),
         Command::Durable(command) => command.run().map_err(failure::Failure::failed),
         Command::Streams(command) => command.run().map_err(failure::Failure::failed),
