@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position, Reader};
+use seglog::{Durability, EventData, ExpectedVersion, Options, Position, Reader};
 
 const PAYLOAD: usize = 128;
 const BATCH: usize = 100;
