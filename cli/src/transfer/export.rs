@@ -189,7 +189,11 @@ impl Sink {
         let Sink { w, file, .. } = self;
         w.into_inner()
             .map_err(|e| Failure::output(e.into_error()))?;
-        if let Some(file) = file {
+        // Only a regular file is synced: a device or a pipe given as the
+        // output (`--output /dev/null`) has nothing to make durable and
+        // refuses fsync.
+        let regular = |f: &std::fs::File| f.metadata().is_ok_and(|m| m.is_file());
+        if let Some(file) = file.filter(regular) {
             file.sync_all()
                 .map_err(|e| Failure::failed(format!("cannot sync the output: {e}")))?;
         }
