@@ -268,5 +268,9 @@ fn an_export_to_a_device_is_not_synced_and_succeeds() {
     let dir_arg = dir.path().to_str().expect("utf-8 path");
     let out = seglog(&["export", dir_arg, "--output", "/dev/null", "--json"]);
     assert_eq!(status(&out), 0, "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("\"events\":1500"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("\"events\":1500"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -66,6 +66,10 @@ struct Sink {
     w: BufWriter<Box<dyn Write>>,
     file: Option<File>,
     bytes: u64,
+    /// One line, built whole and handed to `w` in one write: the writer
+    /// behind `w` is dynamic, and a call per field cost more than the
+    /// encoding did.
+    line: Vec<u8>,
 }
 
 impl ExportCommand {
@@ -107,6 +111,7 @@ impl ExportCommand {
             w: BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, w),
             file,
             bytes: 0,
+            line: Vec::new(),
         })
     }
 
@@ -130,7 +135,7 @@ impl ExportCommand {
         let span = end.frame_offset().saturating_sub(start.frame_offset());
         let mut progress = Progress::new(span, "export");
         let mut written = Written::default();
-        let mut scratch = String::new();
+        let mut scratch = line::Scratch::default();
         for event in events {
             let event = event.map_err(|e| Failure::from_log(dir, e))?;
             let at = event.position();
@@ -173,13 +178,11 @@ fn stream_events(reader: &Reader, name: &str) -> Result<ReadStream, Failure> {
 
 impl Sink {
     /// One event's line.
-    fn event(&mut self, event: &RecordedEvent, scratch: &mut String) -> Result<(), Failure> {
-        let mut counted = Counted {
-            w: &mut self.w,
-            bytes: 0,
-        };
-        line::encode(&mut counted, event, scratch).map_err(Failure::output)?;
-        self.bytes += counted.bytes;
+    fn event(&mut self, event: &RecordedEvent, scratch: &mut line::Scratch) -> Result<(), Failure> {
+        self.line.clear();
+        line::encode(&mut self.line, event, scratch).map_err(Failure::output)?;
+        self.w.write_all(&self.line).map_err(Failure::output)?;
+        self.bytes += self.line.len() as u64;
         Ok(())
     }
 
@@ -198,24 +201,6 @@ impl Sink {
                 .map_err(|e| Failure::failed(format!("cannot sync the output: {e}")))?;
         }
         Ok(())
-    }
-}
-
-/// A writer that counts what goes through it.
-struct Counted<'a, W: Write> {
-    w: &'a mut W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counted<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.w.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
     }
 }
 

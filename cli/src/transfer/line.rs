@@ -58,64 +58,80 @@ pub(crate) struct Line {
     pub(crate) payload: Option<Vec<u8>>,
 }
 
-/// Writes `event` as one line, its newline included. `scratch` is reused
-/// between calls for base64.
+/// What [`encode`] keeps between lines: the last commit time formatted
+/// (the events of one append share it, so it is formatted once a frame).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    time_us: Option<u64>,
+    time: String,
+}
+
+/// Appends `event` to `line` as one line, its newline included.
 pub(crate) fn encode(
-    w: &mut impl Write,
+    line: &mut Vec<u8>,
     event: &RecordedEvent,
-    scratch: &mut String,
+    scratch: &mut Scratch,
 ) -> io::Result<()> {
-    w.write_all(b"{\"stream\":")?;
-    string(w, event.stream())?;
-    write!(w, ",\"version\":{},\"type\":", event.version())?;
-    string(w, event.event_type())?;
+    line.extend_from_slice(b"{\"stream\":");
+    string(line, event.stream())?;
+    write!(line, ",\"version\":{},\"type\":", event.version())?;
+    string(line, event.event_type())?;
     // The stored one: an export reads without upcasters, and an import
     // must store what was stored.
     write!(
-        w,
+        line,
         ",\"schema_version\":{},\"id\":",
         event.stored_schema_version()
     )?;
     match event.id() {
-        Some(id) => write!(w, "\"{id:032x}\"")?,
-        None => w.write_all(b"null")?,
+        Some(id) => write!(line, "\"{id:032x}\"")?,
+        None => line.extend_from_slice(b"null"),
     }
-    write!(
-        w,
-        ",\"time\":\"{}\",\"position\":\"{}\"",
-        units::time(event.timestamp_micros()),
-        event.position()
-    )?;
-    bytes_field(w, "metadata", event.metadata(), scratch)?;
+    let t = event.timestamp_micros();
+    if scratch.time_us != Some(t) {
+        scratch.time_us = Some(t);
+        scratch.time = units::time(t);
+    }
+    line.extend_from_slice(b",\"time\":\"");
+    line.extend_from_slice(scratch.time.as_bytes());
+    write!(line, "\",\"position\":\"{}\"", event.position())?;
+    bytes_field(line, "metadata", event.metadata());
     if event.is_erased() {
-        w.write_all(b",\"erased\":true")?;
+        line.extend_from_slice(b",\"erased\":true");
     } else {
-        bytes_field(w, "payload", event.payload(), scratch)?;
+        bytes_field(line, "payload", event.payload());
     }
-    w.write_all(b"}\n")
+    line.extend_from_slice(b"}\n");
+    Ok(())
 }
 
 /// `text` as a JSON string.
-fn string(w: &mut impl Write, text: &str) -> io::Result<()> {
-    serde_json::to_writer(w, text).map_err(io::Error::from)
+fn string(line: &mut Vec<u8>, text: &str) -> io::Result<()> {
+    serde_json::to_writer(line, text).map_err(io::Error::from)
 }
 
-/// `,"NAME":"text"` for text, else `,"NAME_base64":"..."`.
-fn bytes_field(
-    w: &mut impl Write,
-    name: &str,
-    bytes: &[u8],
-    scratch: &mut String,
-) -> io::Result<()> {
+/// `,"NAME":"text"` for text, else `,"NAME_base64":"..."`, the base64
+/// encoded straight into the line.
+fn bytes_field(line: &mut Vec<u8>, name: &str, bytes: &[u8]) {
+    line.extend_from_slice(b",\"");
+    line.extend_from_slice(name.as_bytes());
     match as_text(bytes) {
         Some(text) => {
-            write!(w, ",\"{name}\":")?;
-            string(w, text)
+            line.extend_from_slice(b"\":");
+            // Writing into a Vec cannot fail, nor can a `&str` serialise
+            // wrongly: the result needs no handling.
+            let _ = string(line, text);
         }
         None => {
-            scratch.clear();
-            STANDARD.encode_string(bytes, scratch);
-            write!(w, ",\"{name}_base64\":\"{scratch}\"")
+            line.extend_from_slice(b"_base64\":\"");
+            let at = line.len();
+            line.resize(at + bytes.len().div_ceil(3) * 4, 0);
+            let written = line
+                .get_mut(at..)
+                .and_then(|room| STANDARD.encode_slice(bytes, room).ok())
+                .unwrap_or(0);
+            line.truncate(at + written);
+            line.push(b'"');
         }
     }
 }
@@ -266,8 +282,7 @@ mod tests {
         assert_eq!(as_text(b"\x08\x96\x01"), None, "ASCII, not text");
         assert_eq!(as_text(b"\xff\xfe"), None, "not UTF-8");
         let mut out = Vec::new();
-        let mut scratch = String::new();
-        bytes_field(&mut out, "payload", b"\0\xff", &mut scratch).expect("write");
+        bytes_field(&mut out, "payload", b"\0\xff");
         assert_eq!(out, b",\"payload_base64\":\"AP8=\"");
     }
 
