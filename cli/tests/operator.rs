@@ -274,3 +274,50 @@ fn an_export_to_a_device_is_not_synced_and_succeeds() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn a_segment_file_dumps_alone_and_stops_at_its_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let positions = make_log(dir.path());
+    let copy = dir.path().join("evidence.bin");
+    std::fs::copy(dir.path().join("00000000000000000000.seg"), &copy).expect("copy");
+    let copy_arg = copy.to_str().expect("utf-8 path");
+    let out = seglog(&["dump", "--segment", copy_arg, "--json", "--limit", "3"]);
+    assert_eq!(status(&out), 0, "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["position"], positions[1].to_string());
+    assert_eq!(lines[1]["stream"], "orders-1");
+    assert_eq!(lines[1]["type"], "OrderPlaced");
+
+    let mut bytes = std::fs::read(&copy).expect("read");
+    let frame = positions[10].frame_offset() as usize;
+    bytes[frame + 200] ^= 0x55;
+    std::fs::write(&copy, &bytes).expect("write");
+    let out = seglog(&["dump", "--segment", copy_arg, "--json"]);
+    assert_eq!(status(&out), 1);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        10,
+        "the events before the damage"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("evidence.bin") && err.contains(&format!("offset {frame}")),
+        "{err}"
+    );
+
+    std::fs::write(&copy, vec![b'x'; 8192]).expect("write");
+    let out = seglog(&["dump", "--segment", copy_arg]);
+    assert_eq!(status(&out), 1);
+    assert!(
+        text(&out.stderr).contains("not a seglog file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = seglog(&["dump", "--segment", copy_arg, "--stream", "x"]);
+    assert_eq!(status(&out), 2);
+}

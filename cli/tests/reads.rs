@@ -881,6 +881,10 @@ fn reads_run_beside_a_live_writer_in_another_process() {
     assert!(last.windows(2).all(|w| w[0] < w[1]) && last[0] > parsed_positions(&dumped)[0]);
     let verified = ok(&["verify", path]);
     assert!(verified.contains("intact"), "{verified}");
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["info", path, "--json"])).expect("info JSON");
+    let counted = info["events"].as_u64().expect("events");
+    assert!(counted >= dumped.len() as u64, "{counted} events counted");
 
     // Live: only events appended after it started.
     let started_at = reader.refresh().expect("refresh");

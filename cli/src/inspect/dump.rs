@@ -10,6 +10,7 @@
 //! the log.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use seglog::{Position, Reader, RecordedEvent};
@@ -21,12 +22,21 @@ use crate::failure::Failure;
 use crate::out::{Out, Progress};
 
 // The flags of `seglog dump` (its help is the variant's doc comment in
-// main.rs). `--segment FILE` (one segment file alone) joins them with the
-// library API it needs.
+// main.rs).
 #[derive(Args)]
 pub(crate) struct DumpCommand {
-    #[command(flatten)]
-    log: LogArgs,
+    /// The log's directory.
+    #[arg(required_unless_present = "segment", conflicts_with = "segment")]
+    dir: Option<PathBuf>,
+    /// A file holding the log's master key (32 bytes, raw or as 64 hex
+    /// digits), to show encrypted payloads decrypted.
+    #[arg(long, value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
+    /// Dump one segment file alone instead of a log (forensics on a copy:
+    /// no other file is needed); each frame is checked, and the dump stops
+    /// at damage with status 1. Takes --limit and --payload only.
+    #[arg(long, value_name = "FILE")]
+    segment: Option<PathBuf>,
     #[command(flatten)]
     from: FromArg,
     #[command(flatten)]
@@ -43,11 +53,36 @@ type Events = Box<dyn Iterator<Item = seglog::Result<RecordedEvent>>>;
 
 impl DumpCommand {
     pub(crate) fn run(&self, out: &mut Out) -> Result<(), Failure> {
-        let dir = &self.log.dir;
-        let reader = self.log.open()?;
+        let log = match (&self.dir, &self.segment) {
+            (Some(dir), _) => LogArgs {
+                dir: dir.clone(),
+                master_key_file: self.master_key_file.clone(),
+            },
+            (None, Some(file)) => {
+                if self.from.from.is_some()
+                    || self.select.stream.is_some()
+                    || !self.select.types.is_empty()
+                {
+                    return Err(Failure::usage("--segment takes --limit and --payload only"));
+                }
+                return super::segment::dump(out, file, self.payload, self.limit.limit);
+            }
+            (None, None) => {
+                return Err(Failure::usage(
+                    "give the log's directory, or --segment FILE",
+                ));
+            }
+        };
+        self.dump(out, &log)
+    }
+
+    /// Dumps the log `log` names.
+    fn dump(&self, out: &mut Out, log: &LogArgs) -> Result<(), Failure> {
+        let dir = &log.dir;
+        let reader = log.open()?;
         let end = reader.refresh().map_err(|e| Failure::from_log(dir, e))?;
         let from = self.from.position(&reader, dir, end)?;
-        let events = self.events(&reader, from)?;
+        let events = self.events(&reader, dir, from)?;
         // Progress for a whole-log dump into a file or a pipe; on a
         // terminal the events scrolling by are the progress.
         let mut progress = (self.select.stream.is_none() && !std::io::stdout().is_terminal())
@@ -75,8 +110,7 @@ impl DumpCommand {
 
     /// The events from `from` on: the whole log, or `--stream`'s events
     /// at or after `from`.
-    fn events(&self, reader: &Reader, from: Position) -> Result<Events, Failure> {
-        let dir = &self.log.dir;
+    fn events(&self, reader: &Reader, dir: &Path, from: Position) -> Result<Events, Failure> {
         let read = match &self.select.stream {
             None => reader.read_all(from).map(|r| Box::new(r) as Events),
             Some(name) => {

@@ -108,7 +108,7 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// `text` on one line: control characters escaped (`\n`, `\t`, `\u{1b}`).
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_string();
     }
@@ -134,7 +134,7 @@ fn cut(text: String, len: usize) -> String {
 }
 
 /// An event id as 32 hex digits (as `verify` prints a log id).
-fn id_text(id: Option<u128>) -> Option<String> {
+pub(crate) fn id_text(id: Option<u128>) -> Option<String> {
     id.map(|id| format!("{id:032x}"))
 }
 
@@ -158,6 +158,14 @@ pub(crate) fn headings(payload: PayloadArg) -> Vec<&'static str> {
     headings
 }
 
+/// `bytes` (`len` of them) as a table cell shows them in `mode`: one
+/// line, cut past [`TABLE_PAYLOAD_CHARS`].
+pub(crate) fn cell(bytes: &[u8], mode: PayloadArg) -> String {
+    Shown::of(bytes, mode)
+        .map(|s| cut(s.to_line(), bytes.len()))
+        .unwrap_or_default()
+}
+
 /// The event as a table row (see [`headings`]).
 pub(crate) fn row(e: &RecordedEvent, payload: PayloadArg) -> Vec<String> {
     let mut cells = vec![
@@ -173,9 +181,7 @@ pub(crate) fn row(e: &RecordedEvent, payload: PayloadArg) -> Vec<String> {
         cells.push(if e.is_erased() {
             "(erased)".to_string()
         } else {
-            Shown::of(e.payload(), payload)
-                .map(|s| cut(s.to_line(), e.payload().len()))
-                .unwrap_or_default()
+            cell(e.payload(), payload)
         });
     }
     cells
@@ -203,7 +209,7 @@ pub(crate) fn to_json(e: &RecordedEvent, payload: PayloadArg) -> Value {
 }
 
 /// `NAME_bytes`, `NAME_encoding` and `NAME` for payload or metadata.
-fn bytes_json(
+pub(crate) fn bytes_json(
     o: &mut Map<String, Value>,
     name: &str,
     bytes: &[u8],

@@ -7,6 +7,7 @@ mod event;
 mod filter;
 pub(crate) mod get;
 pub(crate) mod info;
+mod segment;
 pub(crate) mod stream;
 pub(crate) mod tail;
 pub(crate) mod verify;

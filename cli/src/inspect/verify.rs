@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use seglog::ed25519_dalek::VerifyingKey;
-use seglog::{Digest, SignedDigest, Verification};
+use seglog::{Digest, FailureKind, SignedDigest, Verification};
 use serde_json::json;
 
 use crate::failure::{Failure, check_log_dir};
@@ -121,9 +121,9 @@ fn print(out: &mut Out, r: &Verification) -> Result<(), Failure> {
     match &r.failure {
         None => out.line(&out.paint("intact", Paint::Good)),
         Some(f) => out.line(&format!(
-            "{} {:?} check failed in {} at offset {} (position {}): {}",
+            "{} {} check failed in {} at offset {} (position {}): {}",
             out.paint("DAMAGE", Paint::Bad),
-            f.kind,
+            kind_name(f.kind),
             f.segment.display(),
             f.offset,
             f.position,
@@ -147,11 +147,22 @@ fn to_json(r: &Verification) -> serde_json::Value {
         "head": r.head.to_string(),
         "against": r.against.map(|d| d.to_string()),
         "failure": r.failure.as_ref().map(|f| json!({
-            "kind": format!("{:?}", f.kind),
+            "kind": kind_name(f.kind),
             "segment": f.segment.display().to_string(),
             "offset": f.offset,
             "position": f.position.to_string(),
             "reason": f.reason,
         })),
     })
+}
+
+/// A failure's kind in words, as the output names it.
+fn kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Frame => "frame",
+        FailureKind::ChainRecord => "chain record",
+        FailureKind::IndexFile => "index file",
+        FailureKind::Layout => "segment layout",
+        FailureKind::Digest => "digest",
+    }
 }
