@@ -307,7 +307,7 @@ impl Reader {
     }
 
     /// [`Reader::verify`], calling `progress(bytes checked, bytes to
-    /// check)` after each segment.
+    /// check)` as segments are done and at the end.
     pub fn verify_with_progress(
         &self,
         against: Option<&Digest>,

@@ -177,7 +177,7 @@ fn a_segment_file_reads_alone_and_its_damage_is_located() {
 }
 
 #[test]
-fn verification_reports_its_progress_segment_by_segment() {
+fn verification_reports_its_progress_as_segments_are_done() {
     let dir = tempdir();
     let log = small_log(dir.path());
     fill(&log, 3000);
@@ -188,11 +188,13 @@ fn verification_reports_its_progress_segment_by_segment() {
     })
     .expect("verify");
     assert!(report.is_intact());
-    assert_eq!(calls.len() as u64, report.segments);
+    // Segments are walked on two threads: the calling thread reports
+    // those it walked, then the end.
+    assert!(!calls.is_empty() && calls.len() as u64 <= report.segments + 1);
     assert!(
         calls
             .windows(2)
-            .all(|w| w[0].0 < w[1].0 && w[0].1 == w[1].1)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 == w[1].1)
     );
     let (done, total) = *calls.last().expect("a call");
     assert_eq!(done, total);

@@ -7,11 +7,13 @@
 //! when it starts; it writes nothing and trusts nothing it checks.
 
 mod index;
+mod parallel;
 mod report;
 
 pub use report::{Failure, FailureKind, Verification};
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::chain::{Digest, Hash, Head, link};
 use crate::error::{Error, Result};
@@ -33,8 +35,8 @@ pub fn verify(dir: impl AsRef<Path>, against: Option<&Digest>) -> Result<Verific
     verify_with_progress(dir, against, &mut |_, _| {})
 }
 
-/// [`verify`], calling `progress(bytes checked, bytes to check)` after
-/// each segment: for a progress bar over a long verification.
+/// [`verify`], calling `progress(bytes checked, bytes to check)` as
+/// segments are done and at the end: for a progress bar over a long verification.
 pub fn verify_with_progress(
     dir: impl AsRef<Path>,
     against: Option<&Digest>,
@@ -63,8 +65,6 @@ pub(crate) fn verify_view(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Verification> {
     let segments = view.segments_snapshot();
-    let total: u64 = segments.iter().map(|s| s.published() - HEADER_BYTES).sum();
-    let mut done = 0;
     let first = segments.first().map_or(0, |s| s.base());
     // The walk goes on from the link the start file keeps: what was
     // before it is gone, and that link is all that still commits to it.
@@ -86,21 +86,13 @@ pub(crate) fn verify_view(
     {
         return Ok(walk.report);
     }
-    let mut expected_base = first;
-    for seg in &segments {
-        if seg.base() != expected_base {
-            let reason = format!("a segment starting at {expected_base} is missing");
-            walk.fail(FailureKind::Layout, seg.path(), seg.base(), 0, reason);
-            break;
+    let expected_base = match parallel::entering_heads(walk.head, &segments) {
+        Some(heads) if segments.len() > 1 => {
+            let pieces = parallel::walk_pieces(&walk, &segments, &heads, progress)?;
+            walk.take_pieces(&segments, pieces)
         }
-        expected_base = seg.base() + seg.size();
-        let go_on = walk.segment(seg)?;
-        done += seg.published() - HEADER_BYTES;
-        progress(done.min(total), total);
-        if !go_on {
-            break;
-        }
-    }
+        _ => walk.sequentially(&segments, progress)?,
+    };
     if walk.report.failure.is_none() {
         walk.files_after(expected_base)?;
     }
@@ -109,6 +101,54 @@ pub(crate) fn verify_view(
 }
 
 impl Walk<'_> {
+    /// Walks `segments` one after the other, calling `progress` after
+    /// each; returns the base the segment after them must have.
+    fn sequentially(
+        &mut self,
+        segments: &[Arc<Segment>],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64> {
+        let total: u64 = segments.iter().map(|s| s.published() - HEADER_BYTES).sum();
+        let mut done = 0;
+        let mut expected_base = segments.first().map_or(0, |s| s.base());
+        for seg in segments {
+            if !self.contiguous(seg, &mut expected_base) {
+                break;
+            }
+            let go_on = self.segment(seg)?;
+            done += seg.published() - HEADER_BYTES;
+            progress(done.min(total), total);
+            if !go_on {
+                break;
+            }
+        }
+        Ok(expected_base)
+    }
+
+    /// Takes the segments' `pieces`, walked apart, in log order up to the
+    /// first that ends the walk; returns the base the segment after them
+    /// must have.
+    fn take_pieces(&mut self, segments: &[Arc<Segment>], pieces: Vec<parallel::Piece>) -> u64 {
+        let mut expected_base = segments.first().map_or(0, |s| s.base());
+        for (seg, piece) in segments.iter().zip(pieces) {
+            if !self.contiguous(seg, &mut expected_base) || !self.absorb(piece) {
+                break;
+            }
+        }
+        expected_base
+    }
+
+    /// Whether `seg` starts where the one before it ended
+    /// (`expected_base`, moved past `seg`); a failure if not.
+    fn contiguous(&mut self, seg: &Segment, expected_base: &mut u64) -> bool {
+        if seg.base() != *expected_base {
+            let reason = format!("a segment starting at {expected_base} is missing");
+            return self.fail(FailureKind::Layout, seg.path(), seg.base(), 0, reason);
+        }
+        *expected_base = seg.base() + seg.size();
+        true
+    }
+
     /// Checks an earlier digest against the log's start: of this log, and
     /// not committing to what retention removed. False when it fails.
     fn digest_fits_start(&mut self, d: &Digest, seg: &Segment) -> bool {
