@@ -99,7 +99,7 @@ fn print(out: &mut Out, r: &Verification) -> Result<(), Failure> {
         units::bytes(r.bytes)
     ))?;
     out.line(&format!(
-        "chain     {} records of sealed segments",
+        "chain     {} segment records held (sealed segments', a clean close's)",
         units::count(r.chain_records)
     ))?;
     out.line(&format!(
