@@ -8,7 +8,9 @@ use clap::Args;
 use seglog::{Durability, EventData, ExpectedVersion, Log, Options, Position, Preallocate};
 
 use crate::args::{DurabilityArg, PreallocateArg};
-use crate::out::bar;
+use serde_json::json;
+
+use crate::out::{bar, report};
 use crate::workdir::with_dir;
 
 // The flags of `seglog demo` (its help line is the variant's doc comment in
@@ -180,28 +182,40 @@ fn read_owned(log: &Log) -> seglog::Result<(u64, Duration)> {
 fn print_rates(args: &DemoArgs, r: &Rates) {
     let rate = |n: u64, t: Duration| n as f64 / t.as_secs_f64();
     let gbs = |t: Duration| r.bytes as f64 / t.as_secs_f64() / 1e9;
-    println!(
-        "appended {} events ({} B payload, {} per call, {} streams) in {:.3} s: {:.0} appends/s, {:.0} events/s",
-        args.events,
-        args.payload,
-        args.batch.max(1),
-        args.streams,
-        r.append_time.as_secs_f64(),
-        rate(r.calls, r.append_time),
-        rate(args.events, r.append_time)
+    report(
+        &format!(
+            "appended {} events ({} B payload, {} per call, {} streams) in {:.3} s: {:.0} appends/s, {:.0} events/s",
+            args.events,
+            args.payload,
+            args.batch.max(1),
+            args.streams,
+            r.append_time.as_secs_f64(),
+            rate(r.calls, r.append_time),
+            rate(args.events, r.append_time)
+        ),
+        json!({
+            "phase": "append", "events": args.events, "payload_bytes": args.payload,
+            "per_call": args.batch.max(1), "streams": args.streams,
+            "seconds": r.append_time.as_secs_f64(),
+            "appends_per_s": rate(r.calls, r.append_time),
+            "events_per_s": rate(args.events, r.append_time),
+        }),
     );
-    println!(
-        "replayed (borrowed) {} events in {:.3} s: {:.0} events/s, {:.2} GB/s of payload",
-        r.seen,
-        r.replay_time.as_secs_f64(),
-        rate(r.seen, r.replay_time),
-        gbs(r.replay_time)
-    );
-    println!(
-        "replayed (owned)    {} events in {:.3} s: {:.0} events/s, {:.2} GB/s of payload",
-        r.seen,
-        r.owned_time.as_secs_f64(),
-        rate(r.seen, r.owned_time),
-        gbs(r.owned_time)
-    );
+    for (phase, t) in [("borrowed", r.replay_time), ("owned", r.owned_time)] {
+        report(
+            &format!(
+                "replayed ({phase}){} {} events in {:.3} s: {:.0} events/s, {:.2} GB/s of payload",
+                if phase == "owned" { "   " } else { "" },
+                r.seen,
+                t.as_secs_f64(),
+                rate(r.seen, t),
+                gbs(t)
+            ),
+            json!({
+                "phase": format!("replay_{phase}"), "events": r.seen,
+                "seconds": t.as_secs_f64(), "events_per_s": rate(r.seen, t),
+                "payload_gb_per_s": gbs(t),
+            }),
+        );
+    }
 }

@@ -9,6 +9,9 @@ use clap::Args;
 use seglog::{EventData, ExpectedVersion, Log, Options, Preallocate};
 
 use crate::args::PreallocateArg;
+use serde_json::json;
+
+use crate::out::report;
 use crate::workdir::with_dir;
 
 // The flags of `seglog durable` (its help line is the variant's doc comment
@@ -60,10 +63,13 @@ fn durable(
     payload: usize,
     preallocate: Preallocate,
 ) -> Result<(), String> {
-    println!(
-        "durable appends of {payload} B events, Durability::Sync, {preallocate:?}, {seconds} s per run"
+    report(
+        &format!(
+            "durable appends of {payload} B events, Durability::Sync, {preallocate:?}, {seconds} s per run\n\
+             threads   events/s   p50 us   p99 us  p999 us"
+        ),
+        json!({"payload_bytes": payload, "preallocate": format!("{preallocate:?}"), "seconds": seconds}),
     );
-    println!("threads   events/s   p50 us   p99 us  p999 us");
     let payload = Bytes::from(vec![0x3Cu8; payload]);
     for &n in threads {
         let dir = root.join(format!("durable-{n}"));
@@ -83,12 +89,11 @@ fn durable(
         let _ = std::fs::remove_dir_all(&dir);
         all.sort_unstable();
         let us = |d: Duration| d.as_secs_f64() * 1e6;
-        println!(
-            "{n:>7} {:>10.0} {:>8.0} {:>8.0} {:>8.0}",
-            all.len() as f64 / elapsed.as_secs_f64(),
-            us(quantile(&all, 0.50)),
-            us(quantile(&all, 0.99)),
-            us(quantile(&all, 0.999)),
+        let events_per_s = all.len() as f64 / elapsed.as_secs_f64();
+        let [p50, p99, p999] = [0.50, 0.99, 0.999].map(|q| us(quantile(&all, q)));
+        report(
+            &format!("{n:>7} {events_per_s:>10.0} {p50:>8.0} {p99:>8.0} {p999:>8.0}"),
+            json!({"threads": n, "events_per_s": events_per_s, "p50_us": p50, "p99_us": p99, "p999_us": p999}),
         );
     }
     Ok(())

@@ -146,6 +146,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = out::Out::new(cli.json);
+    out::set_json(cli.json);
     let result = match cli.command {
         Command::Info(command) => command.run(&mut out),
         Command::Verify(command) => command.run(&mut out),

@@ -10,6 +10,9 @@ use clap::Args;
 use seglog::{Durability, EventData, ExpectedVersion, Log, Options};
 
 use crate::out::bar;
+use serde_json::json;
+
+use crate::out::report;
 use crate::workdir::with_dir;
 
 // The flags of `seglog streams` (its help line is the variant's doc comment
@@ -158,12 +161,16 @@ fn append_rounds(
     progress.finish_and_clear();
     let started = Instant::now();
     log.close()?;
-    println!(
-        "appended {total} events ({} B payload) over {streams} streams in {:.3} s: {:.0} appends/s; close {:.3} s",
-        args.payload,
-        append_time.as_secs_f64(),
-        total as f64 / append_time.as_secs_f64(),
-        started.elapsed().as_secs_f64()
+    let close_time = started.elapsed().as_secs_f64();
+    let rate = total as f64 / append_time.as_secs_f64();
+    report(
+        &format!(
+            "appended {total} events ({} B payload) over {streams} streams in {:.3} s: {rate:.0} appends/s; close {close_time:.3} s",
+            args.payload,
+            append_time.as_secs_f64(),
+        ),
+        json!({"phase": "append", "events": total, "payload_bytes": args.payload, "streams": streams,
+               "seconds": append_time.as_secs_f64(), "appends_per_s": rate, "close_seconds": close_time}),
     );
     Ok(())
 }
@@ -174,11 +181,14 @@ fn reopen(options: Options, dir: &Path) -> seglog::Result<Log> {
     let started = Instant::now();
     let log = options.open(dir)?;
     let open_time = started.elapsed();
-    println!(
-        "reopened {} in {:.1} ms: {} streams",
-        dir.display(),
-        open_time.as_secs_f64() * 1e3,
-        log.stream_count()
+    let ms = open_time.as_secs_f64() * 1e3;
+    report(
+        &format!(
+            "reopened {} in {ms:.1} ms: {} streams",
+            dir.display(),
+            log.stream_count()
+        ),
+        json!({"phase": "reopen", "ms": ms, "streams": log.stream_count()}),
     );
     Ok(log)
 }
@@ -214,10 +224,13 @@ fn read_sample(log: &Log, args: &StreamsArgs, streams: u64) -> seglog::Result<Re
         read += forward.len() as u64 + backward;
     }
     let read_time = started.elapsed();
-    println!(
-        "read {read} events of {} streams, both ways, in {:.3} ms",
-        sample.len(),
-        read_time.as_secs_f64() * 1e3
+    let ms = read_time.as_secs_f64() * 1e3;
+    report(
+        &format!(
+            "read {read} events of {} streams, both ways, in {ms:.3} ms",
+            sample.len()
+        ),
+        json!({"phase": "read", "events": read, "streams": sample.len(), "ms": ms}),
     );
     Ok(Ok(()))
 }
@@ -228,15 +241,19 @@ fn print_memory(count: u64) {
     match memory_kib() {
         Some([rss, anon, file, peak]) => {
             let mib = |kib: u64| kib as f64 / 1024.0;
-            println!(
-                "resident after reopen and reads: {:.1} MiB ({:.1} MiB heap = {:.0} bytes per stream, {:.1} MiB mapped segment pages); peak {:.1} MiB",
-                mib(rss),
-                mib(anon),
-                anon as f64 * 1024.0 / count as f64,
-                mib(file),
-                mib(peak),
+            let per_stream = anon as f64 * 1024.0 / count as f64;
+            report(
+                &format!(
+                    "resident after reopen and reads: {:.1} MiB ({:.1} MiB heap = {per_stream:.0} bytes per stream, {:.1} MiB mapped segment pages); peak {:.1} MiB",
+                    mib(rss),
+                    mib(anon),
+                    mib(file),
+                    mib(peak),
+                ),
+                json!({"phase": "memory", "rss_mib": mib(rss), "heap_mib": mib(anon),
+                       "heap_bytes_per_stream": per_stream, "mapped_mib": mib(file), "peak_mib": mib(peak)}),
             )
         }
-        None => println!("resident memory: unavailable"),
+        None => report("resident memory: unavailable", json!({"phase": "memory"})),
     }
 }

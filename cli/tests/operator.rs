@@ -321,3 +321,17 @@ fn a_segment_file_dumps_alone_and_stops_at_its_damage() {
     let out = seglog(&["dump", "--segment", copy_arg, "--stream", "x"]);
     assert_eq!(status(&out), 2);
 }
+
+#[test]
+fn the_measurements_speak_json_too() {
+    let out = seglog(&["demo", "--events", "2000", "--streams", "10", "--json"]);
+    assert_eq!(status(&out), 0, "{}", text(&out.stderr));
+    let phases: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object a line");
+            v["phase"].as_str().expect("phase").to_string()
+        })
+        .collect();
+    assert_eq!(phases, ["append", "replay_borrowed", "replay_owned"]);
+}

@@ -14,6 +14,28 @@ pub(crate) use table::Table;
 
 use crate::failure::Failure;
 
+/// Whether `--json` was given, for the measurement commands (`demo`,
+/// `durable`, `streams`), which print as they go rather than through an
+/// [`Out`]: set once by `main`.
+static JSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Says that scripts are reading (`--json`): for [`report`].
+pub(crate) fn set_json(json: bool) {
+    let _ = JSON.set(json);
+}
+
+/// One result of a measurement command: `text` for people, `value` as one
+/// JSON line with `--json`. A closed stdout is not an error here: the
+/// measurement goes on and its checks still decide the exit status.
+pub(crate) fn report(text: &str, value: serde_json::Value) {
+    let mut stdout = io::stdout().lock();
+    let _ = if JSON.get().copied().unwrap_or(false) {
+        writeln!(stdout, "{value}")
+    } else {
+        writeln!(stdout, "{text}")
+    };
+}
+
 /// The standard output of one command, in the form asked for.
 pub(crate) struct Out {
     json: bool,
