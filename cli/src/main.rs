@@ -110,17 +110,6 @@ enum Command {
     /// again, other events of $audit and $streams skipped; erased events
     /// are erased again here (needs --master-key-file).
     Import(transfer::import::ImportCommand),
-    /// Append events over many streams, sync, replay them, print the rates.
-    Demo(demo::DemoCommand),
-    /// Durable appends (Durability::Sync) from several thread counts: events/s
-    /// and append latency percentiles, one run after another.
-    Durable(durable::DurableCommand),
-    /// Many short streams: append `--events-per-stream` rounds over
-    /// `--streams` streams (one event per append, round robin,
-    /// Durability::None), close, reopen (timed), read a few streams, print
-    /// counts, timings and memory. `--reopen-only` skips the append phase
-    /// and opens an existing `--dir`.
-    Streams(streams::StreamsCommand),
     /// The durable consumers: list, show, reset.
     ///
     /// `list` and `show` read DIR beside a running writer; `reset` moves a
@@ -134,6 +123,17 @@ enum Command {
     Completions(meta::CompletionsCommand),
     /// Print the man page (roff), e.g. `seglog man | man -l -`.
     Man,
+    /// Append events over many streams, sync, replay them, print the rates.
+    Demo(demo::DemoCommand),
+    /// Durable appends (Durability::Sync) from several thread counts: events/s
+    /// and append latency percentiles, one run after another.
+    Durable(durable::DurableCommand),
+    /// Many short streams: append `--events-per-stream` rounds over
+    /// `--streams` streams (one event per append, round robin,
+    /// Durability::None), close, reopen (timed), read a few streams, print
+    /// counts, timings and memory. `--reopen-only` skips the append phase
+    /// and opens an existing `--dir`.
+    Streams(streams::StreamsCommand),
     /// The NATS JetStream bridge: `publish` a log, `mirror` a stream.
     ///
     /// Run beside a service until Ctrl-C or SIGTERM: `publish` sends a
