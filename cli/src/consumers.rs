@@ -10,7 +10,6 @@ use serde_json::json;
 
 use crate::failure::{Failure, check_log_dir};
 use crate::inspect::LogArgs;
-use crate::inspect::info::consumer_json;
 use crate::out::{Out, Table, units};
 
 // The flags of `seglog consumers` (its help is the variant's doc comment
@@ -152,4 +151,13 @@ fn reset(out: &mut Out, args: &ResetArgs) -> Result<(), Failure> {
             shown(to)
         ))
     }
+}
+
+/// A consumer as `--json` shows it (shared with `seglog info`).
+pub(crate) fn consumer_json(c: &ConsumerInfo) -> serde_json::Value {
+    json!({
+        "name": c.name,
+        "checkpoint": c.checkpoint.to_string(),
+        "behind_bytes": c.lag_bytes,
+    })
 }

@@ -7,6 +7,7 @@ use seglog::inspect::{ConsumerInfo, LogInfo};
 use seglog::{Digest, Reader};
 use serde_json::json;
 
+use crate::consumers::consumer_json;
 use crate::failure::Failure;
 use crate::out::{Out, Paint, Table, units};
 
@@ -104,15 +105,6 @@ fn print(out: &mut Out, reader: &Reader, info: &LogInfo, digest: &Digest) -> Res
 fn print_consumers(out: &mut Out, consumers: &[ConsumerInfo]) -> Result<(), Failure> {
     out.line("")?;
     crate::consumers::print(out, consumers)
-}
-
-/// A consumer as `--json` shows it (shared with `seglog consumers`).
-pub(crate) fn consumer_json(c: &ConsumerInfo) -> serde_json::Value {
-    json!({
-        "name": c.name,
-        "checkpoint": c.checkpoint.to_string(),
-        "behind_bytes": c.lag_bytes,
-    })
 }
 
 fn to_json(
