@@ -6,8 +6,8 @@
 //! offset, so the newest segments are read (from their start, up to the
 //! end published when the command began), newest first, until N events
 //! are kept. Cost: the newest segments that hold N matching events, so
-//! for the usual N one segment at most (64 MiB by default: about 0.1 s of
-//! replay) however long the log is (10M events or 10G). A `--type` that
+//! for the usual N one segment at most (64 MiB by default) however long
+//! the log is. A `--type` that
 //! matches rarely may walk further back, up to the whole log. `--stream`
 //! reads that stream backward through its index instead: its last N
 //! events cost N events and one index interval of back-links.
